@@ -1,0 +1,22 @@
+import { linear, packWeight, type PackedWeight } from "../tensor/gemm.js";
+
+/** nn.Linear: y = x·Wᵀ + b with W stored [out, in] (HF layout). The weight is packed once, at load. */
+export class Linear {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly weight: PackedWeight;
+  readonly bias: Float32Array | null;
+
+  // weight [out, in], bias [out] | null
+  constructor(weight: Float32Array, bias: Float32Array | null, inFeatures: number, outFeatures: number) {
+    this.inFeatures = inFeatures;
+    this.outFeatures = outFeatures;
+    this.weight = packWeight(weight, outFeatures, inFeatures);
+    this.bias = bias;
+  }
+
+  // x [rows, in] -> out [rows, out]
+  forward(x: Float32Array, rows: number, out: Float32Array): void {
+    linear(x, this.weight, this.bias, out, rows);
+  }
+}

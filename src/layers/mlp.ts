@@ -1,0 +1,16 @@
+import { gelu } from "../tensor/activations.js";
+import type { Linear } from "./linear.js";
+import type { Scratch } from "./scratch.js";
+
+/** PerceiverMLP: dense1 (dim -> widening·dim), exact-erf GELU, dense2 (widening·dim -> dim). */
+export class Mlp {
+  constructor(readonly dense1: Linear, readonly dense2: Linear) {}
+
+  // x [rows, dim] -> out [rows, dim]
+  forward(x: Float32Array, rows: number, out: Float32Array, scratch: Scratch): void {
+    const hidden = scratch.get("mlp.hidden", rows * this.dense1.outFeatures);
+    this.dense1.forward(x, rows, hidden);
+    gelu(hidden, hidden, hidden.length);
+    this.dense2.forward(hidden, rows, out);
+  }
+}

@@ -1,0 +1,59 @@
+import { add } from "../tensor/activations.js";
+import type { MultiHeadAttention } from "./attention.js";
+import type { LayerNorm } from "./layernorm.js";
+import type { Mlp } from "./mlp.js";
+import { Scratch } from "./scratch.js";
+
+/**
+ * HF PerceiverLayer (pre-LN):
+ *   a   = LN1(h);  kv = cross ? LN2(inputs) : a
+ *   o   = Attention(a, kv) (+ h if useQueryResidual)
+ *   out = o + MLP(LN(o))
+ */
+export class PerceiverLayer {
+  readonly scratch = new Scratch();
+
+  constructor(
+    readonly layernorm1: LayerNorm,
+    /** null for self-attention (HF uses nn.Identity: keys and values come from LN1(h)) */
+    readonly layernorm2: LayerNorm | null,
+    readonly attention: MultiHeadAttention,
+    readonly useQueryResidual: boolean,
+    readonly layernorm: LayerNorm,
+    readonly mlp: Mlp,
+  ) {}
+
+  get qDim(): number {
+    return this.layernorm1.dim;
+  }
+
+  /**
+   * hidden [B·Tq, qDim], inputs [B·Tkv, kvDim] (cross-attention) or null (self-attention) -> out [B·Tq, qDim].
+   * out may alias hidden. probs (optional) receives the attention probabilities [B, heads, Tq, Tkv].
+   */
+  forward(
+    hidden: Float32Array, inputs: Float32Array | null, batch: number, tq: number, tkv: number,
+    out: Float32Array, probs?: Float32Array,
+  ): void {
+    const s = this.scratch;
+    const rows = batch * tq;
+    const qDim = this.qDim;
+    const normed = s.get("layer.normed", rows * qDim);
+    this.layernorm1.forward(hidden, rows, normed);
+    let kv = normed;
+    let kvTokens = tq;
+    if (this.layernorm2) {
+      if (!inputs) throw new Error("PerceiverLayer: cross-attention needs inputs");
+      kv = s.get("layer.kv", batch * tkv * this.layernorm2.dim);
+      this.layernorm2.forward(inputs, batch * tkv, kv);
+      kvTokens = tkv;
+    }
+    const attnOut = s.get("layer.attnOut", rows * qDim);
+    this.attention.forward(normed, kv, batch, tq, kvTokens, attnOut, s, probs);
+    if (this.useQueryResidual) add(attnOut, hidden, attnOut, rows * qDim);
+
+    this.layernorm.forward(attnOut, rows, normed);
+    this.mlp.forward(normed, rows, out, s);
+    add(out, attnOut, out, rows * qDim);
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * PerceiverForImageClassificationConvProcessing (deepmind/vision-perceiver-conv), top-down like the paper:
+ *   1. config          (config.ts)
+ *   2. weights         (weights.ts: one explicit HF state-dict mapping; build() below wires them into layers)
+ *   3. forward         image -> conv preprocessor -> cross-attention onto latents -> L x self-attention blocks
+ *                      -> decoder query cross-attends to the latents -> logits
+ */
+import { PerceiverError } from "../errors.js";
+import type { StateDict } from "../io/state-dict.js";
+import { MultiHeadAttention } from "../layers/attention.js";
+import { LayerNorm } from "../layers/layernorm.js";
+import { Linear } from "../layers/linear.js";
+import { Mlp } from "../layers/mlp.js";
+import { PerceiverLayer } from "../layers/perceiver-layer.js";
+import { Tensor } from "../tensor/tensor.js";
+import type { PerceiverConfig } from "./config.js";
+import { ConvPreprocessor } from "./preprocessor-conv.js";
+import { checkWeights, expectedWeights, layerShapes } from "./weights.js";
+
+export interface ForwardOptions {
+  /** Return the encoder cross-attention [B, heads, latents, inputs] and decoder attention [B, 1, 1, latents]. */
+  outputAttentions?: boolean;
+  /** Return the latents after the cross-attention and after each of the numBlocks·numSelfAttendsPerBlock layers. */
+  outputHiddenStates?: boolean;
+  /**
+   * Called with named intermediate activations (the golden-dump names): "convnet" [B,64,gh,gw],
+   * "preprocessor_without_pos" [B,T,64], "preprocessor" [B,T,322], "cross_attention" [B,N,D],
+   * "self_attend_{i}.call{j}" [B,N,D] (layer i on its j-th application), "decoder" [B,D].
+   */
+  onIntermediate?: (name: string, value: Tensor) => void;
+  /** Progress over the layers: done of total (cross-attention, each self-attention application, decoder). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface ForwardOutput {
+  /** [B, numLabels] */
+  logits: Tensor;
+  /** [encoder [B, heads, numLatents, numInputs], decoder [B, 1, 1, numLatents]] with outputAttentions */
+  crossAttentions?: Tensor[];
+  /** with outputHiddenStates: 1 + numBlocks·numSelfAttendsPerBlock tensors [B, numLatents, dLatents] */
+  hiddenStates?: Tensor[];
+}
+
+export class PerceiverForImageClassification {
+  readonly config: PerceiverConfig;
+  readonly preprocessor: ConvPreprocessor;
+  readonly latents: Float32Array; // embeddings.latents [numLatents, dLatents]
+  readonly crossAttention: PerceiverLayer; // encoder.cross_attention
+  readonly selfAttends: PerceiverLayer[]; // encoder.self_attends.0..L-1, applied numBlocks times
+  readonly decoderQuery: Float32Array; // decoder.decoder.output_position_encodings.position_embeddings [1, dLatents]
+  readonly decoderCrossAttention: PerceiverLayer; // decoder.decoder.decoding_cross_attention
+  readonly finalLayer: Linear; // decoder.decoder.final_layer
+
+  private constructor(config: PerceiverConfig, sd: StateDict) {
+    this.config = config;
+    const get = (name: string) => sd.getFloat32(name);
+    const s = layerShapes(config);
+    const conv = "perceiver.input_preprocessor.convnet";
+    this.preprocessor = new ConvPreprocessor({
+      convWeight: get(`${conv}.conv.weight`),
+      bnWeight: get(`${conv}.batchnorm.weight`),
+      bnBias: get(`${conv}.batchnorm.bias`),
+      bnRunningMean: get(`${conv}.batchnorm.running_mean`),
+      bnRunningVar: get(`${conv}.batchnorm.running_var`),
+    });
+    this.latents = get("perceiver.embeddings.latents");
+
+    const linear = (prefix: string, inF: number, outF: number) => new Linear(get(`${prefix}.weight`), get(`${prefix}.bias`), inF, outF);
+    const layerNorm = (prefix: string, dim: number) => new LayerNorm(get(`${prefix}.weight`), get(`${prefix}.bias`), dim);
+    const layer = (prefix: string, shape: typeof s.encoderCross, cross: boolean, widening: number, useQueryResidual: boolean) => {
+      const a = `${prefix}.attention`;
+      const attention = new MultiHeadAttention(
+        linear(`${a}.self.query`, shape.qDim, shape.qkChannels),
+        linear(`${a}.self.key`, shape.kvDim, shape.qkChannels),
+        linear(`${a}.self.value`, shape.kvDim, shape.vChannels),
+        linear(`${a}.output.dense`, shape.vChannels, shape.outChannels),
+        shape.numHeads,
+      );
+      const mlp = new Mlp(linear(`${prefix}.mlp.dense1`, shape.qDim, widening * shape.qDim), linear(`${prefix}.mlp.dense2`, widening * shape.qDim, shape.qDim));
+      return new PerceiverLayer(
+        layerNorm(`${a}.self.layernorm1`, shape.qDim),
+        cross ? layerNorm(`${a}.self.layernorm2`, shape.kvDim) : null,
+        attention,
+        useQueryResidual,
+        layerNorm(`${prefix}.layernorm`, shape.qDim),
+        mlp,
+      );
+    };
+
+    this.crossAttention = layer("perceiver.encoder.cross_attention", s.encoderCross, true, config.crossAttentionWideningFactor, config.useQueryResidual);
+    this.selfAttends = [];
+    for (let i = 0; i < config.numSelfAttendsPerBlock; i++) {
+      // PerceiverLayer's use_query_residual defaults to True for the self-attention layers
+      this.selfAttends.push(layer(`perceiver.encoder.self_attends.${i}`, s.encoderSelf, false, config.selfAttentionWideningFactor, true));
+    }
+    const dec = "perceiver.decoder.decoder";
+    this.decoderQuery = get(`${dec}.output_position_encodings.position_embeddings`);
+    // PerceiverClassificationDecoder passes use_query_residual=True; widening factor 1
+    this.decoderCrossAttention = layer(`${dec}.decoding_cross_attention`, s.decoderCross, true, 1, true);
+    this.finalLayer = linear(`${dec}.final_layer`, config.dLatents, config.numLabels);
+  }
+
+  /** Build from a parsed config and a state dict (safetensors or pytorch_model.bin); checks every key first. */
+  static fromStateDict(config: PerceiverConfig, sd: StateDict, source = "checkpoint"): PerceiverForImageClassification {
+    checkWeights(sd, expectedWeights(config), source);
+    return new PerceiverForImageClassification(config, sd);
+  }
+
+  /**
+   * Load from a local folder (config.json + model.safetensors or pytorch_model.bin), a .safetensors file
+   * (config.json next to it), or a Hugging Face repo id (downloaded into the huggingface_hub cache). Node only.
+   */
+  static async fromPretrained(pathOrRepoId: string, options: import("./load.js").LoadOptions = {}): Promise<PerceiverForImageClassification> {
+    const { loadPretrained } = await import("./load.js");
+    return loadPretrained(pathOrRepoId, options);
+  }
+
+  /** Total number of layer applications reported by onProgress. */
+  get numLayerApplications(): number {
+    return 2 + this.config.numBlocks * this.config.numSelfAttendsPerBlock;
+  }
+
+  /** pixelValues [B, 3, H, W] (normalized, NCHW) -> logits [B, numLabels]. */
+  async forward(pixelValues: Tensor, options: ForwardOptions = {}): Promise<ForwardOutput> {
+    return this.forwardSync(pixelValues, options);
+  }
+
+  /** The same as forward, synchronously on the calling thread. */
+  forwardSync(pixelValues: Tensor, options: ForwardOptions = {}): ForwardOutput {
+    const cfg = this.config;
+    const shape = pixelValues.shape;
+    if (shape.length !== 4 || shape[1] !== 3) {
+      throw new PerceiverError("SHAPE_MISMATCH", `forward: pixelValues must be [B, 3, H, W], got [${shape.join(",")}]`);
+    }
+    const [batch, , h, w] = shape;
+    if (batch < 1) throw new PerceiverError("SHAPE_MISMATCH", "forward: batch size must be at least 1");
+    for (let i = 0; i < pixelValues.data.length; i++) {
+      if (!Number.isFinite(pixelValues.data[i])) {
+        throw new PerceiverError("INPUT_INVALID", `forward: pixelValues has a non-finite value (${pixelValues.data[i]}) at index ${i}`);
+      }
+    }
+    const emit = options.onIntermediate;
+    const total = this.numLayerApplications;
+    let done = 0;
+    const progress = () => options.onProgress?.(++done, total);
+
+    // 1. Preprocess: conv features ++ Fourier position encoding -> inputs [B·T, 322]
+    const convnet: Float32Array[] = [];
+    const pre = this.preprocessor.forward(pixelValues.data, batch, h, w, emit ? (_b, f) => convnet.push(f.slice()) : undefined);
+    const T = pre.numTokens;
+    const C = pre.numChannels;
+    if (emit) {
+      emit("convnet", new Tensor(concat(convnet), [batch, this.preprocessor.outChannels, pre.gridHeight, pre.gridWidth]));
+      const noPos = new Float32Array(batch * T * this.preprocessor.outChannels);
+      for (let r = 0; r < batch * T; r++) noPos.set(pre.inputs.subarray(r * C, r * C + this.preprocessor.outChannels), r * this.preprocessor.outChannels);
+      emit("preprocessor_without_pos", new Tensor(noPos, [batch, T, this.preprocessor.outChannels]));
+      emit("preprocessor", new Tensor(pre.inputs.slice(), [batch, T, C]));
+    }
+
+    // 2. Encoder: latents cross-attend to the inputs, then numBlocks x (numSelfAttendsPerBlock shared layers)
+    const N = cfg.numLatents;
+    const D = cfg.dLatents;
+    const z = new Float32Array(batch * N * D);
+    for (let b = 0; b < batch; b++) z.set(this.latents, b * N * D);
+    const attentions: Tensor[] = [];
+    const hidden: Tensor[] = [];
+    const snapshot = () => new Tensor(z.slice(), [batch, N, D]);
+
+    const encProbs = options.outputAttentions ? new Float32Array(batch * this.crossAttention.attention.numHeads * N * T) : undefined;
+    this.crossAttention.forward(z, pre.inputs, batch, N, T, z, encProbs);
+    if (encProbs) attentions.push(new Tensor(encProbs, [batch, this.crossAttention.attention.numHeads, N, T]));
+    if (emit) emit("cross_attention", snapshot());
+    if (options.outputHiddenStates) hidden.push(snapshot());
+    progress();
+
+    for (let block = 0; block < cfg.numBlocks; block++) {
+      for (let i = 0; i < this.selfAttends.length; i++) {
+        this.selfAttends[i].forward(z, null, batch, N, N, z);
+        if (emit) emit(`self_attend_${i}.call${block}`, snapshot());
+        if (options.outputHiddenStates) hidden.push(snapshot());
+        progress();
+      }
+    }
+
+    // 3. Decoder: one trainable query per image cross-attends to the latents; final linear -> logits
+    const query = new Float32Array(batch * D);
+    for (let b = 0; b < batch; b++) query.set(this.decoderQuery, b * D);
+    const decProbs = options.outputAttentions ? new Float32Array(batch * N) : undefined;
+    this.decoderCrossAttention.forward(query, z, batch, 1, N, query, decProbs);
+    if (decProbs) attentions.push(new Tensor(decProbs, [batch, 1, 1, N]));
+    if (emit) emit("decoder", new Tensor(query.slice(), [batch, D]));
+    const logits = new Float32Array(batch * cfg.numLabels);
+    this.finalLayer.forward(query, batch, logits);
+    progress();
+
+    const out: ForwardOutput = { logits: new Tensor(logits, [batch, cfg.numLabels]) };
+    if (options.outputAttentions) out.crossAttentions = attentions;
+    if (options.outputHiddenStates) out.hiddenStates = hidden;
+    return out;
+  }
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

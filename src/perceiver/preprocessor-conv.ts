@@ -1,0 +1,104 @@
+/**
+ * PerceiverImagePreprocessor with prep_type="conv" (HF `Conv2DDownsample` + Fourier position encoding):
+ *   zero-pad 3 on every side, conv 7x7 stride 2 (no bias), BatchNorm (eval), ReLU, maxpool 3x3 stride 2 (unpadded)
+ *   -> [B, 64, 55, 55] -> NHWC flatten -> [B, 3025, 64] ++ 258 Fourier features -> [B, 3025, 322].
+ * Note: this padding is NOT TF-SAME and the pool is unpadded (DeepMind's JAX model differs: 56x56).
+ */
+import { PerceiverError } from "../errors.js";
+import { relu } from "../tensor/activations.js";
+import { batchNorm2d, conv2d, conv2dOutputSize, maxPool2d } from "../tensor/conv.js";
+import { fourierPositionEncoding } from "./position-encoding.js";
+
+export interface ConvPreprocessorWeights {
+  convWeight: Float32Array; // convnet.conv.weight [64, 3, 7, 7]
+  bnWeight: Float32Array; // convnet.batchnorm.weight [64]
+  bnBias: Float32Array; // convnet.batchnorm.bias [64]
+  bnRunningMean: Float32Array; // convnet.batchnorm.running_mean [64]
+  bnRunningVar: Float32Array; // convnet.batchnorm.running_var [64]
+}
+
+export const CONV_OUT_CHANNELS = 64;
+export const CONV_KERNEL = 7;
+export const FOURIER_NUM_BANDS = 64;
+export const FOURIER_MAX_RESOLUTION = [56, 56] as const;
+const BN_EPS = 1e-5;
+
+/** 2 coords + 2·2·64 sin/cos = 258 */
+export const FOURIER_CHANNELS = 2 * (2 * FOURIER_NUM_BANDS + 1);
+
+export interface ConvPreprocessorOutput {
+  /** [B·T, 64 + 258]: conv features then position encoding, per token t = h·W + w */
+  inputs: Float32Array;
+  numTokens: number;
+  numChannels: number;
+  /** spatial size of the token grid (55x55 for a 224x224 image) */
+  gridHeight: number;
+  gridWidth: number;
+}
+
+export class ConvPreprocessor {
+  readonly inChannels = 3;
+  readonly outChannels = CONV_OUT_CHANNELS;
+  readonly numChannels = CONV_OUT_CHANNELS + FOURIER_CHANNELS;
+  private posCache: { h: number; w: number; enc: Float32Array } | null = null;
+
+  constructor(readonly weights: ConvPreprocessorWeights) {}
+
+  /** HF Conv2dSamePadding: ZeroPad2d(k//2 + (k - 2·(k//2)) - 1, k//2) per side = 3 on every side for k = 7. */
+  static readonly PAD = Math.floor(CONV_KERNEL / 2) + (CONV_KERNEL - 2 * Math.floor(CONV_KERNEL / 2)) - 1;
+
+  gridSize(h: number, w: number): [number, number] {
+    const p = ConvPreprocessor.PAD;
+    const ch = conv2dOutputSize(h, CONV_KERNEL, p, Math.floor(CONV_KERNEL / 2), 2);
+    const cw = conv2dOutputSize(w, CONV_KERNEL, p, Math.floor(CONV_KERNEL / 2), 2);
+    return [Math.floor((ch - 3) / 2) + 1, Math.floor((cw - 3) / 2) + 1];
+  }
+
+  positionEncoding(gh: number, gw: number): Float32Array {
+    if (!this.posCache || this.posCache.h !== gh || this.posCache.w !== gw) {
+      this.posCache = { h: gh, w: gw, enc: fourierPositionEncoding([gh, gw], FOURIER_NUM_BANDS, FOURIER_MAX_RESOLUTION) };
+    }
+    return this.posCache.enc;
+  }
+
+  /**
+   * pixels [B, 3, H, W] -> encoder inputs [B·T, 322].
+   * onConvnet, when given, receives each item's pooled conv features [64, gh, gw] (NCHW, before flattening).
+   */
+  forward(pixels: Float32Array, batch: number, h: number, w: number, onConvnet?: (b: number, feats: Float32Array) => void): ConvPreprocessorOutput {
+    if (h < CONV_KERNEL - 2 * ConvPreprocessor.PAD + 4 || w < CONV_KERNEL - 2 * ConvPreprocessor.PAD + 4) {
+      throw new PerceiverError("INPUT_INVALID", `ConvPreprocessor: image ${h}x${w} is too small for conv 7x7/2 + maxpool 3x3/2`);
+    }
+    const wt = this.weights;
+    const c = this.inChannels;
+    const o = this.outChannels;
+    const pad = ConvPreprocessor.PAD;
+    const padAfter = Math.floor(CONV_KERNEL / 2);
+    const ch = conv2dOutputSize(h, CONV_KERNEL, pad, padAfter, 2);
+    const cw = conv2dOutputSize(w, CONV_KERNEL, pad, padAfter, 2);
+    const [gh, gw] = this.gridSize(h, w);
+    const tokens = gh * gw;
+    const nc = this.numChannels;
+    const pos = this.positionEncoding(gh, gw);
+
+    const conv = new Float32Array(o * ch * cw);
+    const pooled = new Float32Array(o * tokens);
+    const inputs = new Float32Array(batch * tokens * nc);
+    for (let b = 0; b < batch; b++) {
+      const x = pixels.subarray(b * c * h * w, (b + 1) * c * h * w);
+      conv2d(x, c, h, w, wt.convWeight, o, CONV_KERNEL, CONV_KERNEL, null, { stride: 2, pad: [pad, padAfter, pad, padAfter] }, conv);
+      batchNorm2d(conv, o, ch * cw, wt.bnRunningMean, wt.bnRunningVar, wt.bnWeight, wt.bnBias, BN_EPS, conv);
+      relu(conv, conv, conv.length);
+      maxPool2d(conv, o, ch, cw, 3, 2, pooled);
+      onConvnet?.(b, pooled);
+      // NCHW -> tokens [T, 64] (t = row·gw + col), then the position encoding
+      const base = b * tokens * nc;
+      for (let t = 0; t < tokens; t++) {
+        const row = base + t * nc;
+        for (let k = 0; k < o; k++) inputs[row + k] = pooled[k * tokens + t];
+        inputs.set(pos.subarray(t * FOURIER_CHANNELS, (t + 1) * FOURIER_CHANNELS), row + o);
+      }
+    }
+    return { inputs, numTokens: tokens, numChannels: nc, gridHeight: gh, gridWidth: gw };
+  }
+}

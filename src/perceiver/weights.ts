@@ -1,0 +1,120 @@
+/**
+ * The one explicit mapping from HF state-dict names to shapes, derived from the config. Loading checks the
+ * checkpoint against it and fails loudly, listing every missing, unexpected and mis-shaped key at once.
+ */
+import { PerceiverError } from "../errors.js";
+import type { StateDict } from "../io/state-dict.js";
+import { attentionShape, type AttentionShape, type PerceiverConfig } from "./config.js";
+import { CONV_KERNEL, CONV_OUT_CHANNELS, FOURIER_CHANNELS } from "./preprocessor-conv.js";
+
+export type ExpectedWeights = Map<string, readonly number[]>;
+
+/** The attention shapes of the three kinds of PerceiverLayer in the image classifier. */
+export interface LayerShapes {
+  encoderCross: AttentionShape;
+  encoderSelf: AttentionShape;
+  decoderCross: AttentionShape;
+  kvDim: number;
+}
+
+export function layerShapes(cfg: PerceiverConfig): LayerShapes {
+  const kvDim = CONV_OUT_CHANNELS + FOURIER_CHANNELS; // input_preprocessor.num_channels = 322
+  const d = cfg.dLatents;
+  return {
+    kvDim,
+    // PerceiverEncoder.cross_attention
+    encoderCross: attentionShape(cfg, { cross: true, qDim: d, kvDim, numHeads: cfg.numCrossAttentionHeads, qkChannels: cfg.qkChannels, vChannels: cfg.vChannels }, "encoder.cross_attention"),
+    // PerceiverEncoder.self_attends.i
+    encoderSelf: attentionShape(cfg, { cross: false, qDim: d, kvDim: d, numHeads: cfg.numSelfAttentionHeads, qkChannels: cfg.qkChannels, vChannels: cfg.vChannels }, "encoder.self_attends"),
+    // PerceiverClassificationDecoder -> PerceiverBasicDecoder(num_channels=d_latents, num_heads=1, qk/v=None)
+    decoderCross: attentionShape(cfg, { cross: true, qDim: d, kvDim: d, numHeads: 1, qkChannels: null, vChannels: null }, "decoder.decoding_cross_attention"),
+  };
+}
+
+function addLayer(m: ExpectedWeights, prefix: string, s: AttentionShape, cross: boolean, widening: number): void {
+  const a = `${prefix}.attention`;
+  m.set(`${a}.self.layernorm1.weight`, [s.qDim]);
+  m.set(`${a}.self.layernorm1.bias`, [s.qDim]);
+  if (cross) {
+    m.set(`${a}.self.layernorm2.weight`, [s.kvDim]);
+    m.set(`${a}.self.layernorm2.bias`, [s.kvDim]);
+  }
+  m.set(`${a}.self.query.weight`, [s.qkChannels, s.qDim]);
+  m.set(`${a}.self.query.bias`, [s.qkChannels]);
+  m.set(`${a}.self.key.weight`, [s.qkChannels, s.kvDim]);
+  m.set(`${a}.self.key.bias`, [s.qkChannels]);
+  m.set(`${a}.self.value.weight`, [s.vChannels, s.kvDim]);
+  m.set(`${a}.self.value.bias`, [s.vChannels]);
+  m.set(`${a}.output.dense.weight`, [s.outChannels, s.vChannels]);
+  m.set(`${a}.output.dense.bias`, [s.outChannels]);
+  m.set(`${prefix}.layernorm.weight`, [s.qDim]);
+  m.set(`${prefix}.layernorm.bias`, [s.qDim]);
+  m.set(`${prefix}.mlp.dense1.weight`, [widening * s.qDim, s.qDim]);
+  m.set(`${prefix}.mlp.dense1.bias`, [widening * s.qDim]);
+  m.set(`${prefix}.mlp.dense2.weight`, [s.qDim, widening * s.qDim]);
+  m.set(`${prefix}.mlp.dense2.bias`, [s.qDim]);
+}
+
+/** Every state-dict key of PerceiverForImageClassificationConvProcessing with its shape. */
+export function expectedWeights(cfg: PerceiverConfig): ExpectedWeights {
+  const m: ExpectedWeights = new Map();
+  const s = layerShapes(cfg);
+  const conv = "perceiver.input_preprocessor.convnet";
+  m.set(`${conv}.conv.weight`, [CONV_OUT_CHANNELS, 3, CONV_KERNEL, CONV_KERNEL]);
+  for (const p of ["weight", "bias", "running_mean", "running_var"]) m.set(`${conv}.batchnorm.${p}`, [CONV_OUT_CHANNELS]);
+  m.set(`${conv}.batchnorm.num_batches_tracked`, []); // int64 scalar, unused at inference
+  m.set("perceiver.embeddings.latents", [cfg.numLatents, cfg.dLatents]);
+  addLayer(m, "perceiver.encoder.cross_attention", s.encoderCross, true, cfg.crossAttentionWideningFactor);
+  for (let i = 0; i < cfg.numSelfAttendsPerBlock; i++) {
+    addLayer(m, `perceiver.encoder.self_attends.${i}`, s.encoderSelf, false, cfg.selfAttentionWideningFactor);
+  }
+  const dec = "perceiver.decoder.decoder";
+  m.set(`${dec}.output_position_encodings.position_embeddings`, [1, cfg.dLatents]);
+  addLayer(m, `${dec}.decoding_cross_attention`, s.decoderCross, true, 1);
+  m.set(`${dec}.final_layer.weight`, [cfg.numLabels, cfg.dLatents]);
+  m.set(`${dec}.final_layer.bias`, [cfg.numLabels]);
+  return m;
+}
+
+const fmt = (shape: readonly number[]) => `[${shape.join(",")}]`;
+
+function listing(title: string, items: string[]): string {
+  const shown = items.slice(0, 20).map((s) => `  ${s}`);
+  if (items.length > 20) shown.push(`  … and ${items.length - 20} more`);
+  return `${title} (${items.length}):\n${shown.join("\n")}`;
+}
+
+/** Check a checkpoint against the expected keys; throws one PerceiverError listing every problem. */
+export function checkWeights(sd: StateDict, expected: ExpectedWeights, source: string): void {
+  const names = new Set(sd.names());
+  const missing = [...expected.keys()].filter((k) => !names.has(k));
+  const unexpected = [...names].filter((k) => !expected.has(k));
+  const misShaped: string[] = [];
+  for (const [k, shape] of expected) {
+    if (!names.has(k)) continue;
+    const got = sd.info(k).shape;
+    const ok = got.length === shape.length && got.every((d, i) => d === shape[i]);
+    if (!ok) misShaped.push(`${k}: checkpoint ${fmt(got)}, model expects ${fmt(shape)}`);
+  }
+  const badDtype: string[] = [];
+  for (const k of expected.keys()) {
+    if (!names.has(k) || k.endsWith("num_batches_tracked")) continue;
+    const dt = sd.info(k).dtype;
+    if (dt !== "F32" && dt !== "F16" && dt !== "BF16" && dt !== "F64") badDtype.push(`${k}: ${dt}`);
+  }
+  if (badDtype.length) {
+    throw new PerceiverError("CHECKPOINT_DTYPE", `${source}: ${listing("weights with a non-floating dtype", badDtype)}`);
+  }
+  if (missing.length === 0 && unexpected.length === 0 && misShaped.length === 0) return;
+
+  const parts: string[] = [];
+  if (misShaped.length) parts.push(listing("mis-shaped keys", misShaped));
+  if (missing.length) parts.push(listing("missing keys", missing));
+  if (unexpected.length) parts.push(listing("unexpected keys", unexpected));
+  let hint = "";
+  if (missing.length && [...names].some((k) => !k.startsWith("perceiver.") && expected.has(`perceiver.${k}`))) {
+    hint = "\nhint: the checkpoint's keys lack the 'perceiver.' prefix: is it a PerceiverModel rather than an image classifier?";
+  }
+  const code = misShaped.length ? "CHECKPOINT_SHAPE_MISMATCH" : missing.length ? "CHECKPOINT_MISSING_KEYS" : "CHECKPOINT_UNEXPECTED_KEYS";
+  throw new PerceiverError(code, `${source} does not match the config:\n${parts.join("\n")}${hint}`);
+}

@@ -1,0 +1,89 @@
+/**
+ * Golden tests against PyTorch dumps of the tiny real-format checkpoints (test/fixtures/tiny-conv*):
+ * logits vs PyTorch's float64 run, and every dumped intermediate vs PyTorch fp32, so a failure names the layer.
+ */
+import { describe, expect, it } from "vitest";
+import { PerceiverForImageClassification, Tensor } from "../src/index.js";
+import { expectClose, fixture, readGolden } from "./helpers/golden.js";
+
+// Tolerances (from the issue): logits vs float64 truth, absolute; intermediates |a-b| <= ATOL + RTOL·|b| vs fp32 torch.
+const LOGITS_ATOL = 2e-6;
+const ATOL = 1e-5;
+const RTOL = 1e-4;
+
+/** Item 0 of a [B, ...] tensor, optionally only its first `rows` rows of width `cols`. */
+function item0(t: Tensor, rows?: number): Float32Array {
+  const per = t.data.length / t.shape[0];
+  const first = t.data.subarray(0, per);
+  if (rows === undefined) return first;
+  const cols = t.shape[t.shape.length - 1];
+  return first.subarray(0, rows * cols);
+}
+
+async function runGolden(name: string) {
+  const model = await PerceiverForImageClassification.fromPretrained(fixture(name));
+  const golden = await readGolden(name, "golden.safetensors");
+  const pixels = new Tensor(golden.getFloat32("pixel_values"), golden.info("pixel_values").shape);
+  const seen = new Map<string, Tensor>();
+  const out = await model.forward(pixels, { outputAttentions: true, onIntermediate: (n, t) => seen.set(n, t) });
+  return { model, golden, out, seen };
+}
+
+for (const name of ["tiny-conv", "tiny-conv-heads"]) {
+  describe(`golden ${name}`, async () => {
+    const { model, golden, out, seen } = await runGolden(name);
+
+    it("logits match PyTorch float64 within 2e-6", () => {
+      expect(out.logits.shape).toEqual(golden.info("logits_f64").shape);
+      const s = expectClose("logits", out.logits.data, golden.getFloat32("logits_f64"), LOGITS_ATOL, 0);
+      console.log(`${name}: max |logits - logits_f64| = ${s.maxAbs.toExponential(2)}`);
+    });
+
+    const names = golden.names().filter((n) => !["pixel_values", "logits", "logits_f64"].includes(n));
+    it("dumps the intermediates we check", () => {
+      expect(names).toContain("convnet");
+      expect(names).toContain("cross_attention");
+      expect(names.some((n) => n.startsWith("self_attend_"))).toBe(true);
+    });
+
+    for (const key of names) {
+      it(`intermediate ${key}`, () => {
+        const expected = golden.getFloat32(key);
+        const shape = golden.info(key).shape;
+        let actual: Float32Array;
+        if (key === "cross_attentions.0" || key === "cross_attentions.1") {
+          const t = out.crossAttentions![key === "cross_attentions.0" ? 0 : 1];
+          // golden keeps item 0 and at most the first 4096 inputs of each row
+          const [, heads, rows, cols] = shape;
+          const fullCols = t.shape[3];
+          actual = new Float32Array(heads * rows * cols);
+          for (let r = 0; r < heads * rows; r++) actual.set(t.data.subarray(r * fullCols, r * fullCols + cols), r * cols);
+        } else {
+          const t = seen.get(key);
+          expect(t, `the model did not emit ${key}`).toBeDefined();
+          actual = key.startsWith("preprocessor") ? item0(t!, shape[1]) : item0(t!);
+        }
+        expectClose(key, actual, expected, ATOL, RTOL);
+      });
+    }
+
+    it("has the config's label names", () => {
+      expect(Object.keys(model.config.id2label).length).toBe(model.config.numLabels);
+    });
+  });
+}
+
+describe("tiny-conv in F16 and BF16", () => {
+  for (const dt of ["f16", "bf16"]) {
+    it(`model.${dt}.safetensors matches golden.${dt}`, async () => {
+      const model = await PerceiverForImageClassification.fromPretrained(fixture("tiny-conv", `model.${dt}.safetensors`));
+      const golden = await readGolden("tiny-conv", `golden.${dt}.safetensors`);
+      const pixelsFile = golden.has("pixel_values") ? golden : await readGolden("tiny-conv", "golden.safetensors");
+      const pixels = new Tensor(pixelsFile.getFloat32("pixel_values"), pixelsFile.info("pixel_values").shape);
+      const { logits } = await model.forward(pixels);
+      const ref = golden.has("logits_f64") ? "logits_f64" : "logits";
+      const s = expectClose(`${dt} logits`, logits.data, golden.getFloat32(ref), ATOL, RTOL);
+      console.log(`tiny-conv ${dt}: max |logits - ${ref}| = ${s.maxAbs.toExponential(2)}`);
+    });
+  }
+});
