@@ -1,15 +1,30 @@
-/** Loading a pretrained model from disk (Node). The browser path is PerceiverForImageClassification.fromStateDict. */
+/**
+ * Loading a pretrained model in Node: from a local folder, a checkpoint file, or a Hugging Face repo id (through
+ * the huggingface_hub-compatible cache). The browser path is PerceiverForImageClassification.fromStateDict.
+ */
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { PerceiverError } from "../errors.js";
+import type { HubOptions } from "../io/hub.js";
 import { readSafetensorsFile } from "../io/safetensors-node.js";
 import type { StateDict } from "../io/state-dict.js";
 import { parsePerceiverConfig, type PerceiverConfig } from "./config.js";
+import { downloadModelFiles, looksLikeRepoId } from "./hub-model.js";
+import { imageProcessorConfigFromJson, type ImageProcessorConfig } from "./image-processor.js";
 import { PerceiverForImageClassification } from "./model.js";
 
 export interface LoadOptions {
   /** Use this config instead of the config.json next to the weights. */
   config?: PerceiverConfig;
+  /** Options for hub downloads (revision, token, cache, offline, progress) when a repo id is given. */
+  hub?: HubOptions;
+}
+
+export interface ModelFiles {
+  /** null when a local checkpoint has no config.json beside it (then LoadOptions.config must be given) */
+  configPath: string | null;
+  weightsPath: string;
+  preprocessorConfigPath: string | null;
 }
 
 async function isFile(p: string): Promise<boolean> {
@@ -28,20 +43,27 @@ async function isDirectory(p: string): Promise<boolean> {
   }
 }
 
-export async function readConfigFile(path: string): Promise<PerceiverConfig> {
+async function readJson(path: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (e) {
     throw new PerceiverError("CHECKPOINT_NOT_FOUND", `cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }
-  let json: unknown;
   try {
-    json = JSON.parse(text);
+    return JSON.parse(text);
   } catch (e) {
     throw new PerceiverError("CONFIG_INVALID", `${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
-  return parsePerceiverConfig(json, path);
+}
+
+export async function readConfigFile(path: string): Promise<PerceiverConfig> {
+  return parsePerceiverConfig(await readJson(path), path);
+}
+
+/** preprocessor_config.json -> image processor settings; null path -> the deepmind/vision-perceiver-conv defaults. */
+export async function readImageProcessorConfigFile(path: string | null): Promise<Partial<ImageProcessorConfig>> {
+  return path === null ? {} : imageProcessorConfigFromJson(await readJson(path), path);
 }
 
 /** Read a checkpoint file by its extension (.safetensors, or .bin / .pt / .pth for pytorch_model.bin). */
@@ -62,22 +84,31 @@ export async function findWeightsInFolder(folder: string): Promise<string> {
   throw new PerceiverError("CHECKPOINT_NOT_FOUND", `${folder} has neither model.safetensors nor pytorch_model.bin`);
 }
 
-export async function loadPretrained(pathOrRepoId: string, options: LoadOptions = {}): Promise<PerceiverForImageClassification> {
-  let weightsPath: string;
-  let configPath: string;
-  if (await isDirectory(pathOrRepoId)) {
-    weightsPath = await findWeightsInFolder(pathOrRepoId);
-    configPath = join(pathOrRepoId, "config.json");
-  } else if (await isFile(pathOrRepoId)) {
-    weightsPath = pathOrRepoId;
-    configPath = join(dirname(pathOrRepoId), "config.json");
-  } else {
-    throw new PerceiverError(
-      "CHECKPOINT_NOT_FOUND",
-      `${pathOrRepoId}: no such folder or file` + (/^[\w.-]+\/[\w.-]+$/.test(pathOrRepoId) ? " (to download a hub model, use loadFromHub)" : ""),
-    );
+/** Where config, weights and preprocessor config are, for a folder, a checkpoint file, or a hub repo id. */
+export async function resolveModelFiles(spec: string, hub: HubOptions = {}): Promise<ModelFiles> {
+  const local = async (folder: string, weightsPath: string): Promise<ModelFiles> => {
+    const configPath = join(folder, "config.json");
+    const pre = join(folder, "preprocessor_config.json");
+    return { configPath: (await isFile(configPath)) ? configPath : null, weightsPath, preprocessorConfigPath: (await isFile(pre)) ? pre : null };
+  };
+  if (await isDirectory(spec)) return local(spec, await findWeightsInFolder(spec));
+  if (await isFile(spec)) return local(dirname(spec), spec);
+  if (looksLikeRepoId(spec)) return downloadModelFiles(spec, hub);
+  throw new PerceiverError("CHECKPOINT_NOT_FOUND", `${spec}: no such folder or file, and not a hub repo id (org/name)`);
+}
+
+export async function loadFromFiles(files: ModelFiles, options: LoadOptions = {}): Promise<PerceiverForImageClassification> {
+  let config = options.config;
+  if (!config) {
+    if (files.configPath === null) {
+      throw new PerceiverError("CHECKPOINT_NOT_FOUND", `no config.json next to ${files.weightsPath}: put the model's config.json there, or pass a config`);
+    }
+    config = await readConfigFile(files.configPath);
   }
-  const config = options.config ?? (await readConfigFile(configPath));
-  const sd = await readStateDictFile(weightsPath);
-  return PerceiverForImageClassification.fromStateDict(config, sd, basename(weightsPath));
+  const sd = await readStateDictFile(files.weightsPath);
+  return PerceiverForImageClassification.fromStateDict(config, sd, basename(files.weightsPath));
+}
+
+export async function loadPretrained(spec: string, options: LoadOptions = {}): Promise<PerceiverForImageClassification> {
+  return loadFromFiles(await resolveModelFiles(spec, options.hub), options);
 }

@@ -1,8 +1,23 @@
 /**
- * Matrix products. PLACEHOLDER: the optimized kernels below currently call the naive twins; the
- * packed / cache-blocked / register-tiled versions replace them with the same signatures.
- * All products accumulate in double (JS numbers) and round once to float32 on store.
+ * Matrix products: packed, cache-blocked, register-tiled kernels in plain TypeScript, each with a naive twin.
+ *
+ * All products accumulate in double (JS numbers) with ONE accumulator per output across the whole K, in the
+ * same order p = 0..K-1 as the naive twins, starting from the bias (or 0), and round once to float32 on store.
+ * Products of two float32 values are exact in double, so the optimized kernels return bit-for-bit the same
+ * float32 values as their naive twins; they only run faster.
+ *
+ * How (GotoBLAS-style, sized for V8 rather than for SIMD):
+ *  - B is copied into a Float64Array scratch as panels of NR=4 columns, k-major inside a panel, zero-padded to a
+ *    multiple of NR columns. For `linear` the weight is pre-packed once by `packWeight` (float32, same layout),
+ *    so each call only widens it to float64 with a native `Float64Array.set`.
+ *  - A is copied, MR=6 rows at a time, into a Float64Array scratch (row-interleaved, k-major), MC rows per block.
+ *  - The 6x4 micro-kernel keeps 24 double accumulators in locals and streams one A micro-panel and one B panel.
+ *    Float64 scratch avoids a float32->float64 conversion per load; `| 0` on indices avoids overflow checks.
+ *    Rows left over after the last full 6-row tile go through a 1x4 kernel that reads A directly.
+ * Scratch buffers are module-level, grow when needed and are reused (no allocation per call in steady state).
+ * Outputs must not alias inputs.
  */
+import { PerceiverError } from "../errors.js";
 
 /** A weight matrix w [N,K] (HF Linear layout) prepared once for `linear`. */
 export interface PackedWeight {
@@ -12,14 +27,278 @@ export interface PackedWeight {
   readonly data: Float32Array;
 }
 
+/** Rows of A per register tile. */
+const MR = 6;
+/** Columns of B per register tile and per packed panel. */
+const NR = 4;
+/** Packed A block size in doubles (256 KB: half of this machine's L2). */
+const A_BLOCK = 32 * 1024;
+/** Packed B block size in doubles (2 MB: a slice of L3). */
+const B_BLOCK = 256 * 1024;
+
+let scratchA = new Float64Array(0);
+let scratchB = new Float64Array(0);
+const NO_BIAS = new Float32Array(0);
+/** Data arrays made by `packWeight`, so `linear` can refuse an unpacked [N,K] weight instead of misreading it. */
+const packedData = new WeakSet<Float32Array>();
+
+function growA(size: number): Float64Array {
+  if (scratchA.length < size) scratchA = new Float64Array(size);
+  return scratchA;
+}
+
+function growB(size: number): Float64Array {
+  if (scratchB.length < size) scratchB = new Float64Array(size);
+  return scratchB;
+}
+
+/** Frees the module-level scratch buffers (they grow back on the next call). */
+export function releaseGemmScratch(): void {
+  scratchA = new Float64Array(0);
+  scratchB = new Float64Array(0);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// argument checks (O(1); bad shapes throw instead of reading undefined or silently dropping writes)
+
+function checkDims(where: string, dims: Record<string, number>): void {
+  for (const name in dims) {
+    const v = dims[name];
+    if (!Number.isSafeInteger(v) || v < 0) {
+      throw new PerceiverError("SHAPE_MISMATCH", `${where}: ${name} must be a non-negative integer, got ${v}`);
+    }
+  }
+}
+
+/** Checks that rows x cols elements at `off` with row stride `ld` fit inside `arr`. */
+function checkRegion(where: string, name: string, arr: Float32Array, off: number, rows: number, cols: number, ld: number): void {
+  if (rows === 0 || cols === 0) return;
+  const last = off + (rows - 1) * ld + cols - 1;
+  if (last >= arr.length) {
+    throw new PerceiverError(
+      "SHAPE_MISMATCH",
+      `${where}: ${name} [${rows},${cols}] at offset ${off} with row stride ${ld} needs ${last + 1} elements, has ${arr.length}`,
+    );
+  }
+}
+
+function checkOut(where: string, m: number, n: number, ldo: number): void {
+  if (m > 1 && ldo < n) {
+    throw new PerceiverError("SHAPE_MISMATCH", `${where}: output row stride ldo=${ldo} is smaller than n=${n} (rows would overlap)`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// packing
+
 // w [N,K] -> packed panels for `linear`
 export function packWeight(w: Float32Array, n: number, k: number): PackedWeight {
-  return { n, k, data: w };
+  checkDims("packWeight", { n, k });
+  if (w.length !== n * k) {
+    throw new PerceiverError("SHAPE_MISMATCH", `packWeight: weight has ${w.length} elements, expected n*k = ${n}*${k} = ${n * k}`);
+  }
+  const panels = Math.ceil(n / NR);
+  const data = new Float32Array(panels * NR * k); // zero-padded tail panel
+  for (let j = 0; j < n; j++) {
+    const src = j * k;
+    let d = (j - (j % NR)) * k + (j % NR);
+    for (let p = 0; p < k; p++, d += NR) data[d] = w[src + p];
+  }
+  packedData.add(data);
+  return { n, k, data };
 }
+
+// a [MC,K] rows (stride lda, from aOff), mc a multiple of MR -> pa: tiles of MR rows, k-major, row-interleaved
+function packA(a: Float32Array, aOff: number, lda: number, mc: number, k: number, pa: Float64Array): void {
+  for (let t = 0; t < mc; t += MR) {
+    for (let r = 0; r < MR; r++) {
+      const src = aOff + (t + r) * lda;
+      let d = t * k + r;
+      for (let p = 0; p < k; p++, d += MR) pa[d] = a[src + p];
+    }
+  }
+}
+
+// b [N,K] rows (stride ldb, from bOff), columns [jc, jc+nc) of the product -> pb: panels of NR, k-major, zero-padded
+function packBTrans(b: Float32Array, bOff: number, ldb: number, jc: number, nc: number, k: number, pb: Float64Array): void {
+  const padded = Math.ceil(nc / NR) * NR;
+  for (let jj = 0; jj < padded; jj++) {
+    let d = (jj - (jj % NR)) * k + (jj % NR);
+    if (jj < nc) {
+      const src = bOff + (jc + jj) * ldb;
+      for (let p = 0; p < k; p++, d += NR) pb[d] = b[src + p];
+    } else {
+      for (let p = 0; p < k; p++, d += NR) pb[d] = 0;
+    }
+  }
+}
+
+// b [K,N] rows (stride ldb, from bOff), columns [jc, jc+nc) -> pb: panels of NR, k-major, zero-padded
+function packB(b: Float32Array, bOff: number, ldb: number, jc: number, nc: number, k: number, pb: Float64Array): void {
+  for (let j0 = 0; j0 < nc; j0 += NR) {
+    const w = Math.min(NR, nc - j0);
+    let d = j0 * k;
+    let src = bOff + jc + j0;
+    if (w === NR) {
+      for (let p = 0; p < k; p++, d += NR, src += ldb) {
+        pb[d] = b[src];
+        pb[d + 1] = b[src + 1];
+        pb[d + 2] = b[src + 2];
+        pb[d + 3] = b[src + 3];
+      }
+    } else {
+      for (let p = 0; p < k; p++, d += NR, src += ldb) {
+        for (let jj = 0; jj < NR; jj++) pb[d + jj] = jj < w ? b[src + jj] : 0;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// micro-kernels
+
+/** Stores a partial tile (nv < NR valid columns, mv valid rows) from `tile` [MR,NR]. */
+const tile = new Float64Array(MR * NR);
+function storePartial(mv: number, nv: number, out: Float32Array, o: number, ldo: number, alpha: number): void {
+  for (let r = 0; r < mv; r++, o += ldo) {
+    for (let c = 0; c < nv; c++) out[o + c] = alpha * tile[r * NR + c];
+  }
+}
+
+// pa tile [MR,K] at ai (row-interleaved), pb panel [K,NR] at bi -> out [MR,nv] at o (stride ldo) = alpha·(init + a·b)
+function kernel6x4(
+  pa: Float64Array, ai: number, pb: Float64Array, bi: number, k: number,
+  bias: Float32Array, j: number, hasBias: boolean, nv: number,
+  out: Float32Array, o: number, ldo: number, alpha: number,
+): void {
+  const z0 = hasBias ? bias[j] : 0;
+  const z1 = hasBias && nv > 1 ? bias[j + 1] : 0;
+  const z2 = hasBias && nv > 2 ? bias[j + 2] : 0;
+  const z3 = hasBias && nv > 3 ? bias[j + 3] : 0;
+  let c00 = z0, c01 = z1, c02 = z2, c03 = z3;
+  let c10 = z0, c11 = z1, c12 = z2, c13 = z3;
+  let c20 = z0, c21 = z1, c22 = z2, c23 = z3;
+  let c30 = z0, c31 = z1, c32 = z2, c33 = z3;
+  let c40 = z0, c41 = z1, c42 = z2, c43 = z3;
+  let c50 = z0, c51 = z1, c52 = z2, c53 = z3;
+  const aEnd = (ai + MR * k) | 0;
+  for (; ai < aEnd; ai = (ai + 6) | 0, bi = (bi + 4) | 0) {
+    const b0 = pb[bi], b1 = pb[(bi + 1) | 0], b2 = pb[(bi + 2) | 0], b3 = pb[(bi + 3) | 0];
+    const a0 = pa[ai];
+    c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+    const a1 = pa[(ai + 1) | 0];
+    c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+    const a2 = pa[(ai + 2) | 0];
+    c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+    const a3 = pa[(ai + 3) | 0];
+    c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+    const a4 = pa[(ai + 4) | 0];
+    c40 += a4 * b0; c41 += a4 * b1; c42 += a4 * b2; c43 += a4 * b3;
+    const a5 = pa[(ai + 5) | 0];
+    c50 += a5 * b0; c51 += a5 * b1; c52 += a5 * b2; c53 += a5 * b3;
+  }
+  if (nv === NR) {
+    out[o] = alpha * c00; out[o + 1] = alpha * c01; out[o + 2] = alpha * c02; out[o + 3] = alpha * c03; o += ldo;
+    out[o] = alpha * c10; out[o + 1] = alpha * c11; out[o + 2] = alpha * c12; out[o + 3] = alpha * c13; o += ldo;
+    out[o] = alpha * c20; out[o + 1] = alpha * c21; out[o + 2] = alpha * c22; out[o + 3] = alpha * c23; o += ldo;
+    out[o] = alpha * c30; out[o + 1] = alpha * c31; out[o + 2] = alpha * c32; out[o + 3] = alpha * c33; o += ldo;
+    out[o] = alpha * c40; out[o + 1] = alpha * c41; out[o + 2] = alpha * c42; out[o + 3] = alpha * c43; o += ldo;
+    out[o] = alpha * c50; out[o + 1] = alpha * c51; out[o + 2] = alpha * c52; out[o + 3] = alpha * c53;
+  } else {
+    tile[0] = c00; tile[1] = c01; tile[2] = c02; tile[3] = c03;
+    tile[4] = c10; tile[5] = c11; tile[6] = c12; tile[7] = c13;
+    tile[8] = c20; tile[9] = c21; tile[10] = c22; tile[11] = c23;
+    tile[12] = c30; tile[13] = c31; tile[14] = c32; tile[15] = c33;
+    tile[16] = c40; tile[17] = c41; tile[18] = c42; tile[19] = c43;
+    tile[20] = c50; tile[21] = c51; tile[22] = c52; tile[23] = c53;
+    storePartial(MR, nv, out, o, ldo, alpha);
+  }
+}
+
+// a row [K] at ai (unpacked float32), pb panel [K,NR] at bi -> out [1,nv] at o = alpha·(init + a·b)
+function kernel1x4(
+  a: Float32Array, ai: number, pb: Float64Array, bi: number, k: number,
+  bias: Float32Array, j: number, hasBias: boolean, nv: number,
+  out: Float32Array, o: number, alpha: number,
+): void {
+  let c0 = hasBias ? bias[j] : 0;
+  let c1 = hasBias && nv > 1 ? bias[j + 1] : 0;
+  let c2 = hasBias && nv > 2 ? bias[j + 2] : 0;
+  let c3 = hasBias && nv > 3 ? bias[j + 3] : 0;
+  const aEnd = (ai + k) | 0;
+  for (; ai < aEnd; ai = (ai + 1) | 0, bi = (bi + 4) | 0) {
+    const x = a[ai];
+    c0 += x * pb[bi]; c1 += x * pb[(bi + 1) | 0]; c2 += x * pb[(bi + 2) | 0]; c3 += x * pb[(bi + 3) | 0];
+  }
+  out[o] = alpha * c0;
+  if (nv > 1) out[o + 1] = alpha * c1;
+  if (nv > 2) out[o + 2] = alpha * c2;
+  if (nv > 3) out[o + 3] = alpha * c3;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// driver
+
+const B_PACKED = 0; // b is a PackedWeight's data (float32 panels)
+const B_TRANS = 1; // b [N,K] with row stride ldb
+const B_PLAIN = 2; // b [K,N] with row stride ldb
+
+// a [M,K] (stride lda), B in one of three layouts -> out [M,N] (stride ldo) = alpha·(bias + a·b)
+function gemm(
+  kind: number, m: number, n: number, k: number,
+  a: Float32Array, aOff: number, lda: number,
+  b: Float32Array, bOff: number, ldb: number,
+  bias: Float32Array, hasBias: boolean,
+  out: Float32Array, oOff: number, ldo: number, alpha: number,
+): void {
+  if (m === 0 || n === 0) return;
+  const kk = Math.max(k, 1);
+  const ncMax = Math.max(NR, Math.floor(B_BLOCK / kk / NR) * NR);
+  const mcMax = Math.max(MR, Math.floor(A_BLOCK / kk / MR) * MR);
+  for (let jc = 0; jc < n; jc += ncMax) {
+    const nc = Math.min(ncMax, n - jc);
+    const panels = Math.ceil(nc / NR);
+    const pb = growB(panels * NR * k);
+    if (kind === B_PACKED) pb.set(b.subarray(jc * k, (jc + panels * NR) * k));
+    else if (kind === B_TRANS) packBTrans(b, bOff, ldb, jc, nc, k, pb);
+    else packB(b, bOff, ldb, jc, nc, k, pb);
+
+    for (let ic = 0; ic < m; ic += mcMax) {
+      const mc = Math.min(mcMax, m - ic);
+      const mFull = mc - (mc % MR);
+      const pa = growA(mFull * k);
+      packA(a, aOff + ic * lda, lda, mFull, k, pa);
+      for (let jp = 0; jp < panels; jp++) {
+        const j = jc + jp * NR;
+        const nv = Math.min(NR, n - j);
+        const bi = jp * NR * k;
+        for (let t = 0; t < mFull; t += MR) {
+          kernel6x4(pa, t * k, pb, bi, k, bias, j, hasBias, nv, out, oOff + (ic + t) * ldo + j, ldo, alpha);
+        }
+        for (let i = ic + mFull; i < ic + mc; i++) {
+          kernel1x4(a, aOff + i * lda, pb, bi, k, bias, j, hasBias, nv, out, oOff + i * ldo + j, alpha);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// public kernels
 
 // a [M,K], packed w [N,K], bias [N] | null -> out [M,N] = a · wᵀ + bias
 export function linear(a: Float32Array, w: PackedWeight, bias: Float32Array | null, out: Float32Array, m: number): void {
-  linearNaive(a, w.data, bias, out, m, w.n, w.k);
+  const { n, k } = w;
+  checkDims("linear", { m });
+  if (!packedData.has(w.data) || w.data.length !== Math.ceil(n / NR) * NR * k) {
+    throw new PerceiverError("SHAPE_MISMATCH", `linear: weight [${n},${k}] was not made by packWeight`);
+  }
+  checkRegion("linear", "a", a, 0, m, k, k);
+  checkRegion("linear", "out", out, 0, m, n, n);
+  if (bias !== null && bias.length !== n) {
+    throw new PerceiverError("SHAPE_MISMATCH", `linear: bias has ${bias.length} elements, expected ${n}`);
+  }
+  gemm(B_PACKED, m, n, k, a, 0, k, w.data, 0, k, bias ?? NO_BIAS, bias !== null, out, 0, n, 1);
 }
 
 // a [M,K], w [N,K], bias [N] | null -> out [M,N] = a · wᵀ + bias   (naive reference)
@@ -43,7 +322,12 @@ export function matmulTransB(
   out: Float32Array, oOff: number, ldo: number,
   alpha: number,
 ): void {
-  matmulTransBNaive(m, n, k, a, aOff, lda, b, bOff, ldb, out, oOff, ldo, alpha);
+  checkDims("matmulTransB", { m, n, k, aOff, lda, bOff, ldb, oOff, ldo });
+  checkRegion("matmulTransB", "a", a, aOff, m, k, lda);
+  checkRegion("matmulTransB", "b", b, bOff, n, k, ldb);
+  checkRegion("matmulTransB", "out", out, oOff, m, n, ldo);
+  checkOut("matmulTransB", m, n, ldo);
+  gemm(B_TRANS, m, n, k, a, aOff, lda, b, bOff, ldb, NO_BIAS, false, out, oOff, ldo, alpha);
 }
 
 // naive reference of matmulTransB
@@ -70,7 +354,12 @@ export function matmul(
   b: Float32Array, bOff: number, ldb: number,
   out: Float32Array, oOff: number, ldo: number,
 ): void {
-  matmulNaive(m, n, k, a, aOff, lda, b, bOff, ldb, out, oOff, ldo);
+  checkDims("matmul", { m, n, k, aOff, lda, bOff, ldb, oOff, ldo });
+  checkRegion("matmul", "a", a, aOff, m, k, lda);
+  checkRegion("matmul", "b", b, bOff, k, n, ldb);
+  checkRegion("matmul", "out", out, oOff, m, n, ldo);
+  checkOut("matmul", m, n, ldo);
+  gemm(B_PLAIN, m, n, k, a, aOff, lda, b, bOff, ldb, NO_BIAS, false, out, oOff, ldo, 1);
 }
 
 // naive reference of matmul

@@ -1,0 +1,109 @@
+/** `perceiver classify <image...>`: top-k ImageNet labels for each image. */
+import { parseArgs } from "node:util";
+import { PerceiverError } from "../errors.js";
+import { loadImageFile } from "../io/image-node.js";
+import { topK } from "../io/labels.js";
+import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
+import { preprocessBatch } from "../perceiver/image-processor.js";
+import { loadFromFiles, readImageProcessorConfigFile, resolveModelFiles } from "../perceiver/load.js";
+import { downloadProgress, inferenceProgress, progressEnabled } from "./progress.js";
+
+export const CLASSIFY_HELP = `Usage: perceiver classify <image...> [options]
+
+Classify PNG or JPEG images with a Perceiver IO ImageNet model and print the top-k labels.
+
+Options:
+  --model <repo|folder|file>  hub repo id, local folder (config.json + model.safetensors or
+                              pytorch_model.bin) or checkpoint file   [default: ${DEFAULT_MODEL}]
+  --revision <rev>            hub branch, tag, commit or refs/pr/N    [default: main]
+  --top-k <n>                 labels per image                        [default: 5]
+  --batch-size <n>            images per forward pass                 [default: 1]
+  --json                      one JSON object per image on stdout
+  --logits                    with --json: include the raw logits
+  --quiet                     no progress output on stderr
+  --debug                     print stack traces on errors
+  -h, --help                  show this help
+
+Environment: HF_ENDPOINT, HF_TOKEN, HF_HOME / HF_HUB_CACHE, HF_HUB_OFFLINE=1,
+HF_HUB_DISABLE_PROGRESS_BARS=1 (see the README).`;
+
+function positiveInt(name: string, v: string | undefined, dflt: number, max: number): number {
+  if (v === undefined) return dflt;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) {
+    throw new PerceiverError("USAGE", `--${name} must be an integer from 1 to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return Number(v);
+}
+
+export async function classify(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      model: { type: "string" },
+      revision: { type: "string" },
+      "top-k": { type: "string" },
+      "batch-size": { type: "string" },
+      json: { type: "boolean", default: false },
+      logits: { type: "boolean", default: false },
+      quiet: { type: "boolean", default: false },
+      debug: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(CLASSIFY_HELP);
+    return 0;
+  }
+  if (positionals.length === 0) throw new PerceiverError("USAGE", "classify: give at least one image file (see perceiver classify --help)");
+  const topKCount = positiveInt("top-k", values["top-k"], 5, 100_000);
+  const batchSize = positiveInt("batch-size", values["batch-size"], 1, 256);
+  if (values.logits && !values.json) throw new PerceiverError("USAGE", "--logits needs --json");
+  const showProgress = progressEnabled(values.quiet);
+
+  const download = downloadProgress(showProgress);
+  const t0 = performance.now();
+  let model, processorConfig;
+  try {
+    const files = await resolveModelFiles(values.model ?? DEFAULT_MODEL, { revision: values.revision, onProgress: download.onProgress });
+    processorConfig = await readImageProcessorConfigFile(files.preprocessorConfigPath);
+    model = await loadFromFiles(files);
+  } finally {
+    download.stop();
+  }
+  if (!values.quiet && !values.json) console.error(`model loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+  for (let start = 0; start < positionals.length; start += batchSize) {
+    const paths = positionals.slice(start, start + batchSize);
+    const tPrep = performance.now();
+    const images = await Promise.all(paths.map((p) => loadImageFile(p)));
+    const pixels = preprocessBatch(images, processorConfig);
+    const prepS = (performance.now() - tPrep) / 1000;
+    const bar = inferenceProgress(showProgress, paths.length === 1 ? paths[0] : `${paths.length} images`);
+    const tRun = performance.now();
+    let logits;
+    try {
+      ({ logits } = await model.forward(pixels, { onProgress: bar.onProgress }));
+    } finally {
+      bar.stop();
+    }
+    const perImageS = ((performance.now() - tRun) / 1000 + prepS) / paths.length;
+    const n = model.config.numLabels;
+    paths.forEach((file, i) => {
+      const row = logits.data.subarray(i * n, (i + 1) * n);
+      const preds = topK(row, topKCount, model.config.id2label);
+      if (values.json) {
+        const obj: Record<string, unknown> = { file, seconds: Number(perImageS.toFixed(3)), top_k: preds };
+        if (values.logits) obj.logits = Array.from(row);
+        console.log(JSON.stringify(obj));
+      } else {
+        console.log(`${file}  (${perImageS.toFixed(1)} s${paths.length > 1 ? `, batch of ${paths.length}` : ""})`);
+        const w = Math.max(...preds.map((p) => p.label.length), 5);
+        console.log(`   #  ${"label".padEnd(w)}  ${"index".padStart(5)}  probability`);
+        preds.forEach((p, r) => console.log(`  ${String(r + 1).padStart(2)}  ${p.label.padEnd(w)}  ${String(p.index).padStart(5)}  ${p.score.toFixed(4)}`));
+      }
+    });
+  }
+  return 0;
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+/** The `perceiver` command line. */
+import { readFileSync } from "node:fs";
+import { PerceiverError } from "../errors.js";
+import { classify, CLASSIFY_HELP } from "./classify.js";
+import { convert, CONVERT_HELP } from "./convert.js";
+
+const HELP = `Usage: perceiver <command> [options]
+
+Perceiver IO image classification in pure TypeScript (Hugging Face deepmind/vision-perceiver-* checkpoints).
+
+Commands:
+  classify <image...>                      top-k ImageNet labels for PNG/JPEG images
+  convert <pytorch_model.bin> <out.safetensors>   convert a PyTorch checkpoint safely
+
+Options:
+  -h, --help       show help (also: perceiver <command> --help)
+  -v, --version    print the version
+
+Example:
+  perceiver classify samples/cat.png --top-k 3`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+/** Runs the CLI; returns the exit code: 0 ok, 1 failure, 2 usage error. */
+export async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes("--debug");
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+      case "-h":
+      case "--help":
+      case "help":
+        console.log(HELP);
+        return command === undefined ? 2 : 0;
+      case "-v":
+      case "--version":
+        console.log(version());
+        return 0;
+      case "classify":
+        return await classify(rest);
+      case "convert":
+        return await convert(rest);
+      default:
+        throw new PerceiverError("USAGE", `unknown command ${JSON.stringify(command)} (commands: classify, convert; see perceiver --help)`);
+    }
+  } catch (e) {
+    const usage = (e instanceof PerceiverError && e.code === "USAGE") || (e as { code?: string })?.code?.startsWith("ERR_PARSE_ARGS");
+    if (debug) console.error(e);
+    else if (e instanceof PerceiverError || usage) console.error(`perceiver: error: ${(e as Error).message}`);
+    else console.error(`perceiver: internal error: ${(e as Error)?.message ?? String(e)} (run with --debug for details)`);
+    return usage ? 2 : 1;
+  }
+}
+
+// run when executed directly (bin or tsx), not when imported by tests
+const invoked = process.argv[1] ?? "";
+if (/(^|[\\/])(main\.(ts|js)|perceiver)$/.test(invoked)) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}
+
+export { CLASSIFY_HELP, CONVERT_HELP, HELP };

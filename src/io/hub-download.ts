@@ -1,0 +1,192 @@
+/**
+ * Streams one blob to `blobs/{etag}.incomplete`, resuming with `Range: bytes={size}-`, retrying transfers cut short
+ * (like huggingface_hub's http_get), then checks size and, for LFS files, sha256 before renaming it to `blobs/{etag}`.
+ * The caller holds the blob's lock.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream, promises as fsp } from "node:fs";
+import * as path from "node:path";
+import { PerceiverError } from "../errors.js";
+import { diskOp, SHA256_RE, toDiskError } from "./hub-cache.js";
+import { header, requestWithRedirects, type HttpResponse } from "./hub-http.js";
+
+export interface BlobDownload {
+  /** Where the bytes are (the CDN location from the metadata request, or the resolve URL). */
+  url: URL;
+  /** Request headers; Authorization only when `url` is on the hub's own origin. */
+  headers: Record<string, string>;
+  etag: string;
+  /** From the metadata (X-Linked-Size / Content-Length); null when the server did not say. */
+  expectedSize: number | null;
+  incompletePath: string;
+  blobPath: string;
+  /** No-progress timeout of the transfer. */
+  timeoutMs: number;
+  /** Attempts after a transfer fails without progress (a transfer that made progress resets the count). */
+  maxRetries: number;
+  retryDelayMs: number;
+  /** Human description for messages, e.g. `model.safetensors of org/name (revision main)`. */
+  what: string;
+  onProgress?: (downloaded: number, total: number | null) => void;
+  /** Error for a non-2xx answer to the content request. */
+  httpError: (res: HttpResponse) => PerceiverError;
+  /** Error for a connection failure or idle timeout (HUB_NETWORK / HUB_TIMEOUT: these are retried). */
+  netError: (e: unknown) => PerceiverError;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function sizeOf(p: string): Promise<number> {
+  try {
+    return (await fsp.stat(p)).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Reports at most every 100 ms, plus forced reports at the start and end. */
+function throttled(cb: BlobDownload["onProgress"]): (done: number, total: number | null, force?: boolean) => void {
+  let last = -Infinity;
+  return (done, total, force = false) => {
+    if (cb === undefined) return;
+    const now = Date.now();
+    if (!force && now - last < 100) return;
+    last = now;
+    cb(done, total);
+  };
+}
+
+const isTransient = (e: unknown) => e instanceof PerceiverError && (e.code === "HUB_NETWORK" || e.code === "HUB_TIMEOUT");
+
+/** Download, verify and move into place. Throws HUB_INTEGRITY (partial file removed), HUB_DISK, or a network error. */
+export async function downloadBlob(d: BlobDownload): Promise<void> {
+  const report = throttled(d.onProgress);
+  let budget = d.maxRetries;
+  await diskOp(d.incompletePath, "create the blobs folder", () => fsp.mkdir(path.dirname(d.incompletePath), { recursive: true }));
+  if (d.expectedSize === 0) {
+    await diskOp(d.incompletePath, "write the download", () => fsp.writeFile(d.incompletePath, new Uint8Array(0)));
+  }
+  for (;;) {
+    const before = await sizeOf(d.incompletePath);
+    try {
+      await transferOnce(d, before, report, true);
+      break;
+    } catch (e) {
+      if (!isTransient(e)) throw e;
+      if ((await sizeOf(d.incompletePath)) > before) budget = d.maxRetries;
+      if (budget-- <= 0) throw e;
+      await sleep(d.retryDelayMs);
+    }
+  }
+  await verifyAndCommit(d);
+}
+
+async function truncate(p: string): Promise<void> {
+  await diskOp(p, "truncate the partial download", () => fsp.writeFile(p, new Uint8Array(0)));
+}
+
+/** Parse `Content-Range: bytes start-end/total` -> start, or null. */
+function rangeStart(res: HttpResponse): number | null {
+  const m = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(header(res, "content-range")?.trim() ?? "");
+  return m ? Number(m[1]) : null;
+}
+
+async function transferOnce(
+  d: BlobDownload,
+  resumeFrom: number,
+  report: (done: number, total: number | null, force?: boolean) => void,
+  mayRestart: boolean,
+): Promise<void> {
+  let resume = resumeFrom;
+  if (d.expectedSize !== null && resume === d.expectedSize) return; // all there already: just verify
+  if (d.expectedSize !== null && resume > d.expectedSize) {
+    await truncate(d.incompletePath);
+    resume = 0;
+  }
+  const headers = { ...d.headers };
+  if (resume > 0) headers.Range = `bytes=${resume}-`;
+  let res: HttpResponse;
+  try {
+    res = await requestWithRedirects("GET", d.url, headers, d.timeoutMs, () => true);
+  } catch (e) {
+    throw d.netError(e);
+  }
+
+  let append: boolean;
+  if (res.status === 206 && resume > 0) {
+    const start = rangeStart(res);
+    if (start !== null && start !== resume) {
+      // The server sent another range than asked: start over from zero.
+      res.discard();
+      if (!mayRestart) throw new PerceiverError("HUB_HTTP", `the server sent byte range ${start}- for ${d.what} instead of ${resume}-`);
+      await truncate(d.incompletePath);
+      return transferOnce(d, 0, report, false);
+    }
+    append = true;
+  } else if (res.status === 200 || (res.status === 206 && rangeStart(res) === 0)) {
+    append = false; // a full body: a Range that was ignored means restarting from zero
+  } else if (res.status === 416 && resume > 0 && mayRestart) {
+    res.discard();
+    await truncate(d.incompletePath);
+    return transferOnce(d, 0, report, false);
+  } else {
+    res.discard();
+    throw d.httpError(res);
+  }
+
+  const contentLength = Number(header(res, "content-length") ?? NaN);
+  let done = append ? resume : 0;
+  const total = d.expectedSize ?? (Number.isFinite(contentLength) ? done + contentLength : null);
+  const fh = await diskOp(d.incompletePath, "write the download", () => fsp.open(d.incompletePath, append ? "a" : "w"));
+  try {
+    report(done, total, true);
+    try {
+      for await (const chunk of res.chunks()) {
+        try {
+          await fh.write(chunk);
+        } catch (e) {
+          const de = toDiskError(e, d.incompletePath, "write the download");
+          throw de instanceof PerceiverError
+            ? de
+            : new PerceiverError("HUB_DISK", `could not write ${d.incompletePath}: ${(e as Error).message}`, { cause: e });
+        }
+        done += chunk.length;
+        if (d.expectedSize !== null && done > d.expectedSize) {
+          throw await integrityError(d, `the server sent more than the announced ${d.expectedSize} bytes`);
+        }
+        report(done, total);
+      }
+    } catch (e) {
+      throw e instanceof PerceiverError ? e : d.netError(e);
+    }
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+  report(done, total, true);
+}
+
+async function integrityError(d: BlobDownload, why: string): Promise<PerceiverError> {
+  await fsp.rm(d.incompletePath, { force: true }).catch(() => undefined);
+  return new PerceiverError(
+    "HUB_INTEGRITY",
+    `download of ${d.what} is corrupt: ${why}. The partial file was removed; run the command again to retry.`,
+  );
+}
+
+async function sha256File(p: string): Promise<string> {
+  const h = createHash("sha256");
+  for await (const chunk of createReadStream(p, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  return h.digest("hex");
+}
+
+async function verifyAndCommit(d: BlobDownload): Promise<void> {
+  const size = await sizeOf(d.incompletePath);
+  if (d.expectedSize !== null && size !== d.expectedSize) {
+    throw await integrityError(d, `got ${size} bytes, the hub announced ${d.expectedSize}`);
+  }
+  if (SHA256_RE.test(d.etag)) {
+    const got = await diskOp(d.incompletePath, "read back the download", () => sha256File(d.incompletePath));
+    if (got !== d.etag) throw await integrityError(d, `its sha256 is ${got}, the hub's ETag says ${d.etag}`);
+  }
+  await diskOp(d.blobPath, "move the finished download into place", () => fsp.rename(d.incompletePath, d.blobPath));
+}

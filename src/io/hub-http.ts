@@ -1,0 +1,192 @@
+/**
+ * Minimal HTTP client for the hub on node:http / node:https: one request per hop, redirects followed by the caller's
+ * rule, and an idle timer (no bytes for `timeoutMs`, including connecting and waiting for headers) so a stalled
+ * server becomes an error instead of a hang. Bodies are streamed chunk by chunk, never buffered whole.
+ */
+import * as http from "node:http";
+import * as https from "node:https";
+
+const HIGH_WATER = 1 << 20;
+
+export const USER_AGENT = `perceiver-ts; node/${process.versions.node}`;
+
+/** Raised (as the request's or body's error) when the server sends nothing for `ms` milliseconds. */
+export class IdleTimeoutError extends Error {
+  readonly code = "HUB_IDLE_TIMEOUT";
+  constructor(readonly ms: number, readonly url: string) {
+    super(`no data from ${url} for ${ms} ms`);
+  }
+}
+
+export interface HttpResponse {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  /** The URL that produced this response (after any redirects). */
+  readonly url: URL;
+  /** The request headers that were sent for this hop (Authorization may have been dropped on a redirect). */
+  readonly sentHeaders: Record<string, string>;
+  /** Body chunks; each one re-arms the idle timer. Errors (reset, idle timeout) are thrown from the iteration. */
+  chunks(): AsyncGenerator<Buffer>;
+  /** Throw the body away and release the connection. */
+  discard(): void;
+}
+
+/** One header as a string ("" joins repeated headers), or undefined. */
+export function header(res: { headers: http.IncomingHttpHeaders }, name: string): string | undefined {
+  const v = res.headers[name.toLowerCase()];
+  return Array.isArray(v) ? v.join(", ") : v;
+}
+
+/** A single request, no redirects followed. Resolves once the status line and headers have arrived. */
+export function httpRequest(
+  method: "GET" | "HEAD",
+  url: URL,
+  headers: Record<string, string>,
+  timeoutMs: number,
+  retryStaleSocket = true,
+): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    const mod = url.protocol === "https:" ? https : url.protocol === "http:" ? http : null;
+    if (mod === null) {
+      reject(new Error(`unsupported URL protocol ${url.protocol} in ${url.href}`));
+      return;
+    }
+    let res: http.IncomingMessage | null = null;
+    let timer: NodeJS.Timeout | null = null;
+    const stop = () => {
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+    };
+    const kick = () => {
+      stop();
+      timer = setTimeout(() => {
+        const err = new IdleTimeoutError(timeoutMs, url.href);
+        if (res !== null) res.destroy(err);
+        else req.destroy(err);
+      }, timeoutMs);
+    };
+    const req = mod.request(url, { method, headers });
+    kick();
+    req.on("error", (e) => {
+      stop();
+      // A kept-alive connection the server closed just as we reused it: retry once on a fresh one (Node's advice).
+      const code = (e as NodeJS.ErrnoException).code;
+      if (res === null && retryStaleSocket && req.reusedSocket && (code === "ECONNRESET" || code === "EPIPE")) {
+        httpRequest(method, url, headers, timeoutMs, false).then(resolve, reject);
+        return;
+      }
+      reject(e);
+    });
+    req.on("response", (r) => {
+      res = r;
+      kick();
+      // Read eagerly into a small queue (paused above HIGH_WATER bytes): a connection that drops right after
+      // sending data must not take the already received bytes with it, as a destroyed stream's buffer would.
+      const queue: Buffer[] = [];
+      let queued = 0;
+      let ended = false;
+      let discarded = false;
+      let failure: unknown = null;
+      let wake: (() => void) | null = null;
+      const notify = () => {
+        const w = wake;
+        wake = null;
+        w?.();
+      };
+      r.on("data", (chunk: Buffer) => {
+        kick();
+        if (discarded) return;
+        queue.push(chunk);
+        queued += chunk.length;
+        if (queued > HIGH_WATER) r.pause();
+        notify();
+      });
+      r.on("end", () => {
+        stop();
+        if (!r.complete) failure ??= Object.assign(new Error("connection closed before the body was complete"), { code: "ECONNRESET" });
+        ended = true;
+        notify();
+      });
+      r.on("error", (e) => {
+        stop();
+        failure ??= e;
+        notify();
+      });
+      r.on("close", () => {
+        stop();
+        if (!ended) failure ??= Object.assign(new Error("connection closed before the body was complete"), { code: "ECONNRESET" });
+        notify();
+      });
+      resolve({
+        status: r.statusCode ?? 0,
+        headers: r.headers,
+        url,
+        sentHeaders: headers,
+        chunks: async function* () {
+          try {
+            for (;;) {
+              const chunk = queue.shift();
+              if (chunk !== undefined) {
+                queued -= chunk.length;
+                if (queued <= HIGH_WATER / 2 && r.isPaused()) r.resume();
+                if (!ended && failure === null) kick();
+                yield chunk;
+                continue;
+              }
+              if (failure !== null) throw failure;
+              if (ended) return;
+              await new Promise<void>((w) => (wake = w));
+            }
+          } finally {
+            if (!ended) r.destroy(); // the consumer stopped early
+            stop();
+          }
+        },
+        discard: () => {
+          // Drop what is queued and drain the rest so the connection can be reused; the idle timer still guards a
+          // body that never ends.
+          discarded = true;
+          queue.length = 0;
+          queued = 0;
+          if (!ended && failure === null) kick();
+          r.resume();
+        },
+      });
+    });
+    req.end();
+  });
+}
+
+export const isRedirect = (status: number) => status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
+
+/**
+ * Request `url`, following redirects while `follow(res)` says so (at most 10 hops). The Authorization header is not
+ * sent to an origin other than the first one (a CDN with a signed URL must not see the user's token).
+ */
+export async function requestWithRedirects(
+  method: "GET" | "HEAD",
+  url: URL,
+  headers: Record<string, string>,
+  timeoutMs: number,
+  follow: (res: HttpResponse) => boolean,
+): Promise<HttpResponse> {
+  const origin = url.origin;
+  let cur = url;
+  let hdrs = { ...headers };
+  for (let hop = 0; ; hop++) {
+    const res = await httpRequest(method, cur, hdrs, timeoutMs);
+    if (!isRedirect(res.status) || !follow(res)) return res;
+    const location = header(res, "location");
+    if (location === undefined) return res;
+    res.discard();
+    if (hop >= 10) throw Object.assign(new Error(`more than 10 redirects starting at ${url.href}`), { code: "ETOOMANYREDIRECTS" });
+    cur = new URL(location, cur);
+    if (cur.origin !== origin) hdrs = withoutAuthorization(hdrs);
+  }
+}
+
+export function withoutAuthorization(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() !== "authorization") out[k] = v;
+  return out;
+}

@@ -1,0 +1,334 @@
+/**
+ * A small, strict zip reader for PyTorch checkpoints (`torch.save` since 1.6 writes a zip archive).
+ *
+ * It parses the central directory itself instead of unpacking everything, so that it can:
+ * - hand out STORED entries (torch writes every entry stored, data 64-byte aligned) as zero-copy subarrays;
+ * - inflate DEFLATED entries (other zip writers) in bounded steps into a buffer of the declared size, failing as
+ *   soon as the stream grows past it (zip bombs) and checking the CRC-32;
+ * - check every offset and size against the file before touching it.
+ * Zip64 (archives or entries over 4 GB) is read through the zip64 end record and the zip64 extra field.
+ * Encrypted entries, multi-disk archives and compression methods other than stored/deflate are refused.
+ */
+import { Inflate } from "fflate";
+import { PerceiverError } from "../errors.js";
+
+export interface ZipEntry {
+  readonly name: string;
+  /** 0 = stored, 8 = deflate. */
+  readonly method: number;
+  readonly crc32: number;
+  readonly compressedSize: number;
+  readonly uncompressedSize: number;
+  /** Offset of the local file header. */
+  readonly localHeaderOffset: number;
+}
+
+export interface ZipReadOptions {
+  /** Name used in error messages (usually the file path). */
+  source?: string;
+  /** Largest declared uncompressed size accepted for a DEFLATED entry. Default 1 GiB. */
+  maxEntryBytes?: number;
+  /** Cap on the bytes inflated over the archive's lifetime (all deflated entries together). Default 4 GiB. */
+  maxTotalInflatedBytes?: number;
+}
+
+const SIG_LOCAL = 0x04034b50;
+const SIG_CENTRAL = 0x02014b50;
+const SIG_EOCD = 0x06054b50;
+const SIG_ZIP64_EOCD = 0x06064b50;
+const SIG_ZIP64_LOCATOR = 0x07064b50;
+/** Deflate cannot expand by more than ~1032x (258-byte matches coded in ~2 bits). */
+const DEFLATE_MAX_RATIO = 1032;
+/** Compressed bytes pushed into the inflater per step, so a bomb is caught after a bounded amount of work. */
+const INFLATE_STEP = 1 << 16;
+
+/**
+ * CRC-32 tables (IEEE 802.3, reflected, as zip uses), 16 of 256 entries in one array: entry k*256+b is the CRC
+ * register after byte b followed by k zero bytes.
+ */
+let crcTable: Int32Array | null = null;
+function table(): Int32Array {
+  if (crcTable === null) {
+    const t = new Int32Array(16 * 256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      t[n] = c;
+    }
+    for (let i = 256; i < t.length; i++) t[i] = t[t[i - 256] & 0xff] ^ (t[i - 256] >>> 8);
+    crcTable = t;
+  }
+  return crcTable;
+}
+
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+// data [n] bytes -> CRC-32; naive reference: one table lookup per byte
+export function crc32Naive(data: Uint8Array): number {
+  const t = table();
+  let c = -1;
+  for (let i = 0; i < data.length; i++) c = t[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}
+
+// data [n] bytes -> CRC-32; slicing-by-16 over aligned 32-bit words (~3x the naive speed, ~800 MB/s)
+export function crc32(data: Uint8Array): number {
+  if (!LITTLE_ENDIAN_HOST) return crc32Naive(data);
+  const t = table();
+  let c = -1;
+  let i = 0;
+  const head = Math.min((4 - (data.byteOffset & 3)) & 3, data.length); // bytes until 4-byte alignment
+  for (; i < head; i++) c = t[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  const nw = ((data.length - i) >>> 4) * 4; // whole 16-byte blocks, in words
+  const w = nw > 0 ? new Int32Array(data.buffer, data.byteOffset + i, nw) : new Int32Array(0);
+  for (let j = 0; j < nw; j += 4) {
+    const a = c ^ w[j], b = w[j + 1], e = w[j + 2], f = w[j + 3];
+    c = t[3840 + (a & 0xff)] ^ t[3584 + ((a >>> 8) & 0xff)] ^ t[3328 + ((a >>> 16) & 0xff)] ^ t[3072 + (a >>> 24)] ^
+      t[2816 + (b & 0xff)] ^ t[2560 + ((b >>> 8) & 0xff)] ^ t[2304 + ((b >>> 16) & 0xff)] ^ t[2048 + (b >>> 24)] ^
+      t[1792 + (e & 0xff)] ^ t[1536 + ((e >>> 8) & 0xff)] ^ t[1280 + ((e >>> 16) & 0xff)] ^ t[1024 + (e >>> 24)] ^
+      t[768 + (f & 0xff)] ^ t[512 + ((f >>> 8) & 0xff)] ^ t[256 + ((f >>> 16) & 0xff)] ^ t[f >>> 24];
+  }
+  for (i += nw * 4; i < data.length; i++) c = t[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}
+
+/** A parsed zip archive over a byte buffer. Entry data is read on demand. */
+export class ZipArchive {
+  readonly bytes: Uint8Array;
+  readonly source: string;
+  /** Entries in central-directory order. */
+  readonly entries: readonly ZipEntry[];
+  private readonly byName: Map<string, ZipEntry>;
+  private readonly maxEntryBytes: number;
+  private readonly maxTotalInflatedBytes: number;
+  private inflatedSoFar = 0;
+
+  constructor(bytes: Uint8Array, opts: ZipReadOptions = {}) {
+    this.bytes = bytes;
+    this.source = opts.source ?? "<zip>";
+    this.maxEntryBytes = opts.maxEntryBytes ?? 2 ** 30;
+    this.maxTotalInflatedBytes = opts.maxTotalInflatedBytes ?? 2 ** 32;
+    this.entries = readCentralDirectory(bytes, this.source);
+    this.byName = new Map();
+    for (const e of this.entries) {
+      if (this.byName.has(e.name)) this.fail(`duplicate entry name "${e.name}"`);
+      this.byName.set(e.name, e);
+    }
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  entry(name: string): ZipEntry | undefined {
+    return this.byName.get(name);
+  }
+
+  /**
+   * The uncompressed bytes of an entry. Stored entries are zero-copy views of the archive buffer (read-only by
+   * convention) and their CRC is checked only when `verifyCrc` is set; deflated entries are always checked.
+   */
+  read(name: string, verifyCrc = false): Uint8Array {
+    const e = this.byName.get(name);
+    if (e === undefined) this.fail(`no entry named "${name}"`);
+    const start = this.dataStart(e);
+    const comp = this.bytes.subarray(start, start + e.compressedSize);
+    let out: Uint8Array;
+    if (e.method === 0) {
+      if (e.compressedSize !== e.uncompressedSize) {
+        this.fail(`stored entry "${e.name}" has compressed size ${e.compressedSize} != uncompressed size ${e.uncompressedSize}`);
+      }
+      out = comp;
+      if (!verifyCrc) return out;
+    } else {
+      out = this.inflate(e, comp);
+    }
+    const crc = crc32(out);
+    if (crc !== e.crc32) {
+      this.fail(`entry "${e.name}" is corrupt: CRC-32 ${hex(crc)} != ${hex(e.crc32)} recorded in the directory`);
+    }
+    return out;
+  }
+
+  /** Check an entry's stored CRC-32 (no-op cost for deflated entries, which `read` always checks). */
+  verify(name: string): void {
+    this.read(name, true);
+  }
+
+  private dataStart(e: ZipEntry): number {
+    const b = this.bytes;
+    const at = e.localHeaderOffset;
+    if (at + 30 > b.length) this.fail(`local header of "${e.name}" at offset ${at} lies outside the file (${b.length} bytes)`);
+    const dv = view(b);
+    if (dv.getUint32(at, true) !== SIG_LOCAL) this.fail(`bad local header signature for "${e.name}" at offset ${at}`);
+    const nameLen = dv.getUint16(at + 26, true);
+    const extraLen = dv.getUint16(at + 28, true);
+    const start = at + 30 + nameLen + extraLen;
+    if (start + e.compressedSize > b.length) {
+      this.fail(`data of "${e.name}" (${e.compressedSize} bytes at offset ${start}) runs past the end of the file (${b.length} bytes)`);
+    }
+    return start;
+  }
+
+  private inflate(e: ZipEntry, comp: Uint8Array): Uint8Array {
+    const size = e.uncompressedSize;
+    if (size > this.maxEntryBytes) {
+      this.fail(`deflated entry "${e.name}" declares ${size} bytes, over the limit of ${this.maxEntryBytes}`);
+    }
+    if (size > comp.length * DEFLATE_MAX_RATIO + 1024) {
+      this.fail(`deflated entry "${e.name}" declares ${size} bytes from ${comp.length} compressed bytes: impossible ratio`);
+    }
+    if (this.inflatedSoFar + size > this.maxTotalInflatedBytes) {
+      this.fail(`inflating "${e.name}" would exceed the archive's cap of ${this.maxTotalInflatedBytes} decompressed bytes`);
+    }
+    const out = new Uint8Array(size);
+    let filled = 0;
+    let done = false;
+    const inf = new Inflate((chunk: Uint8Array, final: boolean) => {
+      if (filled + chunk.length > size) {
+        this.fail(`deflated entry "${e.name}" inflates past its declared size of ${size} bytes (zip bomb?)`);
+      }
+      out.set(chunk, filled);
+      filled += chunk.length;
+      if (final) done = true;
+    });
+    try {
+      for (let p = 0; p < comp.length || p === 0; p += INFLATE_STEP) {
+        const end = Math.min(p + INFLATE_STEP, comp.length);
+        inf.push(comp.subarray(p, end), end >= comp.length);
+        if (end >= comp.length) break;
+      }
+    } catch (err) {
+      if (err instanceof PerceiverError) throw err;
+      this.fail(`deflated entry "${e.name}" is corrupt: ${(err as Error).message}`, err);
+    }
+    if (!done || filled !== size) {
+      this.fail(`deflated entry "${e.name}" inflates to ${filled} bytes, its header declares ${size}`);
+    }
+    this.inflatedSoFar += size;
+    return out;
+  }
+
+  private fail(msg: string, cause?: unknown): never {
+    throw new PerceiverError("ZIP_INVALID", `${this.source}: ${msg}`, cause === undefined ? undefined : { cause });
+  }
+}
+
+/** True when the bytes start like a zip archive (local file header signature "PK\x03\x04"). */
+export function looksLikeZip(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
+}
+
+function view(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function hex(n: number): string {
+  return "0x" + n.toString(16).padStart(8, "0");
+}
+
+/** Little-endian u64 that must fit a JS safe integer. */
+function u64(dv: DataView, at: number, what: string, fail: (m: string) => never): number {
+  const lo = dv.getUint32(at, true);
+  const hi = dv.getUint32(at + 4, true);
+  if (hi >= 0x200000) fail(`${what} ${hi} * 2^32 + ${lo} is too large`);
+  return hi * 2 ** 32 + lo;
+}
+
+function readCentralDirectory(b: Uint8Array, source: string): ZipEntry[] {
+  const fail = (m: string): never => {
+    throw new PerceiverError("ZIP_INVALID", `${source}: ${m}`);
+  };
+  const dv = view(b);
+  // End of central directory: 22 bytes + a comment of up to 65535 bytes, at the very end of the file.
+  if (b.length < 22) fail(`file too small for a zip archive (${b.length} bytes)`);
+  let eocd = -1;
+  for (let i = b.length - 22; i >= Math.max(0, b.length - 22 - 65535); i--) {
+    if (dv.getUint32(i, true) === SIG_EOCD && i + 22 + dv.getUint16(i + 20, true) === b.length) {
+      eocd = i;
+      break;
+    }
+  }
+  if (eocd < 0) fail("end of central directory not found (truncated or not a zip file)");
+  const disk = dv.getUint16(eocd + 4, true);
+  const cdDisk = dv.getUint16(eocd + 6, true);
+  let count = dv.getUint16(eocd + 10, true);
+  let cdSize = dv.getUint32(eocd + 12, true);
+  let cdOffset = dv.getUint32(eocd + 16, true);
+  if (disk !== 0 || cdDisk !== 0) fail("multi-disk archives are not supported");
+
+  // Zip64: a locator sits right before the classic end record and points at the zip64 end record.
+  if (eocd >= 20 && dv.getUint32(eocd - 20, true) === SIG_ZIP64_LOCATOR) {
+    const recAt = u64(dv, eocd - 20 + 8, "zip64 end record offset", fail);
+    if (recAt + 56 > eocd) fail(`zip64 end record offset ${recAt} is out of bounds`);
+    if (dv.getUint32(recAt, true) !== SIG_ZIP64_EOCD) fail(`bad zip64 end record signature at offset ${recAt}`);
+    count = u64(dv, recAt + 32, "zip64 entry count", fail);
+    cdSize = u64(dv, recAt + 40, "zip64 central directory size", fail);
+    cdOffset = u64(dv, recAt + 48, "zip64 central directory offset", fail);
+  } else if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
+    fail("zip64 archive without a zip64 end record locator");
+  }
+  if (cdOffset + cdSize > b.length) {
+    fail(`central directory (${cdSize} bytes at offset ${cdOffset}) lies outside the file (${b.length} bytes)`);
+  }
+  // Each central entry takes at least 46 bytes: bounds the count before we loop.
+  if (count * 46 > cdSize) fail(`central directory of ${cdSize} bytes cannot hold ${count} entries`);
+
+  const entries: ZipEntry[] = [];
+  const decoder = new TextDecoder("utf-8", { fatal: false });
+  let p = cdOffset;
+  const cdEnd = cdOffset + cdSize;
+  for (let i = 0; i < count; i++) {
+    if (p + 46 > cdEnd) fail(`central directory entry ${i} at offset ${p} is truncated`);
+    if (dv.getUint32(p, true) !== SIG_CENTRAL) fail(`bad central directory signature for entry ${i} at offset ${p}`);
+    const flags = dv.getUint16(p + 8, true);
+    const method = dv.getUint16(p + 10, true);
+    const crc = dv.getUint32(p + 16, true);
+    let csize = dv.getUint32(p + 20, true);
+    let usize = dv.getUint32(p + 24, true);
+    const nameLen = dv.getUint16(p + 28, true);
+    const extraLen = dv.getUint16(p + 30, true);
+    const commentLen = dv.getUint16(p + 32, true);
+    const entryDisk = dv.getUint16(p + 34, true);
+    let local = dv.getUint32(p + 42, true);
+    const next = p + 46 + nameLen + extraLen + commentLen;
+    if (next > cdEnd) fail(`central directory entry ${i} at offset ${p} runs past the directory`);
+    const name = decoder.decode(b.subarray(p + 46, p + 46 + nameLen));
+    if (flags & 1) fail(`entry "${name}" is encrypted`);
+    if (method !== 0 && method !== 8) fail(`entry "${name}" uses compression method ${method} (only stored and deflate are supported)`);
+    // Zip64 extra field (id 1): the 64-bit values of the fields set to 0xffffffff, in this order.
+    if (usize === 0xffffffff || csize === 0xffffffff || local === 0xffffffff || entryDisk === 0xffff) {
+      let q = p + 46 + nameLen;
+      const extraEnd = q + extraLen;
+      let found = false;
+      while (q + 4 <= extraEnd) {
+        const id = dv.getUint16(q, true);
+        const len = dv.getUint16(q + 2, true);
+        if (q + 4 + len > extraEnd) break;
+        if (id === 1) {
+          let r = q + 4;
+          const take = (what: string): number => {
+            if (r + 8 > q + 4 + len) fail(`zip64 extra field of "${name}" is too short for the ${what}`);
+            const v = u64(dv, r, `${what} of "${name}"`, fail);
+            r += 8;
+            return v;
+          };
+          if (usize === 0xffffffff) usize = take("uncompressed size");
+          if (csize === 0xffffffff) csize = take("compressed size");
+          if (local === 0xffffffff) local = take("local header offset");
+          found = true;
+          break;
+        }
+        q += 4 + len;
+      }
+      if (!found) fail(`entry "${name}" needs a zip64 extra field but has none`);
+    }
+    if (local + 30 > cdOffset) fail(`local header of "${name}" at offset ${local} is not before the central directory`);
+    if (local + 30 + csize > cdOffset) {
+      fail(`data of "${name}" (${csize} bytes after offset ${local}) overlaps the central directory at ${cdOffset}`);
+    }
+    entries.push({ name, method, crc32: crc, compressedSize: csize, uncompressedSize: usize, localHeaderOffset: local });
+    p = next;
+  }
+  return entries;
+}
