@@ -1,7 +1,16 @@
-/** perceiver-ts public API. */
+/**
+ * perceiver-ts public API (browser-safe: no Node built-ins are imported from here; `fromPretrained` loads its
+ * Node-only helpers on demand). Node helpers for files and the hub are in `perceiver-ts/node`.
+ */
 export { PerceiverError, isPerceiverError, type PerceiverErrorCode } from "./errors.js";
 export { Tensor } from "./tensor/tensor.js";
 export { parsePerceiverConfig, type PerceiverConfig } from "./perceiver/config.js";
 export { PerceiverForImageClassification, type ForwardOptions, type ForwardOutput } from "./perceiver/model.js";
+export {
+  preprocess, preprocessBatch, imageProcessorConfigFromJson, defaultImageProcessorConfig, type ImageProcessorConfig,
+} from "./perceiver/image-processor.js";
+export { decodeImage, fromPixels, readImageHeader, type RgbImage, type DecodeImageOptions } from "./io/image.js";
 export { readSafetensors, writeSafetensors, SafetensorsFile, type SafetensorsTensor } from "./io/safetensors.js";
+export { readTorchBin, TorchStateDict } from "./io/torch-bin.js";
+export { topK, softmax, type Prediction } from "./io/labels.js";
 export type { StateDict, Dtype, TensorInfo } from "./io/state-dict.js";

@@ -166,3 +166,16 @@ describe("classify from a local hub", () => {
     expect(r.stderr).toMatch(/--model <folder>/);
   });
 });
+
+describe("README example", () => {
+  it("examples/classify.ts runs against the built package and agrees with the library", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const r = spawnSync(process.execPath, ["--import", "tsx", "examples/classify.ts", TINY, CAT], { cwd: fixture("..", ".."), encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines).toHaveLength(5);
+    const ref = await libraryLogits(TINY, CAT);
+    const best = ref.indexOf(Math.max(...ref));
+    expect(lines[0]).toMatch(new RegExp(`^\\d\\.\\d{4}  class_${best}$`));
+  });
+});
