@@ -87,3 +87,22 @@ describe("tiny-conv in F16 and BF16", () => {
     });
   }
 });
+
+describe("extractFeatures", () => {
+  it("returns the final latents (= PyTorch's last self-attention output) and their mean", async () => {
+    const model = await PerceiverForImageClassification.fromPretrained(fixture("tiny-conv"));
+    const golden = await readGolden("tiny-conv", "golden.safetensors");
+    const pixels = new Tensor(golden.getFloat32("pixel_values"), golden.info("pixel_values").shape);
+    const { latents, pooled } = await model.extractFeatures(pixels);
+    const { numLatents: N, dLatents: D, numBlocks, numSelfAttendsPerBlock } = model.config;
+    expect(latents.shape).toEqual([2, N, D]);
+    expect(pooled.shape).toEqual([2, D]);
+    const last = golden.getFloat32(`self_attend_${numSelfAttendsPerBlock - 1}.call${numBlocks - 1}`);
+    expectClose("final latents", latents.data.subarray(0, N * D), last, ATOL, RTOL);
+    for (let d = 0; d < D; d++) {
+      let s = 0;
+      for (let n = 0; n < N; n++) s += latents.data[D * N + n * D + d];
+      expect(Math.abs(pooled.data[D + d] - s / N)).toBeLessThan(1e-6);
+    }
+  });
+});

@@ -127,6 +127,52 @@ export class PerceiverForImageClassification {
 
   /** The same as forward, synchronously on the calling thread. */
   forwardSync(pixelValues: Tensor, options: ForwardOptions = {}): ForwardOutput {
+    const enc = this.encode(pixelValues, options);
+    const { batch, z, attentions, hidden, progress } = enc;
+    const cfg = this.config;
+    const N = cfg.numLatents;
+    const D = cfg.dLatents;
+
+    // 3. Decoder: one trainable query per image cross-attends to the latents; final linear -> logits
+    const query = new Float32Array(batch * D);
+    for (let b = 0; b < batch; b++) query.set(this.decoderQuery, b * D);
+    const decProbs = options.outputAttentions ? new Float32Array(batch * N) : undefined;
+    this.decoderCrossAttention.forward(query, z, batch, 1, N, query, decProbs);
+    if (decProbs) attentions.push(new Tensor(decProbs, [batch, 1, 1, N]));
+    options.onIntermediate?.("decoder", new Tensor(query.slice(), [batch, D]));
+    const logits = new Float32Array(batch * cfg.numLabels);
+    this.finalLayer.forward(query, batch, logits);
+    progress();
+
+    const out: ForwardOutput = { logits: new Tensor(logits, [batch, cfg.numLabels]) };
+    if (options.outputAttentions) out.crossAttentions = attentions;
+    if (options.outputHiddenStates) out.hiddenStates = hidden;
+    return out;
+  }
+
+  /**
+   * Image features: the final latents [B, numLatents, dLatents] (the encoder output, before the decoder) and their
+   * mean over the latents, a pooled [B, dLatents] vector.
+   */
+  async extractFeatures(pixelValues: Tensor, options: Pick<ForwardOptions, "onProgress"> = {}): Promise<{ latents: Tensor; pooled: Tensor }> {
+    const { batch, z } = this.encode(pixelValues, options);
+    const N = this.config.numLatents;
+    const D = this.config.dLatents;
+    const pooled = new Float32Array(batch * D);
+    const sum = new Float64Array(D);
+    for (let b = 0; b < batch; b++) {
+      sum.fill(0);
+      for (let n = 0; n < N; n++) {
+        const row = (b * N + n) * D;
+        for (let d = 0; d < D; d++) sum[d] += z[row + d];
+      }
+      for (let d = 0; d < D; d++) pooled[b * D + d] = sum[d] / N;
+    }
+    return { latents: new Tensor(z, [batch, N, D]), pooled: new Tensor(pooled, [batch, D]) };
+  }
+
+  /** Steps 1-2 of the forward pass: pixels -> final latents z [B·N, D]. */
+  private encode(pixelValues: Tensor, options: ForwardOptions) {
     const cfg = this.config;
     const shape = pixelValues.shape;
     if (shape.length !== 4 || shape[1] !== 3) {
@@ -150,10 +196,11 @@ export class PerceiverForImageClassification {
     const T = pre.numTokens;
     const C = pre.numChannels;
     if (emit) {
-      emit("convnet", new Tensor(concat(convnet), [batch, this.preprocessor.outChannels, pre.gridHeight, pre.gridWidth]));
-      const noPos = new Float32Array(batch * T * this.preprocessor.outChannels);
-      for (let r = 0; r < batch * T; r++) noPos.set(pre.inputs.subarray(r * C, r * C + this.preprocessor.outChannels), r * this.preprocessor.outChannels);
-      emit("preprocessor_without_pos", new Tensor(noPos, [batch, T, this.preprocessor.outChannels]));
+      const oc = this.preprocessor.outChannels;
+      emit("convnet", new Tensor(concat(convnet), [batch, oc, pre.gridHeight, pre.gridWidth]));
+      const noPos = new Float32Array(batch * T * oc);
+      for (let r = 0; r < batch * T; r++) noPos.set(pre.inputs.subarray(r * C, r * C + oc), r * oc);
+      emit("preprocessor_without_pos", new Tensor(noPos, [batch, T, oc]));
       emit("preprocessor", new Tensor(pre.inputs.slice(), [batch, T, C]));
     }
 
@@ -166,9 +213,10 @@ export class PerceiverForImageClassification {
     const hidden: Tensor[] = [];
     const snapshot = () => new Tensor(z.slice(), [batch, N, D]);
 
-    const encProbs = options.outputAttentions ? new Float32Array(batch * this.crossAttention.attention.numHeads * N * T) : undefined;
+    const heads = this.crossAttention.attention.numHeads;
+    const encProbs = options.outputAttentions ? new Float32Array(batch * heads * N * T) : undefined;
     this.crossAttention.forward(z, pre.inputs, batch, N, T, z, encProbs);
-    if (encProbs) attentions.push(new Tensor(encProbs, [batch, this.crossAttention.attention.numHeads, N, T]));
+    if (encProbs) attentions.push(new Tensor(encProbs, [batch, heads, N, T]));
     if (emit) emit("cross_attention", snapshot());
     if (options.outputHiddenStates) hidden.push(snapshot());
     progress();
@@ -181,22 +229,7 @@ export class PerceiverForImageClassification {
         progress();
       }
     }
-
-    // 3. Decoder: one trainable query per image cross-attends to the latents; final linear -> logits
-    const query = new Float32Array(batch * D);
-    for (let b = 0; b < batch; b++) query.set(this.decoderQuery, b * D);
-    const decProbs = options.outputAttentions ? new Float32Array(batch * N) : undefined;
-    this.decoderCrossAttention.forward(query, z, batch, 1, N, query, decProbs);
-    if (decProbs) attentions.push(new Tensor(decProbs, [batch, 1, 1, N]));
-    if (emit) emit("decoder", new Tensor(query.slice(), [batch, D]));
-    const logits = new Float32Array(batch * cfg.numLabels);
-    this.finalLayer.forward(query, batch, logits);
-    progress();
-
-    const out: ForwardOutput = { logits: new Tensor(logits, [batch, cfg.numLabels]) };
-    if (options.outputAttentions) out.crossAttentions = attentions;
-    if (options.outputHiddenStates) out.hiddenStates = hidden;
-    return out;
+    return { batch, z, attentions, hidden, progress };
   }
 }
 

@@ -10,11 +10,16 @@
  *  - B is copied into a Float64Array scratch as panels of NR=4 columns, k-major inside a panel, zero-padded to a
  *    multiple of NR columns. For `linear` the weight is pre-packed once by `packWeight` (float32, same layout),
  *    so each call only widens it to float64 with a native `Float64Array.set`.
- *  - A is copied, MR=6 rows at a time, into a Float64Array scratch (row-interleaved, k-major), MC rows per block.
- *  - The 6x4 micro-kernel keeps 24 double accumulators in locals and streams one A micro-panel and one B panel.
- *    Float64 scratch avoids a float32->float64 conversion per load; `| 0` on indices avoids overflow checks.
- *    Rows left over after the last full 6-row tile go through a 1x4 kernel that reads A directly.
- * Scratch buffers are module-level, grow when needed and are reused (no allocation per call in steady state).
+ *  - A is copied, MR=4 rows at a time, into the same scratch (row-interleaved, k-major), MC rows per block.
+ *  - The 4x4 micro-kernel keeps 16 double accumulators in locals and streams one A micro-panel and one B panel.
+ *    Float64 scratch avoids a float32->float64 conversion per load; one scratch array for both operands means
+ *    one map/length check per iteration instead of two; `| 0` on indices avoids overflow checks.
+ *    Rows left over after the last full 4-row tile go through a 1x4 kernel that reads A directly; products with
+ *    fewer than 4 rows (the decoder's single query) skip packing and read B in place.
+ * Measured on this machine (bench/gemm.ts): V8 spends ~5-7 instructions per typed-array load, so plain JS stays
+ * well below the scalar peak; tiles from 2x4 to 6x4 measured within noise of each other, and 4 divides the model's
+ * 512/1024/128 sizes.
+ * The scratch buffer is module-level, grows when needed and is reused (no allocation per call in steady state).
  * Outputs must not alias inputs.
  */
 import { PerceiverError } from "../errors.js";
@@ -28,7 +33,7 @@ export interface PackedWeight {
 }
 
 /** Rows of A per register tile. */
-const MR = 6;
+const MR = 4;
 /** Columns of B per register tile and per packed panel. */
 const NR = 4;
 /** Packed A block size in doubles (256 KB: half of this machine's L2). */
@@ -36,26 +41,20 @@ const A_BLOCK = 32 * 1024;
 /** Packed B block size in doubles (2 MB: a slice of L3). */
 const B_BLOCK = 256 * 1024;
 
-let scratchA = new Float64Array(0);
-let scratchB = new Float64Array(0);
+/** Packed B block at [0, bSize), then packed A block. */
+let scratch = new Float64Array(0);
 const NO_BIAS = new Float32Array(0);
 /** Data arrays made by `packWeight`, so `linear` can refuse an unpacked [N,K] weight instead of misreading it. */
 const packedData = new WeakSet<Float32Array>();
 
-function growA(size: number): Float64Array {
-  if (scratchA.length < size) scratchA = new Float64Array(size);
-  return scratchA;
+function grow(size: number): Float64Array {
+  if (scratch.length < size) scratch = new Float64Array(size);
+  return scratch;
 }
 
-function growB(size: number): Float64Array {
-  if (scratchB.length < size) scratchB = new Float64Array(size);
-  return scratchB;
-}
-
-/** Frees the module-level scratch buffers (they grow back on the next call). */
+/** Frees the module-level scratch buffer (a few MB at the model's shapes; it grows back on the next call). */
 export function releaseGemmScratch(): void {
-  scratchA = new Float64Array(0);
-  scratchB = new Float64Array(0);
+  scratch = new Float64Array(0);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -108,12 +107,12 @@ export function packWeight(w: Float32Array, n: number, k: number): PackedWeight 
   return { n, k, data };
 }
 
-// a [MC,K] rows (stride lda, from aOff), mc a multiple of MR -> pa: tiles of MR rows, k-major, row-interleaved
-function packA(a: Float32Array, aOff: number, lda: number, mc: number, k: number, pa: Float64Array): void {
+// a [MC,K] rows (stride lda, from aOff), mc a multiple of MR -> pa from paOff: tiles of MR rows, k-major, row-interleaved
+function packA(a: Float32Array, aOff: number, lda: number, mc: number, k: number, pa: Float64Array, paOff: number): void {
   for (let t = 0; t < mc; t += MR) {
     for (let r = 0; r < MR; r++) {
       const src = aOff + (t + r) * lda;
-      let d = t * k + r;
+      let d = paOff + t * k + r;
       for (let p = 0; p < k; p++, d += MR) pa[d] = a[src + p];
     }
   }
@@ -157,17 +156,20 @@ function packB(b: Float32Array, bOff: number, ldb: number, jc: number, nc: numbe
 // ---------------------------------------------------------------------------------------------------------------
 // micro-kernels
 
-/** Stores a partial tile (nv < NR valid columns, mv valid rows) from `tile` [MR,NR]. */
+/** Accumulators of a tile with fewer than NR valid columns, on their way to `storePartial`. */
 const tile = new Float64Array(MR * NR);
+
+/** Stores the valid part (mv rows, nv columns) of `tile` [MR,NR] into out at o (row stride ldo), times alpha. */
 function storePartial(mv: number, nv: number, out: Float32Array, o: number, ldo: number, alpha: number): void {
   for (let r = 0; r < mv; r++, o += ldo) {
     for (let c = 0; c < nv; c++) out[o + c] = alpha * tile[r * NR + c];
   }
 }
 
-// pa tile [MR,K] at ai (row-interleaved), pb panel [K,NR] at bi -> out [MR,nv] at o (stride ldo) = alpha·(init + a·b)
-function kernel6x4(
-  pa: Float64Array, ai: number, pb: Float64Array, bi: number, k: number,
+// s: packed A tile [MR,K] at ai (row-interleaved) and packed B panel [K,NR] at bi
+//   -> out [MR,nv] at o (row stride ldo) = alpha·(init + a·b), init = bias[j..j+nv) or 0
+function kernel4x4(
+  s: Float64Array, ai: number, bi: number, k: number,
   bias: Float32Array, j: number, hasBias: boolean, nv: number,
   out: Float32Array, o: number, ldo: number, alpha: number,
 ): void {
@@ -179,38 +181,28 @@ function kernel6x4(
   let c10 = z0, c11 = z1, c12 = z2, c13 = z3;
   let c20 = z0, c21 = z1, c22 = z2, c23 = z3;
   let c30 = z0, c31 = z1, c32 = z2, c33 = z3;
-  let c40 = z0, c41 = z1, c42 = z2, c43 = z3;
-  let c50 = z0, c51 = z1, c52 = z2, c53 = z3;
   const aEnd = (ai + MR * k) | 0;
-  for (; ai < aEnd; ai = (ai + 6) | 0, bi = (bi + 4) | 0) {
-    const b0 = pb[bi], b1 = pb[(bi + 1) | 0], b2 = pb[(bi + 2) | 0], b3 = pb[(bi + 3) | 0];
-    const a0 = pa[ai];
+  for (; ai < aEnd; ai = (ai + 4) | 0, bi = (bi + 4) | 0) {
+    const b0 = s[bi], b1 = s[(bi + 1) | 0], b2 = s[(bi + 2) | 0], b3 = s[(bi + 3) | 0];
+    const a0 = s[ai];
     c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
-    const a1 = pa[(ai + 1) | 0];
+    const a1 = s[(ai + 1) | 0];
     c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
-    const a2 = pa[(ai + 2) | 0];
+    const a2 = s[(ai + 2) | 0];
     c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
-    const a3 = pa[(ai + 3) | 0];
+    const a3 = s[(ai + 3) | 0];
     c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
-    const a4 = pa[(ai + 4) | 0];
-    c40 += a4 * b0; c41 += a4 * b1; c42 += a4 * b2; c43 += a4 * b3;
-    const a5 = pa[(ai + 5) | 0];
-    c50 += a5 * b0; c51 += a5 * b1; c52 += a5 * b2; c53 += a5 * b3;
   }
   if (nv === NR) {
     out[o] = alpha * c00; out[o + 1] = alpha * c01; out[o + 2] = alpha * c02; out[o + 3] = alpha * c03; o += ldo;
     out[o] = alpha * c10; out[o + 1] = alpha * c11; out[o + 2] = alpha * c12; out[o + 3] = alpha * c13; o += ldo;
     out[o] = alpha * c20; out[o + 1] = alpha * c21; out[o + 2] = alpha * c22; out[o + 3] = alpha * c23; o += ldo;
-    out[o] = alpha * c30; out[o + 1] = alpha * c31; out[o + 2] = alpha * c32; out[o + 3] = alpha * c33; o += ldo;
-    out[o] = alpha * c40; out[o + 1] = alpha * c41; out[o + 2] = alpha * c42; out[o + 3] = alpha * c43; o += ldo;
-    out[o] = alpha * c50; out[o + 1] = alpha * c51; out[o + 2] = alpha * c52; out[o + 3] = alpha * c53;
+    out[o] = alpha * c30; out[o + 1] = alpha * c31; out[o + 2] = alpha * c32; out[o + 3] = alpha * c33;
   } else {
     tile[0] = c00; tile[1] = c01; tile[2] = c02; tile[3] = c03;
     tile[4] = c10; tile[5] = c11; tile[6] = c12; tile[7] = c13;
     tile[8] = c20; tile[9] = c21; tile[10] = c22; tile[11] = c23;
     tile[12] = c30; tile[13] = c31; tile[14] = c32; tile[15] = c33;
-    tile[16] = c40; tile[17] = c41; tile[18] = c42; tile[19] = c43;
-    tile[20] = c50; tile[21] = c51; tile[22] = c52; tile[23] = c53;
     storePartial(MR, nv, out, o, ldo, alpha);
   }
 }
@@ -236,6 +228,30 @@ function kernel1x4(
   if (nv > 3) out[o + 3] = alpha * c3;
 }
 
+// a row [K] at ai, unpacked b with b(p, j + c) at bi + p·sp + c·sj -> out [1,nv] at o = alpha·(init + a·b).
+// For products with fewer rows than a tile, where packing B would cost as much as the product itself.
+function kernelDirect1x4(
+  a: Float32Array, ai: number, b: Float32Array, bi: number, sp: number, sj: number, k: number,
+  bias: Float32Array, j: number, hasBias: boolean, nv: number,
+  out: Float32Array, o: number, alpha: number,
+): void {
+  // columns past nv re-read column 0 (always in range); their sums are discarded
+  const o1 = nv > 1 ? sj : 0, o2 = nv > 2 ? 2 * sj : 0, o3 = nv > 3 ? 3 * sj : 0;
+  let c0 = hasBias ? bias[j] : 0;
+  let c1 = hasBias && nv > 1 ? bias[j + 1] : 0;
+  let c2 = hasBias && nv > 2 ? bias[j + 2] : 0;
+  let c3 = hasBias && nv > 3 ? bias[j + 3] : 0;
+  const aEnd = (ai + k) | 0;
+  for (; ai < aEnd; ai = (ai + 1) | 0, bi = (bi + sp) | 0) {
+    const x = a[ai];
+    c0 += x * b[bi]; c1 += x * b[(bi + o1) | 0]; c2 += x * b[(bi + o2) | 0]; c3 += x * b[(bi + o3) | 0];
+  }
+  out[o] = alpha * c0;
+  if (nv > 1) out[o + 1] = alpha * c1;
+  if (nv > 2) out[o + 2] = alpha * c2;
+  if (nv > 3) out[o + 3] = alpha * c3;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // driver
 
@@ -252,31 +268,43 @@ function gemm(
   out: Float32Array, oOff: number, ldo: number, alpha: number,
 ): void {
   if (m === 0 || n === 0) return;
+  if (m < MR) {
+    // b(p, j) = b[bi + p·sp + (j mod NR)·sj] from the start bi of column group j
+    const sp = kind === B_PACKED ? NR : kind === B_TRANS ? 1 : ldb;
+    const sj = kind === B_PACKED ? 1 : kind === B_TRANS ? ldb : 1;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j += NR) {
+        const bi = kind === B_PACKED ? j * k : kind === B_TRANS ? bOff + j * ldb : bOff + j;
+        kernelDirect1x4(a, aOff + i * lda, b, bi, sp, sj, k, bias, j, hasBias, Math.min(NR, n - j), out, oOff + i * ldo + j, alpha);
+      }
+    }
+    return;
+  }
   const kk = Math.max(k, 1);
   const ncMax = Math.max(NR, Math.floor(B_BLOCK / kk / NR) * NR);
   const mcMax = Math.max(MR, Math.floor(A_BLOCK / kk / MR) * MR);
   for (let jc = 0; jc < n; jc += ncMax) {
     const nc = Math.min(ncMax, n - jc);
     const panels = Math.ceil(nc / NR);
-    const pb = growB(panels * NR * k);
-    if (kind === B_PACKED) pb.set(b.subarray(jc * k, (jc + panels * NR) * k));
-    else if (kind === B_TRANS) packBTrans(b, bOff, ldb, jc, nc, k, pb);
-    else packB(b, bOff, ldb, jc, nc, k, pb);
+    const bSize = panels * NR * k;
+    const s = grow(bSize + Math.min(mcMax, m - (m % MR)) * k);
+    if (kind === B_PACKED) s.set(b.subarray(jc * k, jc * k + bSize));
+    else if (kind === B_TRANS) packBTrans(b, bOff, ldb, jc, nc, k, s);
+    else packB(b, bOff, ldb, jc, nc, k, s);
 
     for (let ic = 0; ic < m; ic += mcMax) {
       const mc = Math.min(mcMax, m - ic);
       const mFull = mc - (mc % MR);
-      const pa = growA(mFull * k);
-      packA(a, aOff + ic * lda, lda, mFull, k, pa);
+      packA(a, aOff + ic * lda, lda, mFull, k, s, bSize);
       for (let jp = 0; jp < panels; jp++) {
         const j = jc + jp * NR;
         const nv = Math.min(NR, n - j);
         const bi = jp * NR * k;
         for (let t = 0; t < mFull; t += MR) {
-          kernel6x4(pa, t * k, pb, bi, k, bias, j, hasBias, nv, out, oOff + (ic + t) * ldo + j, ldo, alpha);
+          kernel4x4(s, bSize + t * k, bi, k, bias, j, hasBias, nv, out, oOff + (ic + t) * ldo + j, ldo, alpha);
         }
         for (let i = ic + mFull; i < ic + mc; i++) {
-          kernel1x4(a, aOff + i * lda, pb, bi, k, bias, j, hasBias, nv, out, oOff + i * ldo + j, alpha);
+          kernel1x4(a, aOff + i * lda, s, bi, k, bias, j, hasBias, nv, out, oOff + i * ldo + j, alpha);
         }
       }
     }

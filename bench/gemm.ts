@@ -1,0 +1,109 @@
+/**
+ * GFLOP/s of the matrix products on the model's shapes: naive twin vs optimized kernel, plus the GEMM time of
+ * one 224x224 image through deepmind/vision-perceiver-conv estimated from those rates.
+ * Naive rates are measured on a slice of rows (the naive loop's rate does not depend on M); optimized rates on
+ * the full shape. Each timing is the best of several runs after a warm-up. The machine is shared: run it twice.
+ * Run: npx tsx bench/gemm.ts
+ */
+import os from "node:os";
+import {
+  linear, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, packWeight,
+} from "../src/tensor/gemm.js";
+
+function rand(n: number, seed: number): Float32Array {
+  const x = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    x[i] = s / 4294967296 - 0.5;
+  }
+  return x;
+}
+
+/** Best wall time in ms of `fn` over `rounds` runs after one warm-up, stopping early past `budgetMs`. */
+function best(fn: () => void, rounds: number, budgetMs = 3000): number {
+  fn();
+  let b = Infinity;
+  const start = performance.now();
+  for (let r = 0; r < rounds; r++) {
+    const t0 = performance.now();
+    fn();
+    b = Math.min(b, performance.now() - t0);
+    if (performance.now() - start > budgetMs) break;
+  }
+  return b;
+}
+
+type Kind = "linear" | "matmulTransB" | "matmul";
+
+interface Shape {
+  kind: Kind;
+  m: number;
+  n: number;
+  k: number;
+  /** per-head strided views as in attention: lda/ldb/ldo of the [T, 1024] buffers */
+  ld?: number;
+  /** calls per image */
+  perImage: number;
+  note: string;
+}
+
+const SHAPES: Shape[] = [
+  { kind: "linear", m: 512, n: 1024, k: 1024, perImage: 48 * 6 + 4, note: "latent q/k/v/o/mlp" },
+  { kind: "matmulTransB", m: 512, n: 512, k: 128, ld: 1024, perImage: 48 * 8, note: "per-head Q·Kᵀ" },
+  { kind: "matmul", m: 512, n: 128, k: 512, ld: 1024, perImage: 48 * 8, note: "per-head P·V" },
+  { kind: "linear", m: 3025, n: 322, k: 322, perImage: 2, note: "cross-attn K, V" },
+  { kind: "linear", m: 512, n: 322, k: 1024, perImage: 1, note: "cross-attn Q" },
+  { kind: "linear", m: 512, n: 1024, k: 322, perImage: 1, note: "cross-attn out" },
+  { kind: "matmulTransB", m: 512, n: 3025, k: 322, perImage: 1, note: "cross-attn Q·Kᵀ" },
+  { kind: "matmul", m: 512, n: 322, k: 3025, perImage: 1, note: "cross-attn P·V" },
+  { kind: "linear", m: 1, n: 1024, k: 1024, perImage: 4, note: "decoder q/o/mlp (M=1)" },
+  { kind: "matmulTransB", m: 1, n: 512, k: 1024, perImage: 1, note: "decoder Q·Kᵀ" },
+  { kind: "matmul", m: 1, n: 1024, k: 512, perImage: 1, note: "decoder P·V" },
+  { kind: "linear", m: 1, n: 1000, k: 1024, perImage: 1, note: "classifier" },
+];
+
+/** Returns [naive ms per row-slice, rows in slice, optimized ms]. */
+function measure(s: Shape): [number, number, number] {
+  const { m, n, k } = s;
+  const rows = Math.max(1, Math.min(m, Math.floor(32e6 / (n * k))));
+  if (s.kind === "linear") {
+    const a = rand(m * k, 1), w = rand(n * k, 2), bias = rand(n, 3), out = new Float32Array(m * n);
+    const pw = packWeight(w, n, k);
+    const naive = best(() => linearNaive(a, w, bias, out, rows, n, k), 2);
+    return [naive, rows, best(() => linear(a, pw, bias, out, m), 5)];
+  }
+  const ld = s.ld;
+  if (s.kind === "matmulTransB") {
+    const lda = ld ?? k, ldb = ld ?? k;
+    const a = rand(m * lda, 1), b = rand(n * ldb, 2), out = new Float32Array(m * n);
+    const naive = best(() => matmulTransBNaive(rows, n, k, a, 0, lda, b, 0, ldb, out, 0, n, 0.125), 2);
+    return [naive, rows, best(() => matmulTransB(m, n, k, a, 0, lda, b, 0, ldb, out, 0, n, 0.125), 5)];
+  }
+  const ldb = ld ?? n, ldo = ld ?? n;
+  const a = rand(m * k, 1), b = rand(k * ldb, 2), out = new Float32Array(m * ldo);
+  const naive = best(() => matmulNaive(rows, n, k, a, 0, k, b, 0, ldb, out, 0, ldo), 2);
+  return [naive, rows, best(() => matmul(m, n, k, a, 0, k, b, 0, ldb, out, 0, ldo), 5)];
+}
+
+console.log(`CPU: ${os.cpus()[0]?.model ?? "unknown"} x${os.cpus().length}, Node ${process.version}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+console.log("shape".padEnd(34) + "naive GFLOP/s".padStart(14) + "  optimized GFLOP/s".padStart(20) + "speedup".padStart(9) + "  ms/call".padStart(10));
+let totalMs = 0;
+let totalFlop = 0;
+for (const s of SHAPES) {
+  const [naiveMs, rows, optMs] = measure(s);
+  const flop = 2 * s.m * s.n * s.k;
+  const naiveRate = (2 * rows * s.n * s.k) / naiveMs / 1e6;
+  const optRate = flop / optMs / 1e6;
+  totalMs += optMs * s.perImage;
+  totalFlop += flop * s.perImage;
+  const label = `${s.kind} ${s.m}x${s.n}x${s.k}${s.ld ? ` ld=${s.ld}` : ""}`;
+  console.log(
+    label.padEnd(34) + naiveRate.toFixed(2).padStart(14) + optRate.toFixed(2).padStart(20) +
+      `${(optRate / naiveRate).toFixed(1)}x`.padStart(9) + optMs.toFixed(2).padStart(10) + `  ${s.note}`,
+  );
+}
+console.log(
+  `one image (B=1): ${(totalFlop / 1e9).toFixed(0)} GFLOP of GEMM, estimated ${(totalMs / 1000).toFixed(1)} s ` +
+    `(${(totalFlop / totalMs / 1e6).toFixed(2)} GFLOP/s average, single thread)`,
+);
