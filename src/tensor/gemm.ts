@@ -7,19 +7,21 @@
  * float32 values as their naive twins; they only run faster.
  *
  * How (GotoBLAS-style, sized for V8 rather than for SIMD):
- *  - B is copied into a Float64Array scratch as panels of NR=4 columns, k-major inside a panel, zero-padded to a
- *    multiple of NR columns. For `linear` the weight is pre-packed once by `packWeight` (float32, same layout),
- *    so each call only widens it to float64 with a native `Float64Array.set`.
+ *  - B is copied into a scratch array of doubles as panels of NR=4 columns, k-major inside a panel, zero-padded
+ *    to a multiple of NR columns. For `linear` the weight is pre-packed once by `packWeight` (float32, same
+ *    layout), so each call only widens it to double with a straight copy. The bias (or zeros) goes there too.
  *  - A is copied, MR=4 rows at a time, into the same scratch (row-interleaved, k-major), MC rows per block.
  *  - The 4x4 micro-kernel keeps 16 double accumulators in locals and streams one A micro-panel and one B panel.
- *    Float64 scratch avoids a float32->float64 conversion per load; one scratch array for both operands means
- *    one map/length check per iteration instead of two; `| 0` on indices avoids overflow checks.
  *    Rows left over after the last full 4-row tile go through a 1x4 kernel that reads A directly; products with
  *    fewer than 4 rows (the decoder's single query) skip packing and read B in place.
- * Measured on this machine (bench/gemm.ts): V8 spends ~5-7 instructions per typed-array load, so plain JS stays
- * well below the scalar peak; tiles from 2x4 to 6x4 measured within noise of each other, and 4 divides the model's
- * 512/1024/128 sizes.
- * The scratch buffer is module-level, grows when needed and is reused (no allocation per call in steady state).
+ *  - The scratch is a plain JS array of doubles (V8's PACKED_DOUBLE_ELEMENTS), not a typed array: V8's optimizing
+ *    compiler reads it with ~4 instructions per element (index, bounds check, load) against ~6-8 for a
+ *    Float32Array (plus pointer arithmetic, float->double conversion and, once any ArrayBuffer in the process has
+ *    been transferred, a detached-buffer check). One array for both operands means one map check per iteration,
+ *    and `| 0` on indices avoids overflow checks.
+ * Measured on this machine (bench/gemm.ts): tiles from 2x4 to 6x4 were within noise of each other (bigger tiles
+ * spill accumulators to the stack), 4x4 was the most consistent, and 4 divides the model's 512/1024/128 sizes.
+ * The scratch array is module-level, grows when needed and is reused (no allocation per call in steady state).
  * Outputs must not alias inputs.
  */
 import { PerceiverError } from "../errors.js";
@@ -41,20 +43,26 @@ const A_BLOCK = 32 * 1024;
 /** Packed B block size in doubles (2 MB: a slice of L3). */
 const B_BLOCK = 256 * 1024;
 
-/** Packed B block at [0, bSize), then packed A block. */
-let scratch = new Float64Array(0);
-const NO_BIAS = new Float32Array(0);
+/** Bias block, packed B block, packed A block (see `gemm`). Holds only doubles (see the header). */
+let scratch = doubles(0);
 /** Data arrays made by `packWeight`, so `linear` can refuse an unpacked [N,K] weight instead of misreading it. */
 const packedData = new WeakSet<Float32Array>();
 
-function grow(size: number): Float64Array {
-  if (scratch.length < size) scratch = new Float64Array(size);
+/** A packed (no holes) JS array of `size` doubles. Filled by push so V8 never sees a hole or a non-double. */
+function doubles(size: number): number[] {
+  const x: number[] = [0.5];
+  for (let i = 1; i < size; i++) x.push(0.5);
+  return x;
+}
+
+function grow(size: number): number[] {
+  if (scratch.length < size) scratch = doubles(size);
   return scratch;
 }
 
-/** Frees the module-level scratch buffer (a few MB at the model's shapes; it grows back on the next call). */
+/** Frees the module-level scratch array (a few MB at the model's shapes; it grows back on the next call). */
 export function releaseGemmScratch(): void {
-  scratch = new Float64Array(0);
+  scratch = doubles(0);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -108,7 +116,7 @@ export function packWeight(w: Float32Array, n: number, k: number): PackedWeight 
 }
 
 // a [MC,K] rows (stride lda, from aOff), mc a multiple of MR -> pa from paOff: tiles of MR rows, k-major, row-interleaved
-function packA(a: Float32Array, aOff: number, lda: number, mc: number, k: number, pa: Float64Array, paOff: number): void {
+function packA(a: Float32Array, aOff: number, lda: number, mc: number, k: number, pa: number[], paOff: number): void {
   for (let t = 0; t < mc; t += MR) {
     for (let r = 0; r < MR; r++) {
       const src = aOff + (t + r) * lda;
@@ -118,11 +126,12 @@ function packA(a: Float32Array, aOff: number, lda: number, mc: number, k: number
   }
 }
 
-// b [N,K] rows (stride ldb, from bOff), columns [jc, jc+nc) of the product -> pb: panels of NR, k-major, zero-padded
-function packBTrans(b: Float32Array, bOff: number, ldb: number, jc: number, nc: number, k: number, pb: Float64Array): void {
+// b [N,K] rows (stride ldb, from bOff), columns [jc, jc+nc) of the product
+//   -> pb from pbOff: panels of NR, k-major, zero-padded
+function packBTrans(b: Float32Array, bOff: number, ldb: number, jc: number, nc: number, k: number, pb: number[], pbOff: number): void {
   const padded = Math.ceil(nc / NR) * NR;
   for (let jj = 0; jj < padded; jj++) {
-    let d = (jj - (jj % NR)) * k + (jj % NR);
+    let d = pbOff + (jj - (jj % NR)) * k + (jj % NR);
     if (jj < nc) {
       const src = bOff + (jc + jj) * ldb;
       for (let p = 0; p < k; p++, d += NR) pb[d] = b[src + p];
@@ -132,11 +141,11 @@ function packBTrans(b: Float32Array, bOff: number, ldb: number, jc: number, nc: 
   }
 }
 
-// b [K,N] rows (stride ldb, from bOff), columns [jc, jc+nc) -> pb: panels of NR, k-major, zero-padded
-function packB(b: Float32Array, bOff: number, ldb: number, jc: number, nc: number, k: number, pb: Float64Array): void {
+// b [K,N] rows (stride ldb, from bOff), columns [jc, jc+nc) -> pb from pbOff: panels of NR, k-major, zero-padded
+function packB(b: Float32Array, bOff: number, ldb: number, jc: number, nc: number, k: number, pb: number[], pbOff: number): void {
   for (let j0 = 0; j0 < nc; j0 += NR) {
     const w = Math.min(NR, nc - j0);
-    let d = j0 * k;
+    let d = pbOff + j0 * k;
     let src = bOff + jc + j0;
     if (w === NR) {
       for (let p = 0; p < k; p++, d += NR, src += ldb) {
@@ -153,30 +162,36 @@ function packB(b: Float32Array, bOff: number, ldb: number, jc: number, nc: numbe
   }
 }
 
+// packed weight data (float32 panels) from src, size elements -> pb from pbOff (double)
+function copyPanels(w: Float32Array, src: number, pbOff: number, size: number, pb: number[]): void {
+  for (let q = 0; q < size; q++) pb[pbOff + q] = w[src + q];
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // micro-kernels
+//
+// The kernels have no data-dependent branches around array accesses: they always read NR bias values and always
+// store a whole tile. V8 optimizes a function with the type feedback seen so far and bails out ("deopt") when it
+// reaches an access it has never seen executed; a rarely taken edge path inside a kernel would bail out on every
+// call. Partial tiles (fewer than NR valid columns) are therefore stored whole into `edge` and copied from there.
 
-/** Accumulators of a tile with fewer than NR valid columns, on their way to `storePartial`. */
-const tile = new Float64Array(MR * NR);
+/** A whole tile's output when fewer than NR columns are valid; `copyEdge` moves the valid part. */
+const edge = new Float32Array(MR * NR);
 
-/** Stores the valid part (mv rows, nv columns) of `tile` [MR,NR] into out at o (row stride ldo), times alpha. */
-function storePartial(mv: number, nv: number, out: Float32Array, o: number, ldo: number, alpha: number): void {
-  for (let r = 0; r < mv; r++, o += ldo) {
-    for (let c = 0; c < nv; c++) out[o + c] = alpha * tile[r * NR + c];
+// edge [rows,NR] -> out [rows,nv] at o (row stride ldo)
+function copyEdge(rows: number, nv: number, out: Float32Array, o: number, ldo: number): void {
+  for (let r = 0; r < rows; r++, o += ldo) {
+    for (let c = 0; c < nv; c++) out[o + c] = edge[r * NR + c];
   }
 }
 
-// s: packed A tile [MR,K] at ai (row-interleaved) and packed B panel [K,NR] at bi
-//   -> out [MR,nv] at o (row stride ldo) = alpha·(init + a·b), init = bias[j..j+nv) or 0
+// s: packed A tile [MR,K] at ai (row-interleaved), packed B panel [K,NR] at bi, bias [NR] at zi
+//   -> out [MR,NR] at o (row stride ldo) = alpha·(bias + a·b)
 function kernel4x4(
-  s: Float64Array, ai: number, bi: number, k: number,
-  bias: Float32Array, j: number, hasBias: boolean, nv: number,
+  s: number[], ai: number, bi: number, zi: number, k: number,
   out: Float32Array, o: number, ldo: number, alpha: number,
 ): void {
-  const z0 = hasBias ? bias[j] : 0;
-  const z1 = hasBias && nv > 1 ? bias[j + 1] : 0;
-  const z2 = hasBias && nv > 2 ? bias[j + 2] : 0;
-  const z3 = hasBias && nv > 3 ? bias[j + 3] : 0;
+  const z0 = s[zi], z1 = s[zi + 1], z2 = s[zi + 2], z3 = s[zi + 3];
   let c00 = z0, c01 = z1, c02 = z2, c03 = z3;
   let c10 = z0, c11 = z1, c12 = z2, c13 = z3;
   let c20 = z0, c21 = z1, c22 = z2, c23 = z3;
@@ -193,63 +208,43 @@ function kernel4x4(
     const a3 = s[(ai + 3) | 0];
     c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
   }
-  if (nv === NR) {
-    out[o] = alpha * c00; out[o + 1] = alpha * c01; out[o + 2] = alpha * c02; out[o + 3] = alpha * c03; o += ldo;
-    out[o] = alpha * c10; out[o + 1] = alpha * c11; out[o + 2] = alpha * c12; out[o + 3] = alpha * c13; o += ldo;
-    out[o] = alpha * c20; out[o + 1] = alpha * c21; out[o + 2] = alpha * c22; out[o + 3] = alpha * c23; o += ldo;
-    out[o] = alpha * c30; out[o + 1] = alpha * c31; out[o + 2] = alpha * c32; out[o + 3] = alpha * c33;
-  } else {
-    tile[0] = c00; tile[1] = c01; tile[2] = c02; tile[3] = c03;
-    tile[4] = c10; tile[5] = c11; tile[6] = c12; tile[7] = c13;
-    tile[8] = c20; tile[9] = c21; tile[10] = c22; tile[11] = c23;
-    tile[12] = c30; tile[13] = c31; tile[14] = c32; tile[15] = c33;
-    storePartial(MR, nv, out, o, ldo, alpha);
-  }
+  out[o] = alpha * c00; out[o + 1] = alpha * c01; out[o + 2] = alpha * c02; out[o + 3] = alpha * c03; o += ldo;
+  out[o] = alpha * c10; out[o + 1] = alpha * c11; out[o + 2] = alpha * c12; out[o + 3] = alpha * c13; o += ldo;
+  out[o] = alpha * c20; out[o + 1] = alpha * c21; out[o + 2] = alpha * c22; out[o + 3] = alpha * c23; o += ldo;
+  out[o] = alpha * c30; out[o + 1] = alpha * c31; out[o + 2] = alpha * c32; out[o + 3] = alpha * c33;
 }
 
-// a row [K] at ai (unpacked float32), pb panel [K,NR] at bi -> out [1,nv] at o = alpha·(init + a·b)
+// a row [K] at ai (unpacked float32), s: packed B panel [K,NR] at bi, bias [NR] at zi
+//   -> out [1,NR] at o = alpha·(bias + a·b)
 function kernel1x4(
-  a: Float32Array, ai: number, pb: Float64Array, bi: number, k: number,
-  bias: Float32Array, j: number, hasBias: boolean, nv: number,
+  a: Float32Array, ai: number, s: number[], bi: number, zi: number, k: number,
   out: Float32Array, o: number, alpha: number,
 ): void {
-  let c0 = hasBias ? bias[j] : 0;
-  let c1 = hasBias && nv > 1 ? bias[j + 1] : 0;
-  let c2 = hasBias && nv > 2 ? bias[j + 2] : 0;
-  let c3 = hasBias && nv > 3 ? bias[j + 3] : 0;
+  let c0 = s[zi], c1 = s[zi + 1], c2 = s[zi + 2], c3 = s[zi + 3];
   const aEnd = (ai + k) | 0;
   for (; ai < aEnd; ai = (ai + 1) | 0, bi = (bi + 4) | 0) {
     const x = a[ai];
-    c0 += x * pb[bi]; c1 += x * pb[(bi + 1) | 0]; c2 += x * pb[(bi + 2) | 0]; c3 += x * pb[(bi + 3) | 0];
+    c0 += x * s[bi]; c1 += x * s[(bi + 1) | 0]; c2 += x * s[(bi + 2) | 0]; c3 += x * s[(bi + 3) | 0];
   }
-  out[o] = alpha * c0;
-  if (nv > 1) out[o + 1] = alpha * c1;
-  if (nv > 2) out[o + 2] = alpha * c2;
-  if (nv > 3) out[o + 3] = alpha * c3;
+  out[o] = alpha * c0; out[o + 1] = alpha * c1; out[o + 2] = alpha * c2; out[o + 3] = alpha * c3;
 }
 
-// a row [K] at ai, unpacked b with b(p, j + c) at bi + p·sp + c·sj -> out [1,nv] at o = alpha·(init + a·b).
+// a row [K] at ai, unpacked b with b(p, j + c) at bi + p·sp + c·sj (nv valid columns), s: bias [NR] at zi
+//   -> out [1,NR] at o = alpha·(bias + a·b); columns past nv re-read column 0 (in range) and are discarded.
 // For products with fewer rows than a tile, where packing B would cost as much as the product itself.
 function kernelDirect1x4(
-  a: Float32Array, ai: number, b: Float32Array, bi: number, sp: number, sj: number, k: number,
-  bias: Float32Array, j: number, hasBias: boolean, nv: number,
-  out: Float32Array, o: number, alpha: number,
+  a: Float32Array, ai: number, b: Float32Array, bi: number, sp: number, sj: number, nv: number,
+  s: number[], zi: number, k: number, out: Float32Array, o: number, alpha: number,
 ): void {
-  // columns past nv re-read column 0 (always in range); their sums are discarded
-  const o1 = nv > 1 ? sj : 0, o2 = nv > 2 ? 2 * sj : 0, o3 = nv > 3 ? 3 * sj : 0;
-  let c0 = hasBias ? bias[j] : 0;
-  let c1 = hasBias && nv > 1 ? bias[j + 1] : 0;
-  let c2 = hasBias && nv > 2 ? bias[j + 2] : 0;
-  let c3 = hasBias && nv > 3 ? bias[j + 3] : 0;
+  const sj2 = 2 * sj, sj3 = 3 * sj; // computed on every call, so no operation here lacks type feedback
+  const o1 = nv > 1 ? sj : 0, o2 = nv > 2 ? sj2 : 0, o3 = nv > 3 ? sj3 : 0;
+  let c0 = s[zi], c1 = s[zi + 1], c2 = s[zi + 2], c3 = s[zi + 3];
   const aEnd = (ai + k) | 0;
   for (; ai < aEnd; ai = (ai + 1) | 0, bi = (bi + sp) | 0) {
     const x = a[ai];
     c0 += x * b[bi]; c1 += x * b[(bi + o1) | 0]; c2 += x * b[(bi + o2) | 0]; c3 += x * b[(bi + o3) | 0];
   }
-  out[o] = alpha * c0;
-  if (nv > 1) out[o + 1] = alpha * c1;
-  if (nv > 2) out[o + 2] = alpha * c2;
-  if (nv > 3) out[o + 3] = alpha * c3;
+  out[o] = alpha * c0; out[o + 1] = alpha * c1; out[o + 2] = alpha * c2; out[o + 3] = alpha * c3;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -259,52 +254,83 @@ const B_PACKED = 0; // b is a PackedWeight's data (float32 panels)
 const B_TRANS = 1; // b [N,K] with row stride ldb
 const B_PLAIN = 2; // b [K,N] with row stride ldb
 
-// a [M,K] (stride lda), B in one of three layouts -> out [M,N] (stride ldo) = alpha·(bias + a·b)
+// bias [N] | null, columns [jc, jc+nc) -> s[0, padded): bias or zeros, zero-padded to a multiple of NR
+function packBias(bias: Float32Array | null, jc: number, nc: number, s: number[]): void {
+  const padded = Math.ceil(nc / NR) * NR;
+  for (let c = 0; c < padded; c++) s[c] = bias !== null && c < nc ? bias[jc + c] : 0;
+}
+
+// a [M,K] (stride lda), B in one of three layouts, bias [N] | null -> out [M,N] (stride ldo) = alpha·(bias + a·b)
 function gemm(
   kind: number, m: number, n: number, k: number,
   a: Float32Array, aOff: number, lda: number,
   b: Float32Array, bOff: number, ldb: number,
-  bias: Float32Array, hasBias: boolean,
+  bias: Float32Array | null,
   out: Float32Array, oOff: number, ldo: number, alpha: number,
 ): void {
   if (m === 0 || n === 0) return;
   if (m < MR) {
-    // b(p, j) = b[bi + p·sp + (j mod NR)·sj] from the start bi of column group j
+    // scratch: bias [N padded]. b(p, j) = b[bi + p·sp + (j mod NR)·sj] from the start bi of column group j
+    const s = grow(Math.ceil(n / NR) * NR);
+    packBias(bias, 0, n, s);
     const sp = kind === B_PACKED ? NR : kind === B_TRANS ? 1 : ldb;
     const sj = kind === B_PACKED ? 1 : kind === B_TRANS ? ldb : 1;
     for (let i = 0; i < m; i++) {
       for (let j = 0; j < n; j += NR) {
         const bi = kind === B_PACKED ? j * k : kind === B_TRANS ? bOff + j * ldb : bOff + j;
-        kernelDirect1x4(a, aOff + i * lda, b, bi, sp, sj, k, bias, j, hasBias, Math.min(NR, n - j), out, oOff + i * ldo + j, alpha);
+        const nv = Math.min(NR, n - j);
+        const o = oOff + i * ldo + j;
+        if (nv === NR) {
+          kernelDirect1x4(a, aOff + i * lda, b, bi, sp, sj, nv, s, j, k, out, o, alpha);
+        } else {
+          kernelDirect1x4(a, aOff + i * lda, b, bi, sp, sj, nv, s, j, k, edge, 0, alpha);
+          copyEdge(1, nv, out, o, ldo);
+        }
       }
     }
     return;
   }
+  // scratch: bias block [nc padded] | packed B block [nc padded, K] | packed A block [mc, K]
   const kk = Math.max(k, 1);
   const ncMax = Math.max(NR, Math.floor(B_BLOCK / kk / NR) * NR);
   const mcMax = Math.max(MR, Math.floor(A_BLOCK / kk / MR) * MR);
   for (let jc = 0; jc < n; jc += ncMax) {
     const nc = Math.min(ncMax, n - jc);
     const panels = Math.ceil(nc / NR);
-    const bSize = panels * NR * k;
-    const s = grow(bSize + Math.min(mcMax, m - (m % MR)) * k);
-    if (kind === B_PACKED) s.set(b.subarray(jc * k, jc * k + bSize));
-    else if (kind === B_TRANS) packBTrans(b, bOff, ldb, jc, nc, k, s);
-    else packB(b, bOff, ldb, jc, nc, k, s);
+    const zSize = panels * NR;
+    const aStart = zSize + panels * NR * k;
+    const s = grow(aStart + Math.min(mcMax, m - (m % MR)) * k);
+    packBias(bias, jc, nc, s);
+    if (kind === B_PACKED) copyPanels(b, jc * k, zSize, panels * NR * k, s);
+    else if (kind === B_TRANS) packBTrans(b, bOff, ldb, jc, nc, k, s, zSize);
+    else packB(b, bOff, ldb, jc, nc, k, s, zSize);
 
     for (let ic = 0; ic < m; ic += mcMax) {
       const mc = Math.min(mcMax, m - ic);
       const mFull = mc - (mc % MR);
-      packA(a, aOff + ic * lda, lda, mFull, k, s, bSize);
+      packA(a, aOff + ic * lda, lda, mFull, k, s, aStart);
       for (let jp = 0; jp < panels; jp++) {
         const j = jc + jp * NR;
         const nv = Math.min(NR, n - j);
-        const bi = jp * NR * k;
+        const bi = zSize + jp * NR * k;
+        const zi = jp * NR;
         for (let t = 0; t < mFull; t += MR) {
-          kernel4x4(s, bSize + t * k, bi, k, bias, j, hasBias, nv, out, oOff + (ic + t) * ldo + j, ldo, alpha);
+          const o = oOff + (ic + t) * ldo + j;
+          if (nv === NR) {
+            kernel4x4(s, aStart + t * k, bi, zi, k, out, o, ldo, alpha);
+          } else {
+            kernel4x4(s, aStart + t * k, bi, zi, k, edge, 0, NR, alpha);
+            copyEdge(MR, nv, out, o, ldo);
+          }
         }
         for (let i = ic + mFull; i < ic + mc; i++) {
-          kernel1x4(a, aOff + i * lda, s, bi, k, bias, j, hasBias, nv, out, oOff + i * ldo + j, alpha);
+          const o = oOff + i * ldo + j;
+          if (nv === NR) {
+            kernel1x4(a, aOff + i * lda, s, bi, zi, k, out, o, alpha);
+          } else {
+            kernel1x4(a, aOff + i * lda, s, bi, zi, k, edge, 0, alpha);
+            copyEdge(1, nv, out, o, ldo);
+          }
         }
       }
     }
@@ -326,7 +352,7 @@ export function linear(a: Float32Array, w: PackedWeight, bias: Float32Array | nu
   if (bias !== null && bias.length !== n) {
     throw new PerceiverError("SHAPE_MISMATCH", `linear: bias has ${bias.length} elements, expected ${n}`);
   }
-  gemm(B_PACKED, m, n, k, a, 0, k, w.data, 0, k, bias ?? NO_BIAS, bias !== null, out, 0, n, 1);
+  gemm(B_PACKED, m, n, k, a, 0, k, w.data, 0, k, bias, out, 0, n, 1);
 }
 
 // a [M,K], w [N,K], bias [N] | null -> out [M,N] = a · wᵀ + bias   (naive reference)
@@ -355,7 +381,7 @@ export function matmulTransB(
   checkRegion("matmulTransB", "b", b, bOff, n, k, ldb);
   checkRegion("matmulTransB", "out", out, oOff, m, n, ldo);
   checkOut("matmulTransB", m, n, ldo);
-  gemm(B_TRANS, m, n, k, a, aOff, lda, b, bOff, ldb, NO_BIAS, false, out, oOff, ldo, alpha);
+  gemm(B_TRANS, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, alpha);
 }
 
 // naive reference of matmulTransB
@@ -387,7 +413,7 @@ export function matmul(
   checkRegion("matmul", "b", b, bOff, k, n, ldb);
   checkRegion("matmul", "out", out, oOff, m, n, ldo);
   checkOut("matmul", m, n, ldo);
-  gemm(B_PLAIN, m, n, k, a, aOff, lda, b, bOff, ldb, NO_BIAS, false, out, oOff, ldo, 1);
+  gemm(B_PLAIN, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, 1);
 }
 
 // naive reference of matmul
