@@ -13,6 +13,10 @@ import type { SafetensorsFile } from "../src/io/safetensors.js";
 const LOGITS_ATOL = 1e-4; // vs PyTorch float64 (the issue's bound; PyTorch fp32 itself is 1.3e-6 off)
 const ATOL = 1e-5;
 const RTOL = 1e-4;
+// After all 48 self-attention applications the fp32 reference itself drifts: PyTorch fp32's self_attend_5.call7 is
+// 4.2e-5 from PyTorch float64 (scripts/make_f64_goldens.py). Against fp32 that activation gets atol 1e-4, and it is
+// also checked against the float64 run (golden_f64.safetensors) with the standard 1e-5 + 1e-4·|b|.
+const DEEP_ATOL: Record<string, number> = { "self_attend_5.call7": 1e-4 };
 const CHECKED = ["convnet", "preprocessor", "preprocessor_without_pos", "cross_attention", "self_attend_5.call0", "self_attend_5.call7"];
 
 describe("full-size vision-perceiver-conv (synthetic weights)", () => {
@@ -52,9 +56,15 @@ describe("full-size vision-perceiver-conv (synthetic weights)", () => {
       const expected = golden.getFloat32(key);
       const actual = seen.get(key)!;
       expect(actual, `model did not emit ${key}`).toBeDefined();
-      expectClose(key, actual.subarray(0, expected.length), expected, ATOL, RTOL);
+      expectClose(key, actual.subarray(0, expected.length), expected, DEEP_ATOL[key] ?? ATOL, RTOL);
     });
   }
+
+  it("self_attend_5.call7 (after all 48 layers) matches PyTorch float64 within 1e-5 + 1e-4·|b|", async () => {
+    const f64 = await readGolden("full", "golden_f64.safetensors");
+    const s = expectClose("self_attend_5.call7 vs float64", seen.get("self_attend_5.call7")!, f64.getFloat32("self_attend_5.call7_f64"), ATOL, RTOL);
+    console.log(`full: max |self_attend_5.call7 - float64| = ${s.maxAbs.toExponential(2)}`);
+  });
 
   it("encoder cross-attention probabilities (first 64 latents, golden rounded through f16)", () => {
     const expected = golden.getFloat32("cross_attentions.0");
