@@ -3,11 +3,27 @@ import { softmaxRows } from "../tensor/softmax.js";
 import type { Linear } from "./linear.js";
 import type { Scratch } from "./scratch.js";
 
+/** Query rows per chunk of attention scores once Tq·Tkv exceeds ATTENTION_UNCHUNKED_LIMIT. */
+export const ATTENTION_CHUNK_ROWS = 64;
+/** Largest score matrix [Tq, Tkv] (elements, 16 MB of float32) computed in one piece. */
+export const ATTENTION_UNCHUNKED_LIMIT = 1 << 22;
+
+/** Query rows per score chunk: all of them for small products, else ATTENTION_CHUNK_ROWS. */
+export function attentionChunkRows(tq: number, tkv: number): number {
+  return tq * tkv <= ATTENTION_UNCHUNKED_LIMIT ? tq : Math.min(tq, ATTENTION_CHUNK_ROWS);
+}
+
 /**
  * Multi-head attention of HF PerceiverSelfAttention + PerceiverSelfOutput (cross- or self-attention):
  * Q = q·Wqᵀ, K = kv·Wkᵀ, V = kv·Wvᵀ; per head h: P = softmax(Q_h·K_hᵀ / sqrt(qkChannels/heads)), C_h = P·V_h;
  * out = concat_h(C_h)·Woᵀ. Heads are column blocks of Q/K/V, read in place through strides (no transposed copies).
  * Layer norms and residuals belong to PerceiverLayer.
+ *
+ * Memory: K and V are projected one batch item at a time, and the scores of a head are computed for a chunk of
+ * query rows at a time ([chunk, Tkv]), so the scratch stays bounded when the inputs are long (the Fourier and
+ * learned ImageNet models attend 512 latents to 50176 pixels: a full [512, 50176] score matrix is 103 MB).
+ * Each output element is the same sum in the same order either way (softmax is per row, the GEMMs are exact
+ * per element), so chunking does not change a single bit.
  */
 export class MultiHeadAttention {
   readonly qkChannelsPerHead: number;
@@ -19,6 +35,8 @@ export class MultiHeadAttention {
     readonly value: Linear,
     readonly output: Linear,
     readonly numHeads: number,
+    /** query rows per score chunk; by default attentionChunkRows(Tq, Tkv) */
+    readonly chunkRows?: number,
   ) {
     this.qkChannelsPerHead = query.outFeatures / numHeads;
     this.vChannelsPerHead = value.outFeatures / numHeads;
@@ -37,25 +55,31 @@ export class MultiHeadAttention {
     const heads = this.numHeads;
     const dqk = this.qkChannelsPerHead;
     const dv = this.vChannelsPerHead;
+    const chunk = Math.max(1, Math.min(tq, this.chunkRows ?? attentionChunkRows(tq, tkv)));
 
     const Q = scratch.get("attn.q", batch * tq * qk);
-    const K = scratch.get("attn.k", batch * tkv * qk);
-    const V = scratch.get("attn.v", batch * tkv * v);
+    const K = scratch.get("attn.k", tkv * qk); // one item's keys
+    const V = scratch.get("attn.v", tkv * v); // one item's values
     const context = scratch.get("attn.context", batch * tq * v);
-    const scores = scratch.get("attn.scores", tq * tkv);
+    const scores = probs ? null : scratch.get("attn.scores", chunk * tkv);
     this.query.forward(q, batch * tq, Q);
-    this.key.forward(kv, batch * tkv, K);
-    this.value.forward(kv, batch * tkv, V);
 
     const scale = 1 / Math.sqrt(dqk);
     for (let b = 0; b < batch; b++) {
+      this.key.forward(kv.subarray(b * tkv * this.key.inFeatures), tkv, K);
+      this.value.forward(kv.subarray(b * tkv * this.value.inFeatures), tkv, V);
       for (let h = 0; h < heads; h++) {
-        // scores [Tq, Tkv] = Q_h [Tq, dqk] · K_hᵀ, scaled
-        matmulTransB(tq, tkv, dqk, Q, b * tq * qk + h * dqk, qk, K, b * tkv * qk + h * dqk, qk, scores, 0, tkv, scale);
-        softmaxRows(scores, 0, tq, tkv, tkv);
-        if (probs) probs.set(scores, (b * heads + h) * tq * tkv);
-        // context_h [Tq, dv] = P [Tq, Tkv] · V_h [Tkv, dv], written into its column block of context
-        matmul(tq, dv, tkv, scores, 0, tkv, V, b * tkv * v + h * dv, v, context, b * tq * v + h * dv, v);
+        for (let r0 = 0; r0 < tq; r0 += chunk) {
+          const rows = Math.min(chunk, tq - r0);
+          // the chunk's probabilities go straight into probs when it is requested
+          const s = probs ?? scores!;
+          const so = probs ? ((b * heads + h) * tq + r0) * tkv : 0;
+          // scores [rows, Tkv] = Q_h[r0 : r0+rows] [rows, dqk] · K_hᵀ, scaled
+          matmulTransB(rows, tkv, dqk, Q, (b * tq + r0) * qk + h * dqk, qk, K, h * dqk, qk, s, so, tkv, scale);
+          softmaxRows(s, so, rows, tkv, tkv);
+          // context_h [rows, dv] = P [rows, Tkv] · V_h [Tkv, dv], written into its column block of context
+          matmul(rows, dv, tkv, s, so, tkv, V, h * dv, v, context, (b * tq + r0) * v + h * dv, v);
+        }
       }
     }
     this.output.forward(context, batch * tq, out);

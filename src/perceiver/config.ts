@@ -10,14 +10,16 @@ export type ImageClassificationArchitecture =
   | "PerceiverForImageClassificationLearned";
 
 export const SUPPORTED_ARCHITECTURES: readonly ImageClassificationArchitecture[] = [
-  "PerceiverForImageClassificationConvProcessing",
+  "PerceiverForImageClassificationConvProcessing", // deepmind/vision-perceiver-conv
+  "PerceiverForImageClassificationFourier", // deepmind/vision-perceiver-fourier
+  "PerceiverForImageClassificationLearned", // deepmind/vision-perceiver-learned
 ];
 
 export interface PerceiverConfig {
   architecture: ImageClassificationArchitecture;
   numLatents: number; // num_latents
   dLatents: number; // d_latents
-  dModel: number; // d_model (unused by the conv model: kv_dim comes from the preprocessor)
+  dModel: number; // d_model (unused by the image classifiers: kv_dim comes from the preprocessor)
   numBlocks: number; // num_blocks
   numSelfAttendsPerBlock: number; // num_self_attends_per_block
   numSelfAttentionHeads: number; // num_self_attention_heads
@@ -30,7 +32,7 @@ export interface PerceiverConfig {
   hiddenAct: "gelu"; // hidden_act
   useQueryResidual: boolean; // use_query_residual
   layerNormEps: number; // layer_norm_eps: present in configs but unused by HF (every LayerNorm uses 1e-5)
-  imageSize: number; // image_size
+  imageSize: number; // image_size (the learned model has image_size² position embeddings)
   numLabels: number; // len(id2label)
   id2label: Record<number, string>;
 }

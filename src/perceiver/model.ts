@@ -1,9 +1,14 @@
 /**
- * PerceiverForImageClassificationConvProcessing (deepmind/vision-perceiver-conv), top-down like the paper:
- *   1. config          (config.ts)
- *   2. weights         (weights.ts: one explicit HF state-dict mapping; build() below wires them into layers)
- *   3. forward         image -> conv preprocessor -> cross-attention onto latents -> L x self-attention blocks
+ * The Perceiver IO ImageNet classifiers, top-down like the paper:
+ *   1. config          (config.ts; `architectures` picks the preprocessor)
+ *   2. weights         (weights.ts: one explicit HF state-dict mapping; the constructor wires them into layers)
+ *   3. forward         image -> preprocessor -> cross-attention onto latents -> L x self-attention blocks
  *                      -> decoder query cross-attends to the latents -> logits
+ * The three checkpoints differ only in the preprocessor (HF PerceiverImagePreprocessor):
+ *   PerceiverForImageClassificationConvProcessing  deepmind/vision-perceiver-conv     conv 7x7/2 + maxpool, 55x55 tokens x 322
+ *   PerceiverForImageClassificationFourier         deepmind/vision-perceiver-fourier  raw pixels, 224x224 tokens x 261
+ *   PerceiverForImageClassificationLearned         deepmind/vision-perceiver-learned  conv 1x1, 224x224 tokens x 512
+ * the encoder and the classification decoder are the same modules in all three.
  */
 import { PerceiverError } from "../errors.js";
 import type { StateDict } from "../io/state-dict.js";
@@ -14,7 +19,9 @@ import { Mlp } from "../layers/mlp.js";
 import { PerceiverLayer } from "../layers/perceiver-layer.js";
 import { Tensor } from "../tensor/tensor.js";
 import type { PerceiverConfig } from "./config.js";
-import { ConvPreprocessor } from "./preprocessor-conv.js";
+import { ConvPreprocessor, type Preprocessor } from "./preprocessor-conv.js";
+import { LearnedPreprocessor } from "./preprocessor-learned.js";
+import { PixelsPreprocessor } from "./preprocessor-pixels.js";
 import { checkWeights, expectedWeights, layerShapes } from "./weights.js";
 
 export interface ForwardOptions {
@@ -23,8 +30,9 @@ export interface ForwardOptions {
   /** Return the latents after the cross-attention and after each of the numBlocks·numSelfAttendsPerBlock layers. */
   outputHiddenStates?: boolean;
   /**
-   * Called with named intermediate activations (the golden-dump names): "convnet" [B,64,gh,gw],
-   * "preprocessor_without_pos" [B,T,64], "preprocessor" [B,T,322], "cross_attention" [B,N,D],
+   * Called with named intermediate activations (the golden-dump names): "convnet" [B,64,gh,gw] (conv model only),
+   * "preprocessor_without_pos" [B,T,C0] (conv 64, pixels 3, conv1x1 256 channels), "preprocessor" [B,T,kvDim]
+   * (C0 + position encoding: 322, 261, 512), "cross_attention" [B,N,D],
    * "self_attend_{i}.call{j}" [B,N,D] (layer i on its j-th application), "decoder" [B,D].
    */
   onIntermediate?: (name: string, value: Tensor) => void;
@@ -43,7 +51,7 @@ export interface ForwardOutput {
 
 export class PerceiverForImageClassification {
   readonly config: PerceiverConfig;
-  readonly preprocessor: ConvPreprocessor;
+  readonly preprocessor: Preprocessor; // input_preprocessor
   readonly latents: Float32Array; // embeddings.latents [numLatents, dLatents]
   readonly crossAttention: PerceiverLayer; // encoder.cross_attention
   readonly selfAttends: PerceiverLayer[]; // encoder.self_attends.0..L-1, applied numBlocks times
@@ -55,14 +63,8 @@ export class PerceiverForImageClassification {
     this.config = config;
     const get = (name: string) => sd.getFloat32(name);
     const s = layerShapes(config);
-    const conv = "perceiver.input_preprocessor.convnet";
-    this.preprocessor = new ConvPreprocessor({
-      convWeight: get(`${conv}.conv.weight`),
-      bnWeight: get(`${conv}.batchnorm.weight`),
-      bnBias: get(`${conv}.batchnorm.bias`),
-      bnRunningMean: get(`${conv}.batchnorm.running_mean`),
-      bnRunningVar: get(`${conv}.batchnorm.running_var`),
-    });
+    this.preprocessor = buildPreprocessor(config, get);
+    if (this.preprocessor.numChannels !== s.kvDim) throw new Error(`internal: preprocessor has ${this.preprocessor.numChannels} channels, layerShapes says ${s.kvDim}`);
     this.latents = get("perceiver.embeddings.latents");
 
     const linear = (prefix: string, inF: number, outF: number) => new Linear(get(`${prefix}.weight`), get(`${prefix}.bias`), inF, outF);
@@ -190,14 +192,14 @@ export class PerceiverForImageClassification {
     let done = 0;
     const progress = () => options.onProgress?.(++done, total);
 
-    // 1. Preprocess: conv features ++ Fourier position encoding -> inputs [B·T, 322]
+    // 1. Preprocess: per-token features ++ position encoding -> inputs [B·T, kvDim]
     const convnet: Float32Array[] = [];
     const pre = this.preprocessor.forward(pixelValues.data, batch, h, w, emit ? (_b, f) => convnet.push(f.slice()) : undefined);
     const T = pre.numTokens;
     const C = pre.numChannels;
     if (emit) {
       const oc = this.preprocessor.outChannels;
-      emit("convnet", new Tensor(concat(convnet), [batch, oc, pre.gridHeight, pre.gridWidth]));
+      if (convnet.length) emit("convnet", new Tensor(concat(convnet), [batch, oc, pre.gridHeight, pre.gridWidth]));
       const noPos = new Float32Array(batch * T * oc);
       for (let r = 0; r < batch * T; r++) noPos.set(pre.inputs.subarray(r * C, r * C + oc), r * oc);
       emit("preprocessor_without_pos", new Tensor(noPos, [batch, T, oc]));
@@ -230,6 +232,31 @@ export class PerceiverForImageClassification {
       }
     }
     return { batch, z, attentions, hidden, progress };
+  }
+}
+
+/** HF PerceiverImagePreprocessor as each architecture's __init__ configures it (keys: weights.ts addPreprocessor). */
+function buildPreprocessor(cfg: PerceiverConfig, get: (name: string) => Float32Array): Preprocessor {
+  const pre = "perceiver.input_preprocessor";
+  switch (cfg.architecture) {
+    case "PerceiverForImageClassificationConvProcessing":
+      return new ConvPreprocessor({
+        convWeight: get(`${pre}.convnet.conv.weight`),
+        bnWeight: get(`${pre}.convnet.batchnorm.weight`),
+        bnBias: get(`${pre}.convnet.batchnorm.bias`),
+        bnRunningMean: get(`${pre}.convnet.batchnorm.running_mean`),
+        bnRunningVar: get(`${pre}.convnet.batchnorm.running_var`),
+      });
+    case "PerceiverForImageClassificationFourier":
+      return new PixelsPreprocessor();
+    case "PerceiverForImageClassificationLearned":
+      return new LearnedPreprocessor({
+        convWeight: get(`${pre}.convnet_1x1.weight`),
+        convBias: get(`${pre}.convnet_1x1.bias`),
+        positionEmbeddings: get(`${pre}.position_embeddings.position_embeddings`),
+        projectionWeight: get(`${pre}.positions_projection.weight`),
+        projectionBias: get(`${pre}.positions_projection.bias`),
+      }, cfg.imageSize);
   }
 }
 

@@ -26,17 +26,35 @@ const BN_EPS = 1e-5;
 /** 2 coords + 2·2·64 sin/cos = 258 */
 export const FOURIER_CHANNELS = 2 * (2 * FOURIER_NUM_BANDS + 1);
 
-export interface ConvPreprocessorOutput {
-  /** [B·T, 64 + 258]: conv features then position encoding, per token t = h·W + w */
+/** What every image preprocessor produces: the encoder inputs (HF `PerceiverImagePreprocessor` output). */
+export interface PreprocessorOutput {
+  /** [B·T, numChannels]: per token t = row·gridWidth + col, its outChannels features, then the position encoding */
   inputs: Float32Array;
   numTokens: number;
   numChannels: number;
-  /** spatial size of the token grid (55x55 for a 224x224 image) */
+  /** spatial size of the token grid (55x55 for the conv model on a 224x224 image, 224x224 for pixels / conv1x1) */
   gridHeight: number;
   gridWidth: number;
 }
 
-export class ConvPreprocessor {
+/**
+ * The interface of the three image preprocessors (prep_type "conv", "pixels", "conv1x1"); the model picks one from
+ * config.architecture.
+ */
+export interface Preprocessor {
+  /** channels per token before the position encoding (HF inputs_without_pos) */
+  readonly outChannels: number;
+  /** channels per token fed to the encoder (HF num_channels = the cross-attention kv_dim) */
+  readonly numChannels: number;
+  /**
+   * pixels [B, 3, H, W] -> encoder inputs [B·T, numChannels].
+   * onConvnet, when given, receives each item's conv features [outChannels, gh, gw] (NCHW); only the conv model
+   * has a convnet, the others never call it.
+   */
+  forward(pixels: Float32Array, batch: number, h: number, w: number, onConvnet?: (b: number, feats: Float32Array) => void): PreprocessorOutput;
+}
+
+export class ConvPreprocessor implements Preprocessor {
   readonly inChannels = 3;
   readonly outChannels = CONV_OUT_CHANNELS;
   readonly numChannels = CONV_OUT_CHANNELS + FOURIER_CHANNELS;
@@ -65,7 +83,7 @@ export class ConvPreprocessor {
    * pixels [B, 3, H, W] -> encoder inputs [B·T, 322].
    * onConvnet, when given, receives each item's pooled conv features [64, gh, gw] (NCHW, before flattening).
    */
-  forward(pixels: Float32Array, batch: number, h: number, w: number, onConvnet?: (b: number, feats: Float32Array) => void): ConvPreprocessorOutput {
+  forward(pixels: Float32Array, batch: number, h: number, w: number, onConvnet?: (b: number, feats: Float32Array) => void): PreprocessorOutput {
     if (h < CONV_KERNEL - 2 * ConvPreprocessor.PAD + 4 || w < CONV_KERNEL - 2 * ConvPreprocessor.PAD + 4) {
       throw new PerceiverError("INPUT_INVALID", `ConvPreprocessor: image ${h}x${w} is too small for conv 7x7/2 + maxpool 3x3/2`);
     }

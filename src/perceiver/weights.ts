@@ -6,6 +6,8 @@ import { PerceiverError } from "../errors.js";
 import type { StateDict } from "../io/state-dict.js";
 import { attentionShape, type AttentionShape, type PerceiverConfig } from "./config.js";
 import { CONV_KERNEL, CONV_OUT_CHANNELS, FOURIER_CHANNELS } from "./preprocessor-conv.js";
+import { LEARNED_IN_CHANNELS, LEARNED_NUM_CHANNELS, LEARNED_OUT_CHANNELS, LEARNED_PROJECT_POS_DIM } from "./preprocessor-learned.js";
+import { PIXELS_NUM_CHANNELS } from "./preprocessor-pixels.js";
 
 export type ExpectedWeights = Map<string, readonly number[]>;
 
@@ -17,8 +19,20 @@ export interface LayerShapes {
   kvDim: number;
 }
 
+/** input_preprocessor.num_channels, the encoder cross-attention's kv_dim (config.d_model is not used). */
+export function preprocessorNumChannels(cfg: PerceiverConfig): number {
+  switch (cfg.architecture) {
+    case "PerceiverForImageClassificationConvProcessing":
+      return CONV_OUT_CHANNELS + FOURIER_CHANNELS; // 64 conv + 258 Fourier = 322
+    case "PerceiverForImageClassificationFourier":
+      return PIXELS_NUM_CHANNELS; // 3 pixels + 258 Fourier = 261
+    case "PerceiverForImageClassificationLearned":
+      return LEARNED_NUM_CHANNELS; // 256 conv1x1 + 256 projected positions = 512
+  }
+}
+
 export function layerShapes(cfg: PerceiverConfig): LayerShapes {
-  const kvDim = CONV_OUT_CHANNELS + FOURIER_CHANNELS; // input_preprocessor.num_channels = 322
+  const kvDim = preprocessorNumChannels(cfg);
   const d = cfg.dLatents;
   return {
     kvDim,
@@ -55,14 +69,32 @@ function addLayer(m: ExpectedWeights, prefix: string, s: AttentionShape, cross: 
   m.set(`${prefix}.mlp.dense2.bias`, [s.qDim]);
 }
 
-/** Every state-dict key of PerceiverForImageClassificationConvProcessing with its shape. */
+/** The input_preprocessor's keys of each architecture (HF PerceiverImagePreprocessor as its __init__ builds it). */
+function addPreprocessor(m: ExpectedWeights, cfg: PerceiverConfig): void {
+  const pre = "perceiver.input_preprocessor";
+  switch (cfg.architecture) {
+    case "PerceiverForImageClassificationConvProcessing": // prep_type "conv": Conv2DDownsample, Fourier positions
+      m.set(`${pre}.convnet.conv.weight`, [CONV_OUT_CHANNELS, 3, CONV_KERNEL, CONV_KERNEL]);
+      for (const p of ["weight", "bias", "running_mean", "running_var"]) m.set(`${pre}.convnet.batchnorm.${p}`, [CONV_OUT_CHANNELS]);
+      m.set(`${pre}.convnet.batchnorm.num_batches_tracked`, []); // int64 scalar, unused at inference
+      return;
+    case "PerceiverForImageClassificationFourier": // prep_type "pixels", Fourier positions: no weights
+      return;
+    case "PerceiverForImageClassificationLearned": // prep_type "conv1x1", trainable positions, project_pos_dim 256
+      m.set(`${pre}.convnet_1x1.weight`, [LEARNED_OUT_CHANNELS, LEARNED_IN_CHANNELS, 1, 1]);
+      m.set(`${pre}.convnet_1x1.bias`, [LEARNED_OUT_CHANNELS]);
+      m.set(`${pre}.position_embeddings.position_embeddings`, [cfg.imageSize * cfg.imageSize, LEARNED_OUT_CHANNELS]);
+      m.set(`${pre}.positions_projection.weight`, [LEARNED_PROJECT_POS_DIM, LEARNED_OUT_CHANNELS]);
+      m.set(`${pre}.positions_projection.bias`, [LEARNED_PROJECT_POS_DIM]);
+      return;
+  }
+}
+
+/** Every state-dict key of the image classifier (cfg.architecture picks the preprocessor) with its shape. */
 export function expectedWeights(cfg: PerceiverConfig): ExpectedWeights {
   const m: ExpectedWeights = new Map();
   const s = layerShapes(cfg);
-  const conv = "perceiver.input_preprocessor.convnet";
-  m.set(`${conv}.conv.weight`, [CONV_OUT_CHANNELS, 3, CONV_KERNEL, CONV_KERNEL]);
-  for (const p of ["weight", "bias", "running_mean", "running_var"]) m.set(`${conv}.batchnorm.${p}`, [CONV_OUT_CHANNELS]);
-  m.set(`${conv}.batchnorm.num_batches_tracked`, []); // int64 scalar, unused at inference
+  addPreprocessor(m, cfg);
   m.set("perceiver.embeddings.latents", [cfg.numLatents, cfg.dLatents]);
   addLayer(m, "perceiver.encoder.cross_attention", s.encoderCross, true, cfg.crossAttentionWideningFactor);
   for (let i = 0; i < cfg.numSelfAttendsPerBlock; i++) {

@@ -1,0 +1,70 @@
+/**
+ * PerceiverImagePreprocessor with prep_type="pixels" (deepmind/vision-perceiver-fourier): every pixel is a token.
+ *   [B, 3, H, W] -> NHWC flatten -> [B, H·W, 3] ++ 258 Fourier features -> [B, H·W, 261]
+ * (50176 tokens for a 224x224 image). No weights: the raw normalized RGB values are the features.
+ *
+ * HF PerceiverForImageClassificationFourier passes prep_type="pixels", spatial_downsample=1 and Fourier kwargs
+ * {concat_pos: True, max_resolution: (224, 224), num_bands: 64, sine_only: False}; position_encoding_type and
+ * concat_or_add_pos keep their defaults ("fourier", "concat") and project_pos_dim is -1 (no projection).
+ * With spatial_downsample=1 HF's `inputs[::1, ::1]` is the identity (note: for 4-D inputs that slice would act on
+ * the batch and channel axes, not H and W; it only matters for a downsample factor above 1, which no checkpoint uses).
+ */
+import { PerceiverError } from "../errors.js";
+import { fourierPositionEncoding } from "./position-encoding.js";
+import type { Preprocessor, PreprocessorOutput } from "./preprocessor-conv.js";
+
+export const PIXELS_IN_CHANNELS = 3;
+export const PIXELS_FOURIER_NUM_BANDS = 64;
+export const PIXELS_FOURIER_MAX_RESOLUTION = [224, 224] as const;
+/** 2 coords + 2·2·64 sin/cos = 258 (PerceiverFourierPositionEncoding.output_size()) */
+export const PIXELS_FOURIER_CHANNELS = 2 * (2 * PIXELS_FOURIER_NUM_BANDS + 1);
+/** HF num_channels: ceil(in_channels / spatial_downsample) + 258 = 261 (the cross-attention kv_dim) */
+export const PIXELS_NUM_CHANNELS = PIXELS_IN_CHANNELS + PIXELS_FOURIER_CHANNELS;
+/**
+ * Most pixels per image (1024x1024, 21x the 224x224 the model was trained on): every pixel is a 261-channel token,
+ * and the encoder keeps about four such [H·W, 261] arrays per image (inputs, LN2(inputs), K, V: 4.4 GB here).
+ */
+export const PIXELS_MAX_TOKENS = 1 << 20;
+
+export class PixelsPreprocessor implements Preprocessor {
+  readonly outChannels = PIXELS_IN_CHANNELS;
+  readonly numChannels = PIXELS_NUM_CHANNELS;
+  private posCache: { h: number; w: number; enc: Float32Array } | null = null;
+
+  /**
+   * Fourier features of the H x W pixel grid [H·W, 258]: positions from the actual size (linspace(-1, 1, H) x
+   * linspace(-1, 1, W)), frequency bands from max_resolution (1..112). Cached for the last size.
+   */
+  positionEncoding(h: number, w: number): Float32Array {
+    if (!this.posCache || this.posCache.h !== h || this.posCache.w !== w) {
+      this.posCache = { h, w, enc: fourierPositionEncoding([h, w], PIXELS_FOURIER_NUM_BANDS, PIXELS_FOURIER_MAX_RESOLUTION) };
+    }
+    return this.posCache.enc;
+  }
+
+  // pixels [B, 3, H, W] -> inputs [B·H·W, 261]: row t = y·W + x holds (r, g, b, position encoding of (y, x))
+  forward(pixels: Float32Array, batch: number, h: number, w: number): PreprocessorOutput {
+    const c = PIXELS_IN_CHANNELS;
+    if (pixels.length !== batch * c * h * w) {
+      throw new PerceiverError("SHAPE_MISMATCH", `PixelsPreprocessor: pixels hold ${pixels.length} values, expected [${batch},${c},${h},${w}]`);
+    }
+    const tokens = h * w;
+    if (tokens > PIXELS_MAX_TOKENS) {
+      throw new PerceiverError("INPUT_INVALID", `PixelsPreprocessor: a ${h}x${w} image is ${tokens} pixel tokens, over the limit of ${PIXELS_MAX_TOKENS} (the model expects 224x224)`);
+    }
+    const nc = this.numChannels;
+    const pc = PIXELS_FOURIER_CHANNELS;
+    const pos = this.positionEncoding(h, w);
+    const inputs = new Float32Array(batch * tokens * nc);
+    for (let b = 0; b < batch; b++) {
+      const x = b * c * tokens;
+      const base = b * tokens * nc;
+      for (let t = 0; t < tokens; t++) {
+        const row = base + t * nc;
+        for (let k = 0; k < c; k++) inputs[row + k] = pixels[x + k * tokens + t]; // NCHW -> NHWC
+        inputs.set(pos.subarray(t * pc, (t + 1) * pc), row + c);
+      }
+    }
+    return { inputs, numTokens: tokens, numChannels: nc, gridHeight: h, gridWidth: w };
+  }
+}
