@@ -8,6 +8,7 @@ import { PerceiverError } from "../errors.js";
 import { relu } from "../tensor/activations.js";
 import { batchNorm2d, conv2d, conv2dOutputSize, maxPool2d } from "../tensor/conv.js";
 import { fourierPositionEncoding } from "./position-encoding.js";
+import type { Preprocessor, PreprocessorOutput } from "./preprocessor.js";
 
 export interface ConvPreprocessorWeights {
   convWeight: Float32Array; // convnet.conv.weight [64, 3, 7, 7]
@@ -25,34 +26,6 @@ const BN_EPS = 1e-5;
 
 /** 2 coords + 2·2·64 sin/cos = 258 */
 export const FOURIER_CHANNELS = 2 * (2 * FOURIER_NUM_BANDS + 1);
-
-/** What every image preprocessor produces: the encoder inputs (HF `PerceiverImagePreprocessor` output). */
-export interface PreprocessorOutput {
-  /** [B·T, numChannels]: per token t = row·gridWidth + col, its outChannels features, then the position encoding */
-  inputs: Float32Array;
-  numTokens: number;
-  numChannels: number;
-  /** spatial size of the token grid (55x55 for the conv model on a 224x224 image, 224x224 for pixels / conv1x1) */
-  gridHeight: number;
-  gridWidth: number;
-}
-
-/**
- * The interface of the three image preprocessors (prep_type "conv", "pixels", "conv1x1"); the model picks one from
- * config.architecture.
- */
-export interface Preprocessor {
-  /** channels per token before the position encoding (HF inputs_without_pos) */
-  readonly outChannels: number;
-  /** channels per token fed to the encoder (HF num_channels = the cross-attention kv_dim) */
-  readonly numChannels: number;
-  /**
-   * pixels [B, 3, H, W] -> encoder inputs [B·T, numChannels].
-   * onConvnet, when given, receives each item's conv features [outChannels, gh, gw] (NCHW); only the conv model
-   * has a convnet, the others never call it.
-   */
-  forward(pixels: Float32Array, batch: number, h: number, w: number, onConvnet?: (b: number, feats: Float32Array) => void): PreprocessorOutput;
-}
 
 export class ConvPreprocessor implements Preprocessor {
   readonly inChannels = 3;

@@ -15,7 +15,7 @@
  */
 import { PerceiverError } from "../errors.js";
 import { Linear } from "../layers/linear.js";
-import type { Preprocessor, PreprocessorOutput } from "./preprocessor-conv.js";
+import type { Preprocessor, PreprocessorOutput } from "./preprocessor.js";
 
 export const LEARNED_IN_CHANNELS = 3;
 /** out_channels of convnet_1x1 and num_channels of the trainable position encoding */
@@ -66,6 +66,11 @@ export class LearnedPreprocessor implements Preprocessor {
   }
 
   // pixels [B, 3, H, W] -> inputs [B·H·W, 512]: row t = y·W + x holds (conv1x1 of pixel (y, x), projected position t)
+  /** Every pixel is a token: the grid is the image. */
+  gridSize(h: number, w: number): [number, number] {
+    return [h, w];
+  }
+
   forward(pixels: Float32Array, batch: number, h: number, w: number): PreprocessorOutput {
     const c = LEARNED_IN_CHANNELS;
     const oc = this.outChannels;

@@ -11,7 +11,7 @@
  */
 import { PerceiverError } from "../errors.js";
 import { fourierPositionEncoding } from "./position-encoding.js";
-import type { Preprocessor, PreprocessorOutput } from "./preprocessor-conv.js";
+import type { Preprocessor, PreprocessorOutput } from "./preprocessor.js";
 
 export const PIXELS_IN_CHANNELS = 3;
 export const PIXELS_FOURIER_NUM_BANDS = 64;
@@ -43,6 +43,11 @@ export class PixelsPreprocessor implements Preprocessor {
   }
 
   // pixels [B, 3, H, W] -> inputs [B·H·W, 261]: row t = y·W + x holds (r, g, b, position encoding of (y, x))
+  /** Every pixel is a token: the grid is the image. */
+  gridSize(h: number, w: number): [number, number] {
+    return [h, w];
+  }
+
   forward(pixels: Float32Array, batch: number, h: number, w: number): PreprocessorOutput {
     const c = PIXELS_IN_CHANNELS;
     if (pixels.length !== batch * c * h * w) {
