@@ -1,14 +1,18 @@
 /**
- * GFLOP/s of the matrix products on the model's shapes: naive twin vs optimized kernel, plus the GEMM time of
- * one 224x224 image through deepmind/vision-perceiver-conv estimated from those rates.
+ * GFLOP/s of the matrix products on the model's shapes: naive twin vs the optimized kernels of both backends
+ * ("ts": packed pure TypeScript; "wasm": WebAssembly SIMD), plus the GEMM time of one 224x224 image through
+ * deepmind/vision-perceiver-conv estimated from those rates.
  * Naive rates are measured on a slice of rows (the naive loop's rate does not depend on M); optimized rates on
  * the full shape. Each timing is the best of several runs after a warm-up. The machine is shared: run it twice.
  * Run: npx tsx bench/gemm.ts
+ * (Node 20 has Relaxed SIMD behind a flag; the fma kernel: node --experimental-wasm-relaxed-simd --import tsx bench/gemm.ts)
  */
 import os from "node:os";
 import {
-  linear, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, packWeight,
+  type GemmBackend, getBackend, linear, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive,
+  packWeight, setBackend,
 } from "../src/tensor/gemm.js";
+import { wasmGemmKernel, wasmGemmSupported } from "../src/tensor/wasm/gemm-wasm.js";
 
 function rand(n: number, seed: number): Float32Array {
   const x = new Float32Array(n);
@@ -63,47 +67,68 @@ const SHAPES: Shape[] = [
   { kind: "linear", m: 1, n: 1000, k: 1024, perImage: 1, note: "classifier" },
 ];
 
-/** Returns [naive ms per row-slice, rows in slice, optimized ms]. */
-function measure(s: Shape): [number, number, number] {
+const BACKENDS: GemmBackend[] = wasmGemmSupported() ? ["ts", "wasm"] : ["ts"];
+
+/** Best ms of `fn` under each backend, in BACKENDS order. */
+function perBackend(fn: () => void): number[] {
+  const ms = BACKENDS.map((b) => {
+    setBackend(b);
+    return best(fn, 5);
+  });
+  setBackend(initial);
+  return ms;
+}
+
+const initial = getBackend();
+
+/** Returns [naive ms per row-slice, rows in slice, optimized ms per backend]. */
+function measure(s: Shape): [number, number, number[]] {
   const { m, n, k } = s;
   const rows = Math.max(1, Math.min(m, Math.floor(32e6 / (n * k))));
   if (s.kind === "linear") {
     const a = rand(m * k, 1), w = rand(n * k, 2), bias = rand(n, 3), out = new Float32Array(m * n);
     const pw = packWeight(w, n, k);
     const naive = best(() => linearNaive(a, w, bias, out, rows, n, k), 2);
-    return [naive, rows, best(() => linear(a, pw, bias, out, m), 5)];
+    return [naive, rows, perBackend(() => linear(a, pw, bias, out, m))];
   }
   const ld = s.ld;
   if (s.kind === "matmulTransB") {
     const lda = ld ?? k, ldb = ld ?? k;
     const a = rand(m * lda, 1), b = rand(n * ldb, 2), out = new Float32Array(m * n);
     const naive = best(() => matmulTransBNaive(rows, n, k, a, 0, lda, b, 0, ldb, out, 0, n, 0.125), 2);
-    return [naive, rows, best(() => matmulTransB(m, n, k, a, 0, lda, b, 0, ldb, out, 0, n, 0.125), 5)];
+    return [naive, rows, perBackend(() => matmulTransB(m, n, k, a, 0, lda, b, 0, ldb, out, 0, n, 0.125))];
   }
   const ldb = ld ?? n, ldo = ld ?? n;
   const a = rand(m * k, 1), b = rand(k * ldb, 2), out = new Float32Array(m * ldo);
   const naive = best(() => matmulNaive(rows, n, k, a, 0, k, b, 0, ldb, out, 0, ldo), 2);
-  return [naive, rows, best(() => matmul(m, n, k, a, 0, k, b, 0, ldb, out, 0, ldo), 5)];
+  return [naive, rows, perBackend(() => matmul(m, n, k, a, 0, k, b, 0, ldb, out, 0, ldo))];
 }
 
 console.log(`CPU: ${os.cpus()[0]?.model ?? "unknown"} x${os.cpus().length}, Node ${process.version}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
-console.log("shape".padEnd(34) + "naive GFLOP/s".padStart(14) + "  optimized GFLOP/s".padStart(20) + "speedup".padStart(9) + "  ms/call".padStart(10));
-let totalMs = 0;
+console.log(`wasm kernel: ${wasmGemmKernel() ?? "unavailable (no WebAssembly SIMD)"}`);
+console.log(
+  "shape".padEnd(34) + "naive".padStart(8) + BACKENDS.map((b) => b.padStart(8)).join("") + "  GFLOP/s" +
+    (BACKENDS.length > 1 ? "wasm/ts".padStart(9) : "") + "  ms/call (" + BACKENDS.join(", ") + ")",
+);
+const totalMs = BACKENDS.map(() => 0);
 let totalFlop = 0;
 for (const s of SHAPES) {
   const [naiveMs, rows, optMs] = measure(s);
   const flop = 2 * s.m * s.n * s.k;
   const naiveRate = (2 * rows * s.n * s.k) / naiveMs / 1e6;
-  const optRate = flop / optMs / 1e6;
-  totalMs += optMs * s.perImage;
+  const rates = optMs.map((ms) => flop / ms / 1e6);
+  optMs.forEach((ms, i) => (totalMs[i] += ms * s.perImage));
   totalFlop += flop * s.perImage;
   const label = `${s.kind} ${s.m}x${s.n}x${s.k}${s.ld ? ` ld=${s.ld}` : ""}`;
   console.log(
-    label.padEnd(34) + naiveRate.toFixed(2).padStart(14) + optRate.toFixed(2).padStart(20) +
-      `${(optRate / naiveRate).toFixed(1)}x`.padStart(9) + optMs.toFixed(2).padStart(10) + `  ${s.note}`,
+    label.padEnd(34) + naiveRate.toFixed(2).padStart(8) + rates.map((r) => r.toFixed(2).padStart(8)).join("") + "  " +
+      " ".repeat(7) + (rates.length > 1 ? `${(rates[1] / rates[0]).toFixed(1)}x`.padStart(9) : "") + "  " +
+      optMs.map((ms) => ms.toFixed(2)).join(", ") + `  ${s.note}`,
   );
 }
-console.log(
-  `one image (B=1): ${(totalFlop / 1e9).toFixed(0)} GFLOP of GEMM, estimated ${(totalMs / 1000).toFixed(1)} s ` +
-    `(${(totalFlop / totalMs / 1e6).toFixed(2)} GFLOP/s average, single thread)`,
-);
+BACKENDS.forEach((b, i) => {
+  console.log(
+    `one image (B=1), ${b}: ${(totalFlop / 1e9).toFixed(0)} GFLOP of GEMM, estimated ${(totalMs[i] / 1000).toFixed(1)} s ` +
+      `(${(totalFlop / totalMs[i] / 1e6).toFixed(2)} GFLOP/s average, single thread)`,
+  );
+});

@@ -37,6 +37,7 @@ export type PerceiverErrorCode =
   // tensors and model input
   | "SHAPE_MISMATCH"
   | "INPUT_INVALID"
+  | "MEMORY_LIMIT"
   // images
   | "IMAGE_DECODE"
   | "IMAGE_UNSUPPORTED"

@@ -5,12 +5,15 @@
  * product on absolute values (|bias| + Σ_p |a·b|, times |alpha|). By design (one double accumulator per output,
  * same summation order as the twin) the results are in fact bit-for-bit equal; one test pins that down.
  * Every output buffer is larger than its region and pre-filled with a sentinel, to catch stray writes.
+ * These are the TypeScript kernels: the backend is pinned to "ts" (test/gemm-wasm.test.ts covers "wasm").
  */
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { PerceiverError } from "../src/errors.js";
 import {
-  linear, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, packWeight,
+  linear, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, packWeight, setBackend,
 } from "../src/tensor/gemm.js";
+
+beforeAll(() => setBackend("ts"));
 
 const REL = 1e-5;
 const SENTINEL = 777.25;

@@ -4,8 +4,10 @@ import { PerceiverError } from "../errors.js";
 import { loadImageFile } from "../io/image-node.js";
 import { topK } from "../io/labels.js";
 import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
-import { preprocessBatch } from "../perceiver/image-processor.js";
+import { defaultImageProcessorConfig, preprocessBatch, type ImageProcessorConfig } from "../perceiver/image-processor.js";
 import { loadFromFiles, readImageProcessorConfigFile, resolveModelFiles } from "../perceiver/load.js";
+import { checkForwardMemory } from "../perceiver/memory.js";
+import { Tensor } from "../tensor/tensor.js";
 import { downloadProgress, inferenceProgress, progressEnabled } from "./progress.js";
 
 export const CLASSIFY_HELP = `Usage: perceiver classify <image...> [options]
@@ -33,6 +35,36 @@ function positiveInt(name: string, v: string | undefined, dflt: number, max: num
     throw new PerceiverError("USAGE", `--${name} must be an integer from 1 to ${max}, got ${JSON.stringify(v)}`);
   }
   return Number(v);
+}
+
+/** Labels come from config.json: control characters (terminal escape sequences) are shown escaped, not sent. */
+export function printable(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/**
+ * Images -> pixel values [B, 3, H, W], one image at a time: only one decoded photo is in memory at once (a batch of
+ * large photos would otherwise hold them all), and an image that cannot be preprocessed is named in the error.
+ */
+async function loadPixels(paths: string[], processorConfig: Partial<ImageProcessorConfig>): Promise<Tensor> {
+  const items: Tensor[] = [];
+  for (const path of paths) {
+    const img = await loadImageFile(path);
+    try {
+      items.push(preprocessBatch([img], processorConfig));
+    } catch (e) {
+      throw e instanceof PerceiverError ? new PerceiverError(e.code, `${path}: ${e.message}`, { cause: e }) : e;
+    }
+    const [, , h, w] = items[items.length - 1].shape;
+    const [, , h0, w0] = items[0].shape;
+    if (h !== h0 || w !== w0) {
+      throw new PerceiverError("SHAPE_MISMATCH", `${path} preprocesses to ${w}x${h} but ${paths[0]} to ${w0}x${h0}: images of one batch must match (use --batch-size 1, or enable do_resize)`);
+    }
+  }
+  const [, c, h, w] = items[0].shape;
+  const out = new Float32Array(items.length * c * h * w);
+  items.forEach((t, i) => out.set(t.data, i * c * h * w));
+  return new Tensor(out, [items.length, c, h, w]);
 }
 
 export async function classify(argv: string[]): Promise<number> {
@@ -73,12 +105,19 @@ export async function classify(argv: string[]): Promise<number> {
     download.stop();
   }
   if (!values.quiet && !values.json) console.error(`model loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  // Refuse a batch that cannot fit before decoding anything (images are resized to one size), and again per batch.
+  const memoryOpts = { where: "classify", hint: "use a smaller --batch-size" };
+  if (processorConfig.doResize ?? defaultImageProcessorConfig.doResize) {
+    const { height, width } = processorConfig.size ?? defaultImageProcessorConfig.size;
+    checkForwardMemory(model.config, { batch: Math.min(batchSize, positionals.length), height, width }, memoryOpts);
+  }
 
   for (let start = 0; start < positionals.length; start += batchSize) {
     const paths = positionals.slice(start, start + batchSize);
     const tPrep = performance.now();
-    const images = await Promise.all(paths.map((p) => loadImageFile(p)));
-    const pixels = preprocessBatch(images, processorConfig);
+    const pixels = await loadPixels(paths, processorConfig);
+    const [b, , h, w] = pixels.shape;
+    checkForwardMemory(model.config, { batch: b, height: h, width: w }, memoryOpts);
     const prepS = (performance.now() - tPrep) / 1000;
     const bar = inferenceProgress(showProgress, paths.length === 1 ? paths[0] : `${paths.length} images`);
     const tRun = performance.now();
@@ -99,9 +138,10 @@ export async function classify(argv: string[]): Promise<number> {
         console.log(JSON.stringify(obj));
       } else {
         console.log(`${file}  (${perImageS.toFixed(1)} s${paths.length > 1 ? `, batch of ${paths.length}` : ""})`);
-        const w = Math.max(...preds.map((p) => p.label.length), 5);
+        const labels = preds.map((p) => printable(p.label));
+        const w = Math.max(...labels.map((l) => l.length), 5);
         console.log(`   #  ${"label".padEnd(w)}  ${"index".padStart(5)}  probability`);
-        preds.forEach((p, r) => console.log(`  ${String(r + 1).padStart(2)}  ${p.label.padEnd(w)}  ${String(p.index).padStart(5)}  ${p.score.toFixed(4)}`));
+        preds.forEach((p, r) => console.log(`  ${String(r + 1).padStart(2)}  ${labels[r].padEnd(w)}  ${String(p.index).padStart(5)}  ${p.score.toFixed(4)}`));
       }
     });
   }

@@ -2,13 +2,38 @@
 import { parseArgs } from "node:util";
 import { PerceiverError } from "../errors.js";
 import { writeSafetensorsFile } from "../io/safetensors-node.js";
-import type { SafetensorsTensor } from "../io/safetensors.js";
+import { DTYPE_SIZE, type SafetensorsTensor } from "../io/safetensors.js";
+import type { TorchStateDict } from "../io/torch-bin.js";
 import { readTorchBinFile } from "../io/torch-bin-node.js";
+import { availableMemoryBytes } from "../perceiver/memory.js";
 
 export const CONVERT_HELP = `Usage: perceiver convert <pytorch_model.bin> <model.safetensors>
 
 Read a PyTorch checkpoint with the restricted unpickler (no code is executed) and write its tensors,
 with the same names, dtypes and values, as a safetensors file (metadata format=pt, like the HF converter).`;
+
+/**
+ * The output holds every tensor, so a small hostile file whose many views repeat one storage (or broadcast it with
+ * stride 0) could ask for far more memory than it occupies. Refuse before materializing: more than 64x the file
+ * (real checkpoints are about 1x; shared storages, e.g. tied weights, make it 2x), or more than is available.
+ */
+function checkConvertSize(input: string, sd: TorchStateDict): void {
+  let total = 0;
+  for (const name of sd.names()) {
+    const info = sd.info(name);
+    total += info.shape.reduce((p, d) => p * d, 1) * DTYPE_SIZE[info.dtype];
+  }
+  const cap = 64 * sd.byteLength + 64 * 2 ** 20;
+  if (total > cap) {
+    throw new PerceiverError("MEMORY_LIMIT",
+      `${input}: its ${sd.names().length} tensors expand to ${total} bytes from a ${sd.byteLength}-byte file ` +
+      `(views repeating a shared storage?), over the ${cap} bytes convert accepts`);
+  }
+  const avail = availableMemoryBytes();
+  if (avail !== null && 2 * total > avail) {
+    throw new PerceiverError("MEMORY_LIMIT", `${input}: converting needs about ${2 * total} bytes of memory, only ${avail} are available`);
+  }
+}
 
 export async function convert(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -25,6 +50,7 @@ export async function convert(argv: string[]): Promise<number> {
   if (!output.endsWith(".safetensors")) throw new PerceiverError("USAGE", `convert: the output file should end in .safetensors, got ${output}`);
   const t0 = performance.now();
   const sd = await readTorchBinFile(input);
+  checkConvertSize(input, sd);
   const tensors = new Map<string, SafetensorsTensor>();
   for (const name of sd.names()) {
     const info = sd.info(name);

@@ -2,8 +2,10 @@
 /** The `perceiver` command line. */
 import { readFileSync } from "node:fs";
 import { PerceiverError } from "../errors.js";
+import { ATTENTION_MAP_HELP, attentionMap } from "./attention-map.js";
 import { classify, CLASSIFY_HELP } from "./classify.js";
 import { convert, CONVERT_HELP } from "./convert.js";
+import { embed, EMBED_HELP } from "./embed.js";
 
 const HELP = `Usage: perceiver <command> [options]
 
@@ -11,14 +13,17 @@ Perceiver IO image classification in pure TypeScript (Hugging Face deepmind/visi
 
 Commands:
   classify <image...>                      top-k ImageNet labels for PNG/JPEG images
+  attention-map <image>                    PNG heat maps of the model's cross-attention over the image
+  embed <image...>                         image feature vectors (pooled latents), as text or JSON
   convert <pytorch_model.bin> <out.safetensors>   convert a PyTorch checkpoint safely
 
 Options:
   -h, --help       show help (also: perceiver <command> --help)
   -v, --version    print the version
 
-Example:
-  perceiver classify samples/cat.png --top-k 3`;
+Examples:
+  perceiver classify samples/cat.png --top-k 3
+  perceiver attention-map samples/cat.png --out cat-attention.png`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
@@ -43,10 +48,14 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case "classify":
         return await classify(rest);
+      case "attention-map":
+        return await attentionMap(rest);
+      case "embed":
+        return await embed(rest);
       case "convert":
         return await convert(rest);
       default:
-        throw new PerceiverError("USAGE", `unknown command ${JSON.stringify(command)} (commands: classify, convert; see perceiver --help)`);
+        throw new PerceiverError("USAGE", `unknown command ${JSON.stringify(command)} (commands: classify, attention-map, embed, convert; see perceiver --help)`);
     }
   } catch (e) {
     const usage = (e instanceof PerceiverError && e.code === "USAGE") || (e as { code?: string })?.code?.startsWith("ERR_PARSE_ARGS");
@@ -65,4 +74,4 @@ if (/(^|[\\/])(main\.(ts|js)|perceiver)$/.test(invoked)) {
   });
 }
 
-export { CLASSIFY_HELP, CONVERT_HELP, HELP };
+export { ATTENTION_MAP_HELP, CLASSIFY_HELP, CONVERT_HELP, EMBED_HELP, HELP };

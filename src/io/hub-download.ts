@@ -56,6 +56,8 @@ function throttled(cb: BlobDownload["onProgress"]): (done: number, total: number
   };
 }
 
+const GIT_SHA1_RE = /^[0-9a-f]{40}$/;
+
 const isTransient = (e: unknown) => e instanceof PerceiverError && (e.code === "HUB_NETWORK" || e.code === "HUB_TIMEOUT");
 
 /** Download, verify and move into place. Throws HUB_INTEGRITY (partial file removed), HUB_DISK, or a network error. */
@@ -179,6 +181,13 @@ async function sha256File(p: string): Promise<string> {
   return h.digest("hex");
 }
 
+/** Git's blob id of a file: sha1("blob <size>\0" + bytes), the hub's ETag for files not stored in LFS. */
+async function gitBlobSha1File(p: string, size: number): Promise<string> {
+  const h = createHash("sha1").update(`blob ${size}\0`);
+  for await (const chunk of createReadStream(p, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  return h.digest("hex");
+}
+
 async function verifyAndCommit(d: BlobDownload): Promise<void> {
   const size = await sizeOf(d.incompletePath);
   if (d.expectedSize !== null && size !== d.expectedSize) {
@@ -187,6 +196,10 @@ async function verifyAndCommit(d: BlobDownload): Promise<void> {
   if (SHA256_RE.test(d.etag)) {
     const got = await diskOp(d.incompletePath, "read back the download", () => sha256File(d.incompletePath));
     if (got !== d.etag) throw await integrityError(d, `its sha256 is ${got}, the hub's ETag says ${d.etag}`);
+  } else if (GIT_SHA1_RE.test(d.etag)) {
+    // A small file's ETag is its git blob id: a flipped byte would otherwise pass the size check alone.
+    const got = await diskOp(d.incompletePath, "read back the download", () => gitBlobSha1File(d.incompletePath, size));
+    if (got !== d.etag) throw await integrityError(d, `its git sha1 is ${got}, the hub's ETag says ${d.etag}`);
   }
   await diskOp(d.blobPath, "move the finished download into place", () => fsp.rename(d.incompletePath, d.blobPath));
 }

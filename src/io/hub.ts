@@ -278,7 +278,15 @@ async function fetchMetadata(c: Ctx): Promise<MetadataResult> {
   const size = sizeText !== undefined && /^\d+$/.test(sizeText.trim()) ? Number(sizeText) : null;
   const loc = redirect ? header(res, "location") : undefined;
   if (redirect && loc === undefined) return invalid("is a redirect without a Location");
-  return { kind: "ok", meta: { commit, etag, size, location: loc !== undefined ? new URL(loc, res.url) : res.url } };
+  let location = res.url;
+  if (loc !== undefined) {
+    try {
+      location = new URL(loc, res.url);
+    } catch {
+      return invalid(`redirects to an invalid Location ${JSON.stringify(loc.slice(0, 200))}`);
+    }
+  }
+  return { kind: "ok", meta: { commit, etag, size, location } };
 }
 
 /** Snapshot path of the file for the revision, resolved through refs/, or null. */

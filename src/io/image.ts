@@ -323,32 +323,53 @@ function adam7DataSize(w: number, h: number, bitDepth: number, colorType: number
   return total;
 }
 
+/** Bytes of filtered scanline data a non-interlaced image needs: rows x (1 filter byte + packed row). */
+function scanlineDataSize(w: number, h: number, bitDepth: number, colorType: number): number {
+  const bitsPerPixel = bitDepth * ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[colorType];
+  return h * (1 + Math.ceil((w * bitsPerPixel) / 8));
+}
+
 /**
- * pngjs inflates interlaced images with no output limit, so a small file could expand to gigabytes and kill the
- * process. Count the inflated size first (streaming, 16 KiB of input at a time) and stop past what IHDR allows.
+ * Inflates the image data once before pngjs does (streaming, 16 KiB of input at a time) and checks its size against
+ * what IHDR needs:
+ * - less than needed is a truncated image. pngjs must not see it: its sync inflate reads Node's zlib state in the
+ *   wrong order and hands back its whole output buffer, uninitialized bytes included, as image data;
+ * - more than needed in an interlaced image is refused: pngjs inflates those with no output limit, so a small file
+ *   could expand to gigabytes. (Non-interlaced images are inflated up to the needed size only; extra data is
+ *   ignored, like Pillow does.)
  */
-function checkInterlacedInflateSize(b: Uint8Array, info: PngInfo, ctx: Ctx): void {
-  const limit = adam7DataSize(info.width, info.height, info.bitDepth, info.colorType);
+function checkInflatedSize(b: Uint8Array, info: PngInfo, ctx: Ctx): void {
+  const need = info.interlaced
+    ? adam7DataSize(info.width, info.height, info.bitDepth, info.colorType)
+    : scanlineDataSize(info.width, info.height, info.bitDepth, info.colorType);
+  const stopAt = info.interlaced ? need + 1 : need;
   let total = 0;
+  const enough = new Error("enough");
   const z = new Unzlib((chunk) => {
     total += chunk.length;
-    if (total > limit) throw new Error("too much data");
+    if (total >= stopAt) throw enough;
   });
   try {
     for (const [start, end] of info.idat) {
-      for (let p = start; p < end && total <= limit; p += 16384) z.push(b.subarray(p, Math.min(p + 16384, end)));
+      for (let p = start; p < end && total < stopAt; p += 16384) z.push(b.subarray(p, Math.min(p + 16384, end)));
     }
   } catch (e) {
-    if (total > limit) {
-      throw new PerceiverError("IMAGE_DECODE", `${ctx.source}: corrupt PNG: image data inflates past the ${limit} bytes its IHDR allows`);
-    }
-    throw new PerceiverError("IMAGE_DECODE", `${ctx.source}: PNG decode failed: ${errorText(e)}`, { cause: e });
+    if (e !== enough) throw new PerceiverError("IMAGE_DECODE", `${ctx.source}: PNG decode failed: ${errorText(e)}`, { cause: e });
+  }
+  if (info.interlaced && total > need) {
+    throw new PerceiverError("IMAGE_DECODE", `${ctx.source}: corrupt PNG: image data inflates past the ${need} bytes its IHDR allows`);
+  }
+  if (total < need) {
+    throw new PerceiverError(
+      "IMAGE_DECODE",
+      `${ctx.source}: PNG is truncated: its image data inflates to ${total} bytes, its IHDR (${info.width}x${info.height}) needs ${need}`,
+    );
   }
 }
 
 function decodePng(bytes: Uint8Array, ctx: Ctx): RgbImage {
   const info = parsePng(bytes, ctx);
-  if (info.interlaced) checkInterlacedInflateSize(bytes, info, ctx);
+  checkInflatedSize(bytes, info, ctx);
   const BufferCtor = (globalThis as { Buffer?: typeof Buffer }).Buffer;
   if (!BufferCtor) {
     throw new PerceiverError(

@@ -38,7 +38,11 @@ export async function readSafetensorsFile(path: string, opts: ReadSafetensorsOpt
       const prefix = new Uint8Array(8);
       if (size >= 8) await readFully(fh, prefix, path);
       readHeaderLength(prefix, size, o); // throws SAFETENSORS_TOO_SMALL / HEADER_TOO_LARGE / HEADER_OUT_OF_BOUNDS
-      bytes = new Uint8Array(size);
+      try {
+        bytes = new Uint8Array(size);
+      } catch (e) {
+        throw new PerceiverError("MEMORY_LIMIT", `${path}: cannot hold the ${size}-byte file in memory (${(e as Error).message})`, { cause: e });
+      }
       await readFully(fh, bytes, path);
     } catch (e) {
       if (e instanceof PerceiverError) throw e;

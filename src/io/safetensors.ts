@@ -565,7 +565,12 @@ export function writeSafetensors(
   const total = 8 + n + offset;
   if (!Number.isSafeInteger(total)) bad(`total size ${total} bytes is too large`);
 
-  const out = new Uint8Array(total);
+  let out: Uint8Array;
+  try {
+    out = new Uint8Array(total);
+  } catch (e) {
+    throw new PerceiverError("SAFETENSORS_WRITE", `writeSafetensors: cannot allocate ${total} bytes for the file: ${(e as Error).message}`, { cause: e });
+  }
   new DataView(out.buffer).setBigUint64(0, BigInt(n), true);
   out.set(json, 8);
   out.fill(0x20, 8 + json.length, 8 + n);

@@ -3,6 +3,7 @@
  * unknown keys are ignored; impossible values are rejected with a message naming the field.
  */
 import { PerceiverError } from "../errors.js";
+import { DEFAULT_MAX_WEIGHT_BYTES, weightCount } from "./memory.js";
 
 export type ImageClassificationArchitecture =
   | "PerceiverForImageClassificationConvProcessing"
@@ -39,10 +40,14 @@ export interface PerceiverConfig {
 
 /** Limits that keep a hostile config from asking for absurd allocations (overridable). */
 export interface ConfigLimits {
+  /** Largest size field (num_latents, d_latents, qk_channels, image_size, number of labels, ...). */
   maxDim: number;
+  /** Largest num_blocks / num_self_attends_per_block. */
   maxLayers: number;
+  /** Largest total weight size the config may imply, as float32 bytes (default 8 GiB). */
+  maxWeightBytes: number;
 }
-export const DEFAULT_CONFIG_LIMITS: ConfigLimits = { maxDim: 65536, maxLayers: 1024 };
+export const DEFAULT_CONFIG_LIMITS: Readonly<ConfigLimits> = Object.freeze({ maxDim: 65536, maxLayers: 1024, maxWeightBytes: DEFAULT_MAX_WEIGHT_BYTES });
 
 /** The HF PerceiverConfig defaults (transformers/models/perceiver/configuration_perceiver.py). */
 const DEFAULTS = {
@@ -85,8 +90,9 @@ function optionalIntField(json: Record<string, unknown>, key: "qk_channels" | "v
 }
 
 export function parsePerceiverConfig(
-  json: unknown, source = "config.json", limits: ConfigLimits = DEFAULT_CONFIG_LIMITS,
+  json: unknown, source = "config.json", overrides: Partial<ConfigLimits> = {},
 ): PerceiverConfig {
+  const limits: ConfigLimits = { ...DEFAULT_CONFIG_LIMITS, ...overrides };
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new PerceiverError("CONFIG_INVALID", `${source}: expected a JSON object, got ${Array.isArray(json) ? "an array" : String(json)}`);
   }
@@ -149,6 +155,7 @@ export function parsePerceiverConfig(
   if (id2label !== undefined && id2label !== null) {
     if (typeof id2label !== "object" || Array.isArray(id2label)) fail("id2label", "must be an object of index -> label", source);
     const entries = Object.entries(id2label as Record<string, unknown>);
+    if (entries.length > limits.maxDim) fail("id2label", `has ${entries.length} labels, over the limit of ${limits.maxDim}`, source);
     for (const [k, v] of entries) {
       const idx = Number(k);
       if (!Number.isInteger(idx) || idx < 0 || String(idx) !== k) fail("id2label", `has a key ${JSON.stringify(k)} that is not a non-negative integer`, source);
@@ -181,6 +188,16 @@ export function parsePerceiverConfig(
   if (selfQk % cfg.numSelfAttentionHeads !== 0) fail("qk_channels", `(${selfQk}) must be divisible by num_self_attention_heads (${cfg.numSelfAttentionHeads})`, source);
   if (selfV % cfg.numSelfAttentionHeads !== 0) fail("v_channels", `(${selfV}) must be divisible by num_self_attention_heads (${cfg.numSelfAttentionHeads})`, source);
   if (selfV !== d) fail("v_channels", `(${selfV}) must equal d_latents (${d}): self-attention adds its output to the latents`, source);
+
+  // The weights the config implies, before any checkpoint is read or buffer allocated.
+  const count = weightCount(cfg);
+  if (4 * count.total > limits.maxWeightBytes) {
+    const big = count.parts.reduce((a, b) => (b.params > a.params ? b : a));
+    const gb = (x: number) => `${(x / 2 ** 30).toFixed(1)} GB`;
+    fail(big.field,
+      `makes the model too large: the config implies ${count.total.toExponential(3)} parameters (${gb(4 * count.total)} as float32), ` +
+      `over the limit of ${gb(limits.maxWeightBytes)} (maxWeightBytes); the largest part scales with "${big.field}"`, source);
+  }
   return cfg;
 }
 
@@ -204,8 +221,10 @@ export function attentionShape(
   if (opts.cross && qk === null) qk = cfg.crossAttentionShapeForAttention === "q" ? opts.qDim : opts.kvDim;
   qk ??= opts.qDim;
   v ??= qk;
-  if (qk % opts.numHeads !== 0) throw new PerceiverError("CONFIG_INVALID", `${where}: qk_channels (${qk}) must be divisible by num_heads (${opts.numHeads})`);
-  if (v % opts.numHeads !== 0) throw new PerceiverError("CONFIG_INVALID", `${where}: v_channels (${v}) must be divisible by num_heads (${opts.numHeads})`);
+  // (the decoder's cross-attention has one head; the encoder's take theirs from these fields)
+  const heads = `num_heads (${opts.numHeads}, config field "${opts.cross ? "num_cross_attention_heads" : "num_self_attention_heads"}")`;
+  if (qk % opts.numHeads !== 0) throw new PerceiverError("CONFIG_INVALID", `${where}: qk_channels (${qk}) must be divisible by ${heads}`);
+  if (v % opts.numHeads !== 0) throw new PerceiverError("CONFIG_INVALID", `${where}: v_channels (${v}) must be divisible by ${heads}`);
   const outChannels = opts.cross ? opts.qDim : v;
   return { qDim: opts.qDim, kvDim: opts.kvDim, qkChannels: qk, vChannels: v, outChannels, numHeads: opts.numHeads };
 }

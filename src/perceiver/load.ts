@@ -12,6 +12,7 @@ import { parsePerceiverConfig, type PerceiverConfig } from "./config.js";
 import { downloadModelFiles, looksLikeRepoId } from "./hub-model.js";
 import { imageProcessorConfigFromJson, type ImageProcessorConfig } from "./image-processor.js";
 import { PerceiverForImageClassification } from "./model.js";
+import { expectedWeights } from "./weights.js";
 
 export interface LoadOptions {
   /** Use this config instead of the config.json next to the weights. */
@@ -43,11 +44,20 @@ async function isDirectory(p: string): Promise<boolean> {
   }
 }
 
+/** Largest config.json / preprocessor_config.json read (ImageNet's, with 1000 labels, is 30 KB). */
+const MAX_JSON_BYTES = 64 * 2 ** 20;
+
 async function readJson(path: string): Promise<unknown> {
   let text: string;
   try {
+    const st = await stat(path);
+    if (!st.isFile()) throw new Error("not a regular file");
+    if (st.size > MAX_JSON_BYTES) {
+      throw new PerceiverError("CONFIG_INVALID", `${path} is ${st.size} bytes, too large for a config file (limit ${MAX_JSON_BYTES})`);
+    }
     text = await readFile(path, "utf8");
   } catch (e) {
+    if (e instanceof PerceiverError) throw e;
     throw new PerceiverError("CHECKPOINT_NOT_FOUND", `cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }
   try {
@@ -104,6 +114,13 @@ export async function loadFromFiles(files: ModelFiles, options: LoadOptions = {}
       throw new PerceiverError("CHECKPOINT_NOT_FOUND", `no config.json next to ${files.weightsPath}: put the model's config.json there, or pass a config`);
     }
     config = await readConfigFile(files.configPath);
+    // Lay out the weights the config implies before reading a possibly large checkpoint: shape rules that need the
+    // preprocessor (e.g. cross-attention heads vs its channels) fail here, naming the config file.
+    try {
+      expectedWeights(config);
+    } catch (e) {
+      throw e instanceof PerceiverError ? new PerceiverError(e.code, `${files.configPath}: ${e.message}`, { cause: e }) : e;
+    }
   }
   const sd = await readStateDictFile(files.weightsPath);
   return PerceiverForImageClassification.fromStateDict(config, sd, basename(files.weightsPath));

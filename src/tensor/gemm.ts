@@ -23,8 +23,17 @@
  * spill accumulators to the stack), 4x4 was the most consistent, and 4 divides the model's 512/1024/128 sizes.
  * The scratch array is module-level, grows when needed and is reused (no allocation per call in steady state).
  * Outputs must not alias inputs.
+ *
+ * Backends: `linear`, `matmulTransB` and `matmul` run either the TypeScript kernels here ("ts": double
+ * accumulation, bit-exact with the naive twins) or the WebAssembly SIMD kernel of `wasm/` ("wasm", ~7x faster:
+ * float32 products summed in float32 over runs of 32 and the runs in float64, rounded once; within ~2e-6
+ * relative of the twins, see wasm/gemm-kernel.ts). "wasm" is chosen at load when the runtime validates the
+ * kernel module (WebAssembly with 128-bit SIMD), else "ts"; `PERCEIVER_BACKEND=ts|wasm` (read once, at load,
+ * where `process` exists) or `setBackend` override it. Both backends take the same PackedWeight: the wasm driver
+ * copies its 4-column panels into wasm memory per call (no second copy of the weights is kept).
  */
 import { PerceiverError } from "../errors.js";
+import { B_PACKED, B_PLAIN, B_TRANS, gemmWasm, releaseWasmGemm, wasmGemmSupported } from "./wasm/gemm-wasm.js";
 
 /** A weight matrix w [N,K] (HF Linear layout) prepared once for `linear`. */
 export interface PackedWeight {
@@ -60,9 +69,45 @@ function grow(size: number): number[] {
   return scratch;
 }
 
-/** Frees the module-level scratch array (a few MB at the model's shapes; it grows back on the next call). */
+/** Frees the module-level scratch array and the wasm memory (a few MB at the model's shapes; they grow back on the next call). */
 export function releaseGemmScratch(): void {
   scratch = doubles(0);
+  releaseWasmGemm();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// backend selection
+
+/** Which kernels `linear`, `matmulTransB` and `matmul` run. */
+export type GemmBackend = "ts" | "wasm";
+
+let backend: GemmBackend = initialBackend();
+
+/** "wasm" when the runtime supports it, unless PERCEIVER_BACKEND says otherwise (warning on a bad value). */
+function initialBackend(): GemmBackend {
+  const auto: GemmBackend = wasmGemmSupported() ? "wasm" : "ts";
+  const env = typeof process !== "undefined" ? process.env?.PERCEIVER_BACKEND : undefined;
+  if (env === undefined || env === "") return auto;
+  if (env === "ts" || (env === "wasm" && auto === "wasm")) return env;
+  const why = env === "wasm" ? "WebAssembly SIMD is not available in this runtime" : `expected "ts" or "wasm"`;
+  process.emitWarning?.(`PERCEIVER_BACKEND=${env} ignored (${why}); using "${auto}"`);
+  return auto;
+}
+
+/** Selects the GEMM kernels. "wasm" throws CONFIG_UNSUPPORTED where WebAssembly SIMD is missing. */
+export function setBackend(b: GemmBackend): void {
+  if (b !== "ts" && b !== "wasm") {
+    throw new PerceiverError("INPUT_INVALID", `setBackend: expected "ts" or "wasm", got ${JSON.stringify(b)}`);
+  }
+  if (b === "wasm" && !wasmGemmSupported()) {
+    throw new PerceiverError("CONFIG_UNSUPPORTED", "setBackend: WebAssembly SIMD is not available in this runtime");
+  }
+  backend = b;
+}
+
+/** The GEMM kernels in use. */
+export function getBackend(): GemmBackend {
+  return backend;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -250,9 +295,8 @@ function kernelDirect1x4(
 // ---------------------------------------------------------------------------------------------------------------
 // driver
 
-const B_PACKED = 0; // b is a PackedWeight's data (float32 panels)
-const B_TRANS = 1; // b [N,K] with row stride ldb
-const B_PLAIN = 2; // b [K,N] with row stride ldb
+// B layouts (shared with the wasm driver): B_PACKED, a PackedWeight's data (float32 panels);
+// B_TRANS, b [N,K] with row stride ldb; B_PLAIN, b [K,N] with row stride ldb
 
 // bias [N] | null, columns [jc, jc+nc) -> s[0, padded): bias or zeros, zero-padded to a multiple of NR
 function packBias(bias: Float32Array | null, jc: number, nc: number, s: number[]): void {
@@ -352,6 +396,7 @@ export function linear(a: Float32Array, w: PackedWeight, bias: Float32Array | nu
   if (bias !== null && bias.length !== n) {
     throw new PerceiverError("SHAPE_MISMATCH", `linear: bias has ${bias.length} elements, expected ${n}`);
   }
+  if (backend === "wasm" && gemmWasm(B_PACKED, m, n, k, a, 0, k, w.data, 0, k, bias, out, 0, n, 1)) return;
   gemm(B_PACKED, m, n, k, a, 0, k, w.data, 0, k, bias, out, 0, n, 1);
 }
 
@@ -381,6 +426,7 @@ export function matmulTransB(
   checkRegion("matmulTransB", "b", b, bOff, n, k, ldb);
   checkRegion("matmulTransB", "out", out, oOff, m, n, ldo);
   checkOut("matmulTransB", m, n, ldo);
+  if (backend === "wasm" && gemmWasm(B_TRANS, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, alpha)) return;
   gemm(B_TRANS, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, alpha);
 }
 
@@ -413,6 +459,7 @@ export function matmul(
   checkRegion("matmul", "b", b, bOff, k, n, ldb);
   checkRegion("matmul", "out", out, oOff, m, n, ldo);
   checkOut("matmul", m, n, ldo);
+  if (backend === "wasm" && gemmWasm(B_PLAIN, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, 1)) return;
   gemm(B_PLAIN, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, 1);
 }
 

@@ -1,0 +1,33 @@
+/**
+ * The full model on perceiver-ts: load weights/full-synthetic (the 48.6M-parameter synthetic checkpoint, written
+ * by run.ts through ensureFullCheckpoint before this process starts) with `fromPretrained`, then time `forward`.
+ */
+import { PerceiverForImageClassification, Tensor } from "../src/index.js";
+import { maxRssMB, pixelBatch, timeBatches, type BatchProtocol, type ModelResult } from "./common.js";
+import { selectOurBackend } from "./ours-backend.js";
+
+export async function oursModel(
+  backend: string, threads: number, batches: number[], modelDir: string,
+  protocol: BatchProtocol,
+): Promise<ModelResult> {
+  const result: ModelResult = { engine: "perceiver-ts", backend, threads, notes: [], batches: [] };
+  const reason = await selectOurBackend(backend, threads);
+  if (reason !== null) return { ...result, skipped: reason };
+  const t0 = performance.now();
+  const model = await PerceiverForImageClassification.fromPretrained(modelDir);
+  result.loadS = (performance.now() - t0) / 1000;
+  result.rssAfterLoadMB = maxRssMB();
+  const inputs = new Map(batches.map((b) => [b, new Tensor(pixelBatch(b), [b, 3, 224, 224])]));
+  const tty = process.stderr.isTTY;
+  result.batches = await timeBatches(batches, async (b) => {
+    const { logits } = await model.forward(inputs.get(b)!, {
+      onProgress: tty ? (d, t) => process.stderr.write(`\r    layers ${d}/${t}`) : undefined,
+    });
+    if (tty) process.stderr.write("\r");
+    if (logits.shape[0] !== b || logits.shape[1] !== 1000) {
+      throw new Error(`perceiver-ts: logits have shape [${logits.shape.join(",")}], expected [${b},1000]`);
+    }
+  }, protocol);
+  result.peakRssMB = maxRssMB();
+  return result;
+}

@@ -1,0 +1,274 @@
+/**
+ * npm run bench: perceiver-ts against its peers, every number measured in this run on this machine.
+ *  1. GEMM GFLOP/s on the model's shapes: perceiver-ts (each backend src/tensor/gemm.ts offers) vs tfjs (cpu,
+ *     wasm), onnxruntime-web and onnxruntime-node, at each thread count a peer supports.
+ *  2. The full model (vision-perceiver-conv, 369 GFLOP/image): load time, seconds per image at batch 1 and 4, peak
+ *     RSS; perceiver-ts on weights/full-synthetic, onnxruntime-node/-web on bench/graph_with_ext.onnx with
+ *     generated weights, PyTorch (transformers) when importable.
+ * Every configuration runs in its own child process (bench/child.ts, bench/pytorch_bench.py): clean peak RSS, and
+ * thread pools that are fixed at initialization. Markdown on stdout, progress on stderr, every number in
+ * bench/results/bench-<date>.json. Options: see --help.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import os from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { ensureFullCheckpoint } from "../test/helpers/full-model.js";
+import type { ChildTask } from "./child.js";
+import { GEMM_SHAPES, RESULT_MARK, type BatchProtocol, type GemmResult, type ModelResult } from "./common.js";
+import { withSymbolicBatch } from "./onnx-proto.js";
+import { ensureOnnxWeights } from "./onnx-weights.js";
+import { PEER_GEMM_ENGINES, type PeerGemmEngine } from "./peers-gemm.js";
+import type { OnnxModelFiles } from "./peers-model.js";
+import { gemmTable, modelTable, skippedLines } from "./report.js";
+
+const BENCH = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(BENCH, "..");
+const RESULTS = join(BENCH, "results");
+const MODEL_PEERS = ["onnxruntime-node", "onnxruntime-web", "pytorch"] as const;
+
+const HELP = `npm run bench -- [options]
+  --quick              GEMM table + full model at batch 1 only, fewer repeats
+  --only ours|peers    only perceiver-ts, or only the peers
+  --backends ts,wasm   perceiver-ts backends (default: ts,wasm; one that src/tensor/gemm.ts lacks is reported as skipped)
+  --threads 1,2        thread counts (default: 1,2)
+  --batch 1,4          full-model batch sizes (default: 1,4; by default a batch whose estimate exceeds
+                       --batch-budget is skipped, an explicit --batch always runs)
+  --batch-budget S     seconds (default: 240)
+  --gemm-only | --model-only
+  --python PATH        Python for bench/pytorch_bench.py (default: .venv/bin/python if present, else python3)
+  --no-pytorch         skip PyTorch`;
+
+function list(s: string, name: string): number[] {
+  const xs = s.split(",").map((x) => Number(x.trim()));
+  if (xs.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`--${name}: expected positive integers like 1,2, got "${s}"`);
+  return [...new Set(xs)].sort((a, b) => a - b);
+}
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: "boolean", default: false },
+      only: { type: "string" },
+      backends: { type: "string", default: "ts,wasm" },
+      threads: { type: "string", default: "1,2" },
+      batch: { type: "string" },
+      "batch-budget": { type: "string", default: "240" },
+      "gemm-only": { type: "boolean", default: false },
+      "model-only": { type: "boolean", default: false },
+      python: { type: "string" },
+      "no-pytorch": { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    process.exit(0);
+  }
+  if (values.only !== undefined && values.only !== "ours" && values.only !== "peers") throw new Error(`--only: expected ours or peers, got "${values.only}"`);
+  const batches = values.batch !== undefined ? list(values.batch, "batch") : values.quick ? [1] : [1, 4];
+  const protocol: BatchProtocol = {
+    extraBudgetS: values.quick ? 10 : 30,
+    maxExtra: 3,
+    batchBudgetS: values.batch !== undefined ? null : Number(values["batch-budget"]),
+  };
+  const venv = join(ROOT, ".venv/bin/python");
+  return {
+    quick: values.quick,
+    ours: values.only !== "peers",
+    peers: values.only !== "ours",
+    backends: values.backends.split(",").map((b) => b.trim()).filter(Boolean),
+    threads: list(values.threads, "threads"),
+    batches,
+    protocol,
+    gemm: !values["model-only"],
+    model: !values["gemm-only"],
+    python: values.python ?? (existsSync(venv) ? venv : "python3"),
+    pytorch: !values["no-pytorch"],
+  };
+}
+
+/** Runs one child process and returns its answer (the RESULT_MARK line), or { error }. */
+function runChild(cmd: string, args: string[], env: Record<string, string>, timeoutS: number): Promise<Record<string, unknown>> {
+  return new Promise((done) => {
+    const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (d: string) => {
+      out += d;
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutS * 1000);
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      done({ error: `${cmd}: ${e.message}` });
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const line = out.split("\n").find((l) => l.startsWith(RESULT_MARK));
+      for (const l of out.split("\n")) if (l && !l.startsWith(RESULT_MARK)) process.stderr.write(`${l}\n`);
+      if (line) done(JSON.parse(line.slice(RESULT_MARK.length)) as Record<string, unknown>);
+      else done({ error: signal ? `killed by ${signal}${signal === "SIGKILL" ? ` (timeout ${timeoutS} s?)` : ""}` : `exited with code ${code} without a result` });
+    });
+  });
+}
+
+function nodeChild(task: ChildTask, env: Record<string, string>, timeoutS: number): Promise<Record<string, unknown>> {
+  return runChild(process.execPath, ["--import", "tsx", join(BENCH, "child.ts"), JSON.stringify(task)], env, timeoutS);
+}
+
+function packageVersion(name: string): string {
+  try {
+    return (JSON.parse(readFileSync(join(ROOT, "node_modules", name, "package.json"), "utf8")) as { version: string }).version;
+  } catch {
+    return "not installed";
+  }
+}
+
+async function prepareOnnx(log: (m: string) => void): Promise<OnnxModelFiles> {
+  const model = join(RESULTS, "perceiver-conv.onnx");
+  await writeFile(model, withSymbolicBatch(new Uint8Array(await readFile(join(BENCH, "graph_with_ext.onnx")))));
+  const externalData = await ensureOnnxWeights(model, join(BENCH, "external.json"), log);
+  return { model, externalData };
+}
+
+async function main(): Promise<void> {
+  const o = options();
+  const started = new Date();
+  const log = (m: string): void => {
+    process.stderr.write(`[bench ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s] ${m}\n`);
+  };
+  await mkdir(RESULTS, { recursive: true });
+  const machine = {
+    cpu: os.cpus()[0]?.model ?? "unknown",
+    cores: os.cpus().length,
+    totalMemGiB: os.totalmem() / 2 ** 30,
+    node: process.version,
+    os: `${os.platform()} ${os.release()} ${os.arch()}`,
+    loadAvgStart: os.loadavg(),
+    loadAvgEnd: [] as number[],
+  };
+  const versions: Record<string, string> = {};
+  for (const p of ["onnxruntime-node", "onnxruntime-web", "@tensorflow/tfjs-core", "@tensorflow/tfjs-backend-cpu", "@tensorflow/tfjs-backend-wasm"]) {
+    versions[p] = packageVersion(p);
+  }
+  const gemm: GemmResult[] = [];
+  const model: ModelResult[] = [];
+  const file = join(RESULTS, `bench-${started.toISOString().replace(/[:.]/g, "-").slice(0, 19)}.json`);
+  const save = (): Promise<void> => writeFile(file, `${JSON.stringify({
+    started: started.toISOString(), durationS: (Date.now() - started.getTime()) / 1000, machine, versions, options: o,
+    gemmShapes: GEMM_SHAPES, gemm, model,
+  }, null, 2)}\n`);
+  let loadAvgBefore = os.loadavg();
+  const asResult = <T extends GemmResult | ModelResult>(r: Record<string, unknown>, base: Omit<T, "notes">): T =>
+    ({ ...("error" in r ? { ...base, notes: [], skipped: `error: ${String(r.error)}` } : r), loadAvgBefore }) as T;
+
+  // 1. GEMM
+  if (o.gemm) {
+    const configs: { engine: "perceiver-ts" | PeerGemmEngine; backend: string; threads: number }[] = [];
+    if (o.ours) for (const b of o.backends) for (const t of o.threads) configs.push({ engine: "perceiver-ts", backend: b, threads: t });
+    if (o.peers) for (const e of PEER_GEMM_ENGINES) for (const t of o.threads) configs.push({ engine: e, backend: "", threads: t });
+    for (const c of configs) {
+      log(`GEMM ${c.engine} ${c.backend} ${c.threads} thread(s)`);
+      loadAvgBefore = os.loadavg();
+      const r = await nodeChild({ task: "gemm", ...c }, { PERCEIVER_BACKEND: c.backend || "ts", PERCEIVER_THREADS: String(c.threads) }, 900);
+      gemm.push(asResult<GemmResult>(r, { engine: c.engine, backend: c.backend, threads: c.threads, shapes: [] }));
+      await save();
+    }
+  }
+
+  // 2. full model
+  if (o.model) {
+    const needCheckpoint = o.ours || (o.peers && o.pytorch);
+    const modelDir = needCheckpoint ? await ensureFullCheckpoint(log) : "";
+    const onnx = o.peers ? await prepareOnnx(log) : { model: "", externalData: [] };
+    const timeoutS = 3600;
+    if (o.ours) {
+      for (const b of o.backends) {
+        for (const t of o.threads) {
+          log(`model perceiver-ts ${b} ${t} thread(s), batch ${o.batches.join(",")}`);
+          loadAvgBefore = os.loadavg();
+          const r = await nodeChild(
+            { task: "model", engine: "perceiver-ts", backend: b, threads: t, batches: o.batches, modelDir, onnx, protocol: o.protocol },
+            { PERCEIVER_BACKEND: b, PERCEIVER_THREADS: String(t) }, timeoutS,
+          );
+          model.push(asResult<ModelResult>(r, { engine: "perceiver-ts", backend: b, threads: t, batches: [] }));
+          await save();
+        }
+      }
+    }
+    if (o.peers) {
+      for (const engine of ["onnxruntime-node", "onnxruntime-web"] as const) {
+        for (const t of o.threads) {
+          log(`model ${engine} ${t} thread(s), batch ${o.batches.join(",")}`);
+          loadAvgBefore = os.loadavg();
+          const r = await nodeChild(
+            { task: "model", engine, backend: "", threads: t, batches: o.batches, modelDir, onnx, protocol: o.protocol }, {}, timeoutS,
+          );
+          model.push(asResult<ModelResult>(r, { engine, backend: "", threads: t, batches: [] }));
+          await save();
+        }
+      }
+      if (o.pytorch) {
+        for (const t of o.threads) {
+          log(`model pytorch ${t} thread(s) (${o.python}), batch ${o.batches.join(",")}`);
+          const args = [
+            join(BENCH, "pytorch_bench.py"), "--model-dir", modelDir, "--threads", String(t), "--batch", o.batches.join(","),
+            "--extra-budget", String(o.protocol.extraBudgetS), "--max-extra", String(o.protocol.maxExtra),
+            ...(o.protocol.batchBudgetS !== null ? ["--batch-budget", String(o.protocol.batchBudgetS)] : []),
+          ];
+          const env = { HF_HUB_DISABLE_PROGRESS_BARS: "1", TRANSFORMERS_VERBOSITY: "error", OMP_NUM_THREADS: String(t), HF_HUB_OFFLINE: "1" };
+          loadAvgBefore = os.loadavg();
+          const r = await runChild(o.python, args, env, timeoutS);
+          model.push(asResult<ModelResult>(r, { engine: "pytorch", backend: "cpu", threads: t, batches: [] }));
+          await save();
+          if (model[model.length - 1].skipped) break; // not importable: once is enough
+        }
+      }
+    }
+  }
+
+  machine.loadAvgEnd = os.loadavg();
+  await save();
+  const load = (l: number[]): string => l.map((x) => x.toFixed(2)).join(" ");
+  const lines = [
+    `# perceiver-ts vs peers (${started.toISOString()})`,
+    "",
+    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.totalMemGiB.toFixed(1)} GiB, ${machine.os}, Node ${machine.node}`,
+    `load average (1/5/15 min): ${load(machine.loadAvgStart)} at start, ${load(machine.loadAvgEnd)} at end (the machine is shared: compare ratios, not absolute times)`,
+    `peers: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(", ")}` +
+      `${model.find((r) => r.engine === "pytorch" && !r.skipped) ? `, pytorch ${model.find((r) => r.engine === "pytorch")!.backend}` : ""}`,
+    "",
+  ];
+  if (gemm.length) {
+    lines.push(
+      "## GEMM GFLOP/s (M x N x K, best of the timed calls after a warm-up; peers: A·B with both operands as inputs, result read back)",
+      "", gemmTable(gemm), "",
+    );
+  }
+  if (model.length) {
+    const peers = MODEL_PEERS.filter((p) => model.some((r) => r.engine === p && !r.skipped));
+    lines.push(
+      "## Full model: vision-perceiver-conv, 224x224, 369 GFLOP/image",
+      "",
+      modelTable(model, o.batches, peers),
+      "",
+      "load: weights file to ready session/model. batch 1: median of the runs after the first when there was time for " +
+        `more (${o.protocol.maxExtra} at most, ${o.protocol.extraBudgetS} s budget), else the first run; larger batches: one run, ` +
+        "after batch 1, divided by the batch. peak RSS: the whole child process (load + every batch). " +
+        "time ÷ X: this row's seconds per image over X's at the same thread count (>1: slower than X).",
+      "",
+    );
+  }
+  const skipped = skippedLines(gemm, model);
+  if (skipped.length) lines.push("Not measured:", ...skipped.map((s) => `- ${s}`), "");
+  lines.push(`All numbers: ${file} (run took ${((Date.now() - started.getTime()) / 60000).toFixed(1)} min)`);
+  console.log(lines.join("\n"));
+}
+
+main().catch((e: unknown) => {
+  console.error(`bench: error: ${(e as Error)?.message ?? String(e)}\n${HELP}`);
+  process.exit(1);
+});

@@ -1,0 +1,50 @@
+/**
+ * Vite config of the browser demo. Run from the repository root:
+ *   npx vite --config demo/vite.config.ts              dev server (http://localhost:5173)
+ *   npx vite build --config demo/vite.config.ts        static build into demo/dist
+ * The page imports the library from ../src (TypeScript, no prior `npm run build` needed).
+ */
+import { fileURLToPath } from "node:url";
+import { defineConfig, type Plugin } from "vite";
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+
+/**
+ * `node:*` modules are reachable from src/index.ts only through `fromPretrained`'s dynamic import (Node-only
+ * loading from files and the hub cache). Keep them as external imports of that chunk, which the page never loads,
+ * instead of Vite's browser stubs and their warnings.
+ */
+function nodeBuiltinsExternal(): Plugin {
+  return {
+    name: "perceiver-demo:node-builtins-external",
+    enforce: "pre",
+    resolveId(id) {
+      return id.startsWith("node:") ? { id, external: true } : null;
+    },
+  };
+}
+
+export default defineConfig({
+  root: here("."),
+  base: "./",
+  // samples/cat.png is served as ./cat.png for the "try the sample cat" button
+  publicDir: here("../samples"),
+  plugins: [nodeBuiltinsExternal()],
+  resolve: {
+    // pngjs needs Node built-ins at load time (see stubs/pngjs.ts); the page decodes images itself
+    alias: [{ find: /^pngjs$/, replacement: here("stubs/pngjs.ts") }],
+  },
+  worker: {
+    format: "es",
+    plugins: () => [nodeBuiltinsExternal()],
+  },
+  build: {
+    outDir: here("dist"),
+    emptyOutDir: true,
+    target: "es2022",
+    chunkSizeWarningLimit: 1024,
+  },
+  server: {
+    fs: { allow: [here("..")] },
+  },
+});

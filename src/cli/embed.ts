@@ -1,0 +1,104 @@
+/** `perceiver embed <image...>`: image feature vectors (the encoder's latents averaged over the latents). */
+import { parseArgs } from "node:util";
+import { PerceiverError } from "../errors.js";
+import { loadImageFile } from "../io/image-node.js";
+import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
+import { preprocessBatch } from "../perceiver/image-processor.js";
+import { loadFromFiles, readImageProcessorConfigFile, resolveModelFiles } from "../perceiver/load.js";
+import { downloadProgress, inferenceProgress, progressEnabled } from "./progress.js";
+
+export const EMBED_HELP = `Usage: perceiver embed <image...> [options]
+
+Print a feature vector per image: the final latents of the encoder (after every self-attention layer, before
+the classification decoder) averaged over the latents, d_latents numbers (1024 for the ImageNet models).
+It is model.extractFeatures(pixels).pooled of the library.
+
+Options:
+  --model <repo|folder|file>  hub repo id, local folder or checkpoint file  [default: ${DEFAULT_MODEL}]
+  --revision <rev>            hub branch, tag, commit or refs/pr/N          [default: main]
+  --json                      one JSON object per image: {"file", "dim", "pooled": [...]}
+  --latents                   with --json: also "latents", the full [num_latents][d_latents] array
+  --batch-size <n>            images per forward pass                        [default: 1]
+  --quiet                     no progress output on stderr
+  --debug                     print stack traces on errors
+  -h, --help                  show this help
+
+Without --json, prints per image its dimension, L2 norm and first 8 values.`;
+
+function positiveInt(name: string, v: string | undefined, dflt: number, max: number): number {
+  if (v === undefined) return dflt;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) {
+    throw new PerceiverError("USAGE", `--${name} must be an integer from 1 to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return Number(v);
+}
+
+export async function embed(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      model: { type: "string" },
+      revision: { type: "string" },
+      json: { type: "boolean", default: false },
+      latents: { type: "boolean", default: false },
+      "batch-size": { type: "string" },
+      quiet: { type: "boolean", default: false },
+      debug: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(EMBED_HELP);
+    return 0;
+  }
+  if (positionals.length === 0) throw new PerceiverError("USAGE", "embed: give at least one image file (see perceiver embed --help)");
+  if (values.latents && !values.json) throw new PerceiverError("USAGE", "--latents needs --json");
+  const batchSize = positiveInt("batch-size", values["batch-size"], 1, 256);
+  const showProgress = progressEnabled(values.quiet);
+
+  const download = downloadProgress(showProgress);
+  const t0 = performance.now();
+  let model, processorConfig;
+  try {
+    const files = await resolveModelFiles(values.model ?? DEFAULT_MODEL, { revision: values.revision, onProgress: download.onProgress });
+    processorConfig = await readImageProcessorConfigFile(files.preprocessorConfigPath);
+    model = await loadFromFiles(files);
+  } finally {
+    download.stop();
+  }
+  if (!values.quiet && !values.json) console.error(`model loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+  const D = model.config.dLatents;
+  const N = model.config.numLatents;
+  for (let start = 0; start < positionals.length; start += batchSize) {
+    const paths = positionals.slice(start, start + batchSize);
+    const images = await Promise.all(paths.map((p) => loadImageFile(p)));
+    const pixels = preprocessBatch(images, processorConfig);
+    const bar = inferenceProgress(showProgress, paths.length === 1 ? paths[0] : `${paths.length} images`);
+    let features;
+    try {
+      features = await model.extractFeatures(pixels, { onProgress: bar.onProgress });
+    } finally {
+      bar.stop();
+    }
+    paths.forEach((file, i) => {
+      const pooled = features.pooled.data.subarray(i * D, (i + 1) * D);
+      if (values.json) {
+        const obj: Record<string, unknown> = { file, dim: D, pooled: Array.from(pooled) };
+        if (values.latents) {
+          const z = features.latents.data;
+          obj.latents = Array.from({ length: N }, (_, n) => Array.from(z.subarray((i * N + n) * D, (i * N + n + 1) * D)));
+        }
+        console.log(JSON.stringify(obj));
+      } else {
+        let sq = 0;
+        for (const v of pooled) sq += v * v;
+        const head = Array.from(pooled.subarray(0, 8), (v) => v.toFixed(4)).join(", ");
+        console.log(`${file}  dim ${D}  L2 norm ${Math.sqrt(sq).toFixed(4)}  [${head}${D > 8 ? ", …" : ""}]`);
+      }
+    });
+  }
+  return 0;
+}

@@ -1,0 +1,245 @@
+/**
+ * Memory a config implies, computed before anything is allocated: the weight count (parsePerceiverConfig refuses
+ * a config whose weights alone would not fit a cap) and the activation bytes of one forward pass (the CLI and
+ * model.forward refuse a batch that clearly cannot fit in the memory that is available).
+ *
+ * Browser-safe: no Node import; the free memory is read through `process.getBuiltinModule("node:os")` when it
+ * exists (Node >= 20.16), else it is unknown and only the hard limits apply.
+ */
+import { PerceiverError } from "../errors.js";
+import { attentionChunkRows } from "../layers/attention.js";
+import { conv2dOutputSize } from "../tensor/conv.js";
+import type { PerceiverConfig } from "./config.js";
+import { CONV_KERNEL, CONV_OUT_CHANNELS, FOURIER_CHANNELS } from "./preprocessor-conv.js";
+import { LEARNED_IN_CHANNELS, LEARNED_NUM_CHANNELS, LEARNED_OUT_CHANNELS, LEARNED_PROJECT_POS_DIM } from "./preprocessor-learned.js";
+import { PIXELS_FOURIER_CHANNELS, PIXELS_NUM_CHANNELS } from "./preprocessor-pixels.js";
+
+/** Default cap on the weights a config may imply: 8 GiB of float32 (the ImageNet models need 0.2 GB). */
+export const DEFAULT_MAX_WEIGHT_BYTES = 8 * 2 ** 30;
+
+/** Most elements of one typed array in V8 (Node 20: 2^32); a bigger buffer cannot exist at all. */
+export const MAX_TYPED_ARRAY_LENGTH = 2 ** 32;
+
+/** The fields of config.json the estimates depend on (a PerceiverConfig fits). */
+export type MemoryConfig = Pick<
+  PerceiverConfig,
+  | "architecture" | "numLatents" | "dLatents" | "numBlocks" | "numSelfAttendsPerBlock" | "numSelfAttentionHeads"
+  | "numCrossAttentionHeads" | "qkChannels" | "vChannels" | "crossAttentionShapeForAttention"
+  | "selfAttentionWideningFactor" | "crossAttentionWideningFactor" | "imageSize" | "numLabels"
+>;
+
+/** input_preprocessor.num_channels = the encoder cross-attention's kv_dim (same as weights.ts preprocessorNumChannels). */
+export function kvDimOf(architecture: PerceiverConfig["architecture"]): number {
+  switch (architecture) {
+    case "PerceiverForImageClassificationConvProcessing": return CONV_OUT_CHANNELS + FOURIER_CHANNELS; // 322
+    case "PerceiverForImageClassificationFourier": return PIXELS_NUM_CHANNELS; // 261
+    case "PerceiverForImageClassificationLearned": return LEARNED_NUM_CHANNELS; // 512
+  }
+}
+
+/** q/k and v channels of the encoder cross-attention (HF PerceiverAttention's 'kv'/'q' rule). */
+export function crossAttentionChannels(cfg: MemoryConfig): { qk: number; v: number } {
+  const qk = cfg.qkChannels ?? (cfg.crossAttentionShapeForAttention === "q" ? cfg.dLatents : kvDimOf(cfg.architecture));
+  return { qk, v: cfg.vChannels ?? qk };
+}
+
+/** Parameters of one PerceiverLayer (attention + MLP), HF layout, biases included. */
+function layerParams(qDim: number, kvDim: number, qk: number, v: number, out: number, widening: number, cross: boolean): number {
+  const ln = 2 * qDim + (cross ? 2 * kvDim : 0) + 2 * qDim; // layernorm1 (+ layernorm2) + layernorm
+  const attn = qk * qDim + qk + qk * kvDim + qk + v * kvDim + v + out * v + out;
+  const mlp = widening * qDim * qDim + widening * qDim + qDim * widening * qDim + qDim;
+  return ln + attn + mlp;
+}
+
+/** Where the parameters of a config go, keyed by the config field that scales each part. */
+export interface WeightCount {
+  total: number;
+  /** parameters per group: preprocessor (image_size for the learned model), latents (num_latents), the
+   *  cross-attention, the self-attention layers (num_self_attends_per_block), the decoder, the classifier (num_labels) */
+  parts: { field: string; params: number }[];
+}
+
+/**
+ * Number of parameters the checkpoint of `cfg` holds (exactly the sum over weights.ts expectedWeights), in floating
+ * point so that absurd configs give huge numbers instead of wrapping.
+ */
+export function weightCount(cfg: MemoryConfig): WeightCount {
+  const d = cfg.dLatents;
+  const kv = kvDimOf(cfg.architecture);
+  const cross = crossAttentionChannels(cfg);
+  const selfQk = cfg.qkChannels ?? d;
+  const selfV = cfg.vChannels ?? selfQk;
+  let pre = 0;
+  if (cfg.architecture === "PerceiverForImageClassificationConvProcessing") {
+    pre = CONV_OUT_CHANNELS * 3 * CONV_KERNEL * CONV_KERNEL + 4 * CONV_OUT_CHANNELS + 1; // conv, batchnorm, num_batches_tracked
+  } else if (cfg.architecture === "PerceiverForImageClassificationLearned") {
+    pre = LEARNED_OUT_CHANNELS * LEARNED_IN_CHANNELS + LEARNED_OUT_CHANNELS + cfg.imageSize * cfg.imageSize * LEARNED_OUT_CHANNELS +
+      LEARNED_PROJECT_POS_DIM * LEARNED_OUT_CHANNELS + LEARNED_PROJECT_POS_DIM;
+  }
+  const parts = [
+    { field: "image_size", params: pre },
+    { field: "num_latents", params: cfg.numLatents * d },
+    { field: "cross_attention_widening_factor", params: layerParams(d, kv, cross.qk, cross.v, d, cfg.crossAttentionWideningFactor, true) },
+    { field: "num_self_attends_per_block", params: cfg.numSelfAttendsPerBlock * layerParams(d, d, selfQk, selfV, selfV, cfg.selfAttentionWideningFactor, false) },
+    { field: "d_latents", params: d + layerParams(d, d, d, d, d, 1, true) }, // decoder query + decoding cross-attention
+    { field: "num_labels", params: cfg.numLabels * d + cfg.numLabels },
+  ];
+  return { total: parts.reduce((s, p) => s + p.params, 0), parts };
+}
+
+/** The input of one forward pass: pixelValues [batch, 3, height, width]. */
+export interface ForwardShape {
+  batch: number;
+  height: number;
+  width: number;
+  outputAttentions?: boolean;
+  outputHiddenStates?: boolean;
+}
+
+export interface MemoryEstimate {
+  /** Bytes of float32 activations and scratch alive during the pass (weights not included). */
+  bytes: number;
+  /** Elements of the largest single buffer. */
+  largestBuffer: number;
+  /** Encoder input tokens per image. */
+  tokens: number;
+}
+
+/**
+ * Activation and scratch memory of model.forward for `shape`: the preprocessor output and its layer-normed copy
+ * ([B·T, kvDim] each, the dominant term of the Fourier / learned models), the per-item keys and values, the
+ * latents and each layer's own scratch (queries, context, MLP hidden, score chunks), the attention probabilities
+ * and hidden-state snapshots when requested. An estimate within a few percent, counted in float32 elements.
+ */
+export function estimateForwardMemory(cfg: MemoryConfig, shape: ForwardShape): MemoryEstimate {
+  const { batch: B, height: H, width: W } = shape;
+  const N = cfg.numLatents;
+  const D = cfg.dLatents;
+  const kv = kvDimOf(cfg.architecture);
+  let largest = 0;
+  let total = 0;
+  const buf = (n: number) => {
+    total += n;
+    if (n > largest) largest = n;
+  };
+  buf(B * 3 * H * W); // pixelValues
+
+  let T: number;
+  switch (cfg.architecture) {
+    case "PerceiverForImageClassificationConvProcessing": {
+      const ch = conv2dOutputSize(H, CONV_KERNEL, 3, 3, 2);
+      const cw = conv2dOutputSize(W, CONV_KERNEL, 3, 3, 2);
+      T = Math.max(0, Math.floor((ch - 3) / 2) + 1) * Math.max(0, Math.floor((cw - 3) / 2) + 1);
+      buf(CONV_OUT_CHANNELS * Math.max(0, ch) * Math.max(0, cw)); // conv output of one item
+      buf(CONV_OUT_CHANNELS * T); // pooled
+      buf(T * FOURIER_CHANNELS); // position encoding
+      break;
+    }
+    case "PerceiverForImageClassificationFourier":
+      T = H * W;
+      buf(T * PIXELS_FOURIER_CHANNELS);
+      break;
+    case "PerceiverForImageClassificationLearned":
+      T = H * W;
+      buf(T * LEARNED_PROJECT_POS_DIM); // projected positions (kept)
+      break;
+  }
+  buf(B * T * kv); // preprocessor output
+
+  // encoder cross-attention layer
+  const c = crossAttentionChannels(cfg);
+  buf(B * T * kv); // layernorm2(inputs)
+  buf(B * N * D); // latents z
+  buf(2 * B * N * D); // normed, attnOut
+  buf(B * N * c.qk); // Q
+  buf(T * c.qk); // K of one item
+  buf(T * c.v); // V of one item
+  buf(B * N * c.v); // context
+  if (shape.outputAttentions) buf(B * cfg.numCrossAttentionHeads * N * T);
+  else buf(attentionChunkRows(N, T) * T);
+  buf(B * N * D * cfg.crossAttentionWideningFactor); // MLP hidden
+
+  // self-attention layers: each keeps its own scratch
+  const qk = cfg.qkChannels ?? D;
+  const v = cfg.vChannels ?? qk;
+  for (let i = 0; i < cfg.numSelfAttendsPerBlock; i++) {
+    buf(2 * B * N * D);
+    buf(B * N * qk);
+    buf(N * qk);
+    buf(N * v);
+    buf(B * N * v);
+    buf(attentionChunkRows(N, N) * N);
+    buf(B * N * D * cfg.selfAttentionWideningFactor);
+  }
+  if (shape.outputHiddenStates) buf((1 + cfg.numBlocks * cfg.numSelfAttendsPerBlock) * B * N * D);
+
+  // decoder: one query per image attends to the latents
+  buf(B * N * D); // layernorm2(z)
+  buf(2 * N * D); // K, V
+  buf(6 * B * D + N + B * cfg.numLabels);
+  if (shape.outputAttentions) buf(B * N);
+  return { bytes: 4 * total, largestBuffer: largest, tokens: T };
+}
+
+interface NodeProcessLike {
+  getBuiltinModule?: (id: string) => unknown;
+  constrainedMemory?: () => number | undefined;
+  memoryUsage?: { rss?: () => number };
+}
+
+/**
+ * Memory this process can still use, in bytes: the system's available memory (os.freemem, MemAvailable on Linux),
+ * lowered to what a cgroup limit leaves. null when unknown (browsers, old Node).
+ */
+export function availableMemoryBytes(): number | null {
+  const proc = (globalThis as { process?: NodeProcessLike }).process;
+  const os = proc?.getBuiltinModule?.("node:os") as { freemem?: () => number } | undefined;
+  const free = os?.freemem?.();
+  if (typeof free !== "number" || !(free > 0)) return null;
+  let avail = free;
+  const limit = proc?.constrainedMemory?.();
+  const rss = proc?.memoryUsage?.rss?.();
+  if (typeof limit === "number" && limit > 0 && limit < 2 ** 50 && typeof rss === "number") {
+    avail = Math.min(avail, Math.max(0, limit - rss));
+  }
+  return avail;
+}
+
+const gb = (bytes: number) => `${(bytes / 2 ** 30).toFixed(bytes < 2 ** 30 ? 2 : 1)} GB`;
+
+export interface MemoryCheckOptions {
+  /** Bytes available; default availableMemoryBytes(); null skips the comparison (the hard limits still apply). */
+  availableBytes?: number | null;
+  /** Names the caller in the message (default "forward"). */
+  where?: string;
+  /** Appended to the message, e.g. "use a smaller --batch-size". */
+  hint?: string;
+}
+
+/**
+ * Refuses a forward pass that cannot fit: one buffer over the typed-array limit (it could not even be created), or
+ * activations over the available memory. Throws MEMORY_LIMIT; returns the estimate otherwise.
+ */
+export function checkForwardMemory(cfg: MemoryConfig, shape: ForwardShape, opts: MemoryCheckOptions = {}): MemoryEstimate {
+  const where = opts.where ?? "forward";
+  const hint = opts.hint ? `; ${opts.hint}` : "";
+  for (const [k, x] of Object.entries({ batch: shape.batch, height: shape.height, width: shape.width })) {
+    if (!Number.isSafeInteger(x) || x < 1) throw new PerceiverError("INPUT_INVALID", `${where}: ${k} must be a positive integer, got ${String(x)}`);
+  }
+  const est = estimateForwardMemory(cfg, shape);
+  const what = `a batch of ${shape.batch} image${shape.batch === 1 ? "" : "s"} of ${shape.height}x${shape.width} (${est.tokens} input tokens each)`;
+  if (est.largestBuffer > MAX_TYPED_ARRAY_LENGTH) {
+    throw new PerceiverError(
+      "MEMORY_LIMIT",
+      `${where}: ${what} needs a buffer of ${est.largestBuffer} floats, over the ${MAX_TYPED_ARRAY_LENGTH} a typed array can hold${hint}`,
+    );
+  }
+  const avail = opts.availableBytes === undefined ? availableMemoryBytes() : opts.availableBytes;
+  if (avail !== null && est.bytes > avail) {
+    throw new PerceiverError(
+      "MEMORY_LIMIT",
+      `${where}: ${what} needs about ${gb(est.bytes)} of activations, but only ${gb(avail)} of memory is available${hint}`,
+    );
+  }
+  return est;
+}

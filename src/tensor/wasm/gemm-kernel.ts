@@ -1,0 +1,256 @@
+/**
+ * The WebAssembly SIMD GEMM kernel, generated as bytes by the assembler in `assembler.ts` (no compiler, no
+ * committed .wasm). The module imports `env.memory` and exports three functions (shape contracts below):
+ * `block` (the product, 4x8 register tiles), `transpose` and `panelize` (B layouts -> 4-column panels).
+ *
+ * block computes a block of C = bias + A·B for `tiles` x 4 rows and `pairs` x 8 columns:
+ *  - A (the activations) is staged by the driver as float32 rows with a FIXED stride of A_STRIDE floats, so the
+ *    kernel reads a tile's 4 rows through one pointer with constant offsets (0, 1, 2, 3 strides), not 4
+ *    pointers. A_STRIDE = KC + 4 floats (1040 bytes), so the 4 rows do not share L1 sets (4 KiB apart would).
+ *  - B comes as panels of 4 columns, k-major ([K][4] floats, 16 bytes per k): `packWeight`'s layout, so a
+ *    PackedWeight is copied into wasm memory as it is; matmul's and matmulTransB's B are cut into the same
+ *    panels by `panelize` / `transpose`. A tile reads two adjacent panels (8 columns) through two pointers.
+ *  - The 4x8 tile keeps 8 f32x4 accumulators; per k it loads 2 B vectors, splats 4 A values
+ *    (v128.load32_splat) and does 8 f32x4.mul + 8 f32x4.add. 4x8 is the register sweet spot on x86-64:
+ *    8 accumulators + 2 B + 4 splats + a temporary fill the 16 SIMD registers; bigger tiles spill.
+ *  - The k loop is not unrolled: V8's TurboFan hoists all loads of an unrolled body to its top and then spills
+ *    accumulators (measured: unroll 2 ran at about half the speed).
+ *  - Precision: float32 products are summed in float32 over runs of SUB = 32 k steps; each run is then added
+ *    into C in float64 (C is a float64 tile in memory, starting from the bias), and the driver rounds C to
+ *    float32 once. Plain float32 accumulation over K = 1024 broke the full-size golden tolerances (see
+ *    gemm-wasm.ts); the runs cost a few percent (16 promotions and f64 adds per 32 k steps) and bound the
+ *    error by about (SUB + 1)·2^-24·Σ|a·b|.
+ *  - The driver calls block once per K chunk of at most KC steps (an A row chunk must fit the fixed stride):
+ *    `accumulate` continues C from the previous chunk instead of starting from the bias, and `finish`
+ *    multiplies C by alpha after the last chunk.
+ *
+ * Option `fma`: f32x4.relaxed_madd (Relaxed SIMD: fused or not, depending on the engine) instead of mul + add.
+ */
+import { Code, F64, I32, V128, wasmModule } from "./assembler.js";
+
+/** Rows per register tile. */
+export const MR = 4;
+/** Columns per register tile (two f32x4). */
+export const NR = 8;
+/** Largest K chunk per call of `block`. */
+export const KC = 256;
+/** Row stride, in floats, of the staged A block (see the header). */
+export const A_STRIDE = KC + 4;
+/** K steps summed in float32 before the tile is added to the float64 C (see the header). */
+export const SUB = 32;
+
+export interface KernelOptions {
+  /** f32x4.relaxed_madd instead of f32x4.mul + f32x4.add */
+  fma?: boolean;
+  /** K steps per float32 partial sum (default SUB) */
+  sub?: number;
+}
+
+/** Signature of the exported `block` function (byte addresses and byte strides). */
+export type BlockFn = (
+  a: number, b: number, panel: number, bias: number,
+  c: number, ldc: number, out: number, ldo: number,
+  tiles: number, pairs: number, kc: number, accumulate: number, finish: number, alpha: number,
+) => void;
+
+/** Signature of the exported `transpose` function (see transposeCode). */
+export type TransposeFn = (src: number, lds: number, dst: number, panels: number, k4: number) => void;
+
+/** Signature of the exported `panelize` function (see panelizeCode). */
+export type PanelizeFn = (src: number, lds: number, dst: number, panels: number, k: number) => void;
+
+/** The module's bytes: imports `env.memory`, exports `block`, `transpose` and `panelize`. */
+export function gemmKernelModule(opts: KernelOptions = {}): Uint8Array<ArrayBuffer> {
+  return wasmModule({ memoryMinPages: 1, functions: [
+    { name: "block", code: blockCode(opts) },
+    { name: "transpose", code: transposeCode() },
+    { name: "panelize", code: panelizeCode() },
+  ] });
+}
+
+// block(a, b, panel, bias, c, ldc, out, ldo, tiles, pairs, kc, accumulate, finish, alpha)
+//   a [tiles·4, kc] f32 (row stride A_STRIDE), b: pairs of 4-column f32 panels (kc steps, `panel` bytes apart),
+//   bias [pairs·8] f64, c [tiles·4, pairs·8] f64 (row stride ldc bytes)
+//   -> c = (accumulate ? c : bias) + a·b; if finish: out [tiles·4, pairs·8] f32 (row stride ldo bytes) = alpha·c
+function blockCode(opts: KernelOptions): Code {
+  const S = opts.sub ?? SUB;
+  const P = {
+    a: 0, b: 1, panel: 2, bias: 3, c: 4, ldc: 5, out: 6, ldo: 7, tiles: 8, pairs: 9, kc: 10, accumulate: 11, finish: 12,
+    alpha: 13,
+  };
+  const f = new Code([I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F64]);
+  const jp = f.local(I32), it = f.local(I32);
+  const bPair = f.local(I32), biasP = f.local(I32), cPair = f.local(I32);
+  const aTile = f.local(I32), cTile = f.local(I32), cp = f.local(I32);
+  const oPair = f.local(I32), oTile = f.local(I32), op = f.local(I32);
+  const ap = f.local(I32), aEnd = f.local(I32), subEnd = f.local(I32), bp0 = f.local(I32), bp1 = f.local(I32);
+  const acc: number[][] = [];
+  for (let r = 0; r < MR; r++) acc.push([f.local(V128), f.local(V128)]);
+  const bv = [f.local(V128), f.local(V128)], av = f.local(V128), alpha = f.local(V128);
+  const ROW = A_STRIDE * 4; // bytes between staged A rows
+  /** runs `body(r)` for the 4 rows of the C tile with cp at row r */
+  const cRows = (body: (r: number) => void) => {
+    f.get(cTile).set(cp);
+    for (let r = 0; r < MR; r++) {
+      body(r);
+      if (r < MR - 1) f.get(cp).get(P.ldc).i32Add().set(cp);
+    }
+  };
+
+  f.get(P.alpha).f64x2Splat().set(alpha);
+  f.get(P.b).set(bPair).get(P.bias).set(biasP).get(P.c).set(cPair).get(P.out).set(oPair);
+  f.i32Const(0).set(jp);
+  // for each pair of B panels (8 columns)
+  f.block().loop();
+  f.get(jp).get(P.pairs).i32GeU().brIf(1);
+  {
+    f.get(P.a).set(aTile).get(cPair).set(cTile).get(oPair).set(oTile);
+    f.i32Const(0).set(it);
+    // for each tile of 4 rows
+    f.block().loop();
+    f.get(it).get(P.tiles).i32GeU().brIf(1);
+    {
+      // a new sum starts from the bias
+      f.get(P.accumulate).i32Eqz().if();
+      cRows(() => {
+        for (let q = 0; q < 4; q++) f.get(cp).get(biasP).v128Load(16 * q).v128Store(16 * q);
+      });
+      f.end();
+      f.get(aTile).set(ap);
+      f.get(ap).get(P.kc).i32Const(2).i32Shl().i32Add().set(aEnd);
+      f.get(bPair).set(bp0);
+      f.get(bPair).get(P.panel).i32Add().set(bp1);
+      // for each run of S k steps: float32 partial sums, added to the float64 tile
+      f.block().loop();
+      f.get(ap).get(aEnd).i32GeU().brIf(1);
+      f.get(ap).i32Const(4 * S).i32Add().tee(subEnd).get(aEnd).get(subEnd).get(aEnd).i32LtU().select().set(subEnd);
+      f.f32Const(0).f32x4Splat().set(acc[0][0]);
+      for (let r = 0; r < MR; r++) for (let h = 0; h < 2; h++) if (r + h > 0) f.get(acc[0][0]).set(acc[r][h]);
+      // acc[r][h] += splat(a[r][p]) · b[p][4h..4h+3]
+      f.loop();
+      f.get(bp0).v128Load().set(bv[0]);
+      f.get(bp1).v128Load().set(bv[1]);
+      for (let r = 0; r < MR; r++) {
+        f.get(ap).v128Load32Splat(r * ROW).set(av);
+        for (let h = 0; h < 2; h++) {
+          if (opts.fma) f.get(av).get(bv[h]).get(acc[r][h]).f32x4RelaxedMadd().set(acc[r][h]);
+          else f.get(acc[r][h]).get(av).get(bv[h]).f32x4Mul().f32x4Add().set(acc[r][h]);
+        }
+      }
+      f.get(ap).i32Const(4).i32Add().set(ap);
+      f.get(bp0).i32Const(16).i32Add().set(bp0);
+      f.get(bp1).i32Const(16).i32Add().set(bp1);
+      f.get(ap).get(subEnd).i32LtU().brIf(0);
+      f.end();
+      // c (f64) += acc (f32): lanes 0,1 and 2,3 of each accumulator
+      cRows((r) => {
+        for (let h = 0; h < 2; h++) {
+          f.get(cp).get(cp).v128Load(32 * h).get(acc[r][h]).f64x2PromoteLowF32x4().f64x2Add().v128Store(32 * h);
+          f.get(cp).get(cp).v128Load(32 * h + 16)
+            .get(acc[r][h]).get(acc[r][h]).i8x16Shuffle(lanes(2, 3, 2, 3)).f64x2PromoteLowF32x4()
+            .f64x2Add().v128Store(32 * h + 16);
+        }
+      });
+      f.br(0);
+      f.end().end();
+      // last chunk: out = float32(alpha·c), 4 f64 lanes -> one f32x4 (demote rounds to nearest)
+      f.get(P.finish).if();
+      f.get(oTile).set(op);
+      cRows((r) => {
+        for (let h = 0; h < 2; h++) {
+          f.get(op);
+          f.get(cp).v128Load(32 * h).get(alpha).f64x2Mul().f32x4DemoteF64x2Zero();
+          f.get(cp).v128Load(32 * h + 16).get(alpha).f64x2Mul().f32x4DemoteF64x2Zero();
+          f.i8x16Shuffle(lanes(0, 1, 4, 5)).v128Store(16 * h);
+        }
+        if (r < MR - 1) f.get(op).get(P.ldo).i32Add().set(op);
+      });
+      f.end();
+    }
+    f.get(it).i32Const(1).i32Add().set(it);
+    f.get(aTile).i32Const(MR * ROW).i32Add().set(aTile);
+    f.get(cTile).get(P.ldc).i32Const(2).i32Shl().i32Add().set(cTile); // += MR rows
+    f.get(oTile).get(P.ldo).i32Const(2).i32Shl().i32Add().set(oTile);
+    f.br(0);
+    f.end().end();
+  }
+  f.get(jp).i32Const(1).i32Add().set(jp);
+  f.get(bPair).get(P.panel).i32Const(1).i32Shl().i32Add().set(bPair);
+  f.get(biasP).i32Const(NR * 8).i32Add().set(biasP);
+  f.get(cPair).i32Const(NR * 8).i32Add().set(cPair);
+  f.get(oPair).i32Const(NR * 4).i32Add().set(oPair);
+  f.br(0);
+  f.end().end();
+  return f;
+}
+
+/** 32-bit lanes -> the 16 byte indices of i8x16.shuffle (lanes 4..7 pick from the second operand). */
+function lanes(...l: number[]): number[] {
+  return l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]);
+}
+
+// transpose(src, lds, dst, panels, k4): src rows [panels·4, k4] (byte stride lds), k4 a multiple of 4
+//   -> dst panels [panels][k4][4]: dst[j/4][p][j%4] = src[j][p]   (B [N,K] -> 4-column panels, k-major)
+function transposeCode(): Code {
+  const P = { src: 0, lds: 1, dst: 2, panels: 3, k4: 4 };
+  const f = new Code([I32, I32, I32, I32, I32]);
+  const panel = f.local(I32), row = f.local(I32), d = f.local(I32), end = f.local(I32);
+  const s = [f.local(I32), f.local(I32), f.local(I32), f.local(I32)];
+  const r = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
+  const t = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
+  f.get(P.src).set(row).get(P.dst).set(d);
+  f.i32Const(0).set(panel);
+  f.block().loop();
+  f.get(panel).get(P.panels).i32GeU().brIf(1);
+  f.get(row).set(s[0]);
+  for (let i = 1; i < 4; i++) f.get(s[i - 1]).get(P.lds).i32Add().set(s[i]);
+  f.get(row).get(P.k4).i32Const(2).i32Shl().i32Add().set(end);
+  f.block();
+  f.get(s[0]).get(end).i32GeU().brIf(0);
+  f.loop();
+  for (let i = 0; i < 4; i++) f.get(s[i]).v128Load().set(r[i]);
+  // t0 = r0[0] r1[0] r0[1] r1[1], t1 = r0[2] r1[2] r0[3] r1[3], t2/t3 the same for r2, r3
+  f.get(r[0]).get(r[1]).i8x16Shuffle(lanes(0, 4, 1, 5)).set(t[0]);
+  f.get(r[0]).get(r[1]).i8x16Shuffle(lanes(2, 6, 3, 7)).set(t[1]);
+  f.get(r[2]).get(r[3]).i8x16Shuffle(lanes(0, 4, 1, 5)).set(t[2]);
+  f.get(r[2]).get(r[3]).i8x16Shuffle(lanes(2, 6, 3, 7)).set(t[3]);
+  // column p+c of the 4 rows
+  f.get(d).get(t[0]).get(t[2]).i8x16Shuffle(lanes(0, 1, 4, 5)).v128Store(0);
+  f.get(d).get(t[0]).get(t[2]).i8x16Shuffle(lanes(2, 3, 6, 7)).v128Store(16);
+  f.get(d).get(t[1]).get(t[3]).i8x16Shuffle(lanes(0, 1, 4, 5)).v128Store(32);
+  f.get(d).get(t[1]).get(t[3]).i8x16Shuffle(lanes(2, 3, 6, 7)).v128Store(48);
+  for (let i = 0; i < 4; i++) f.get(s[i]).i32Const(16).i32Add().set(s[i]);
+  f.get(d).i32Const(64).i32Add().set(d);
+  f.get(s[0]).get(end).i32LtU().brIf(0);
+  f.end().end();
+  f.get(panel).i32Const(1).i32Add().set(panel);
+  f.get(row).get(P.lds).i32Const(2).i32Shl().i32Add().set(row); // += 4 rows
+  f.br(0);
+  f.end().end();
+  return f;
+}
+
+// panelize(src, lds, dst, panels, k): src rows [k, panels·4] (byte stride lds)
+//   -> dst panels [panels][k][4]: dst[j/4][p][j%4] = src[p][j]   (B [K,N] -> 4-column panels, k-major)
+function panelizeCode(): Code {
+  const P = { src: 0, lds: 1, dst: 2, panels: 3, k: 4 };
+  const f = new Code([I32, I32, I32, I32, I32]);
+  const panel = f.local(I32), s = f.local(I32), d = f.local(I32), end = f.local(I32);
+  f.get(P.dst).set(d);
+  f.i32Const(0).set(panel);
+  f.block().loop();
+  f.get(panel).get(P.panels).i32GeU().brIf(1);
+  f.get(P.src).get(panel).i32Const(4).i32Shl().i32Add().set(s); // column 4·panel of row 0
+  f.get(d).get(P.k).i32Const(4).i32Shl().i32Add().set(end);
+  f.block();
+  f.get(d).get(end).i32GeU().brIf(0);
+  f.loop();
+  f.get(d).get(s).v128Load().v128Store();
+  f.get(s).get(P.lds).i32Add().set(s);
+  f.get(d).i32Const(16).i32Add().tee(d).get(end).i32LtU().brIf(0);
+  f.end().end();
+  f.get(panel).i32Const(1).i32Add().set(panel);
+  f.br(0);
+  f.end().end();
+  return f;
+}

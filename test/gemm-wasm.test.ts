@@ -1,0 +1,481 @@
+/**
+ * The WebAssembly SIMD backend of the matrix products (src/tensor/wasm/) against the naive twins, plus the
+ * assembler, wasm memory handling and backend selection.
+ *
+ * Tolerance (every comparison with a naive twin): |got − want| ≤ 1e-5 · (1 + Σ|terms|) per output, where Σ|terms|
+ * is the same product on absolute values (|bias| + Σ_p |a·b|, times |alpha|). The kernel sums runs of SUB = 32
+ * products in float32 and adds the runs in float64, so its error is at most about (SUB + 1)·2^-24·Σ|terms|
+ * (2e-6·Σ|terms|); one test pins down that the runs really are summed in float64.
+ * Every output buffer is larger than its region and pre-filled with a sentinel, to catch stray writes.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { PerceiverError } from "../src/errors.js";
+import {
+  getBackend, linear, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, packWeight,
+  releaseGemmScratch, setBackend,
+} from "../src/tensor/gemm.js";
+import { Code, I32, sleb, uleb, wasmModule } from "../src/tensor/wasm/assembler.js";
+import { KC, SUB, gemmKernelModule } from "../src/tensor/wasm/gemm-kernel.js";
+import { wasmGemmKernel, wasmGemmMemoryBytes, wasmGemmSupported } from "../src/tensor/wasm/gemm-wasm.js";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+const REL = 1e-5;
+const SENTINEL = 777.25;
+/** Odd sizes, plus K values that cross SUB runs and KC chunks unevenly. */
+const ODD = [1, 3, 7, 13, 129];
+const ODD_K = [1, 3, 7, 13, 33, 129, 300, 515];
+
+/** Deterministic uniform values in [-1, 1) (mulberry32). */
+function rand(n: number, seed: number): Float32Array {
+  const x = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    x[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  }
+  return x;
+}
+
+const abs = (x: Float32Array) => x.map(Math.abs);
+const filled = (n: number) => new Float32Array(n).fill(SENTINEL);
+
+/** Largest violation of the tolerance (≤ 0 means all within), over the whole buffers. */
+function worst(got: Float32Array, want: Float32Array, scale: Float32Array): number {
+  let w = -Infinity;
+  for (let i = 0; i < got.length; i++) {
+    const excess = Math.abs(got[i] - want[i]) - REL * (1 + Math.abs(scale[i]));
+    if (!(excess <= w)) w = Number.isNaN(excess) ? Infinity : excess;
+  }
+  return w;
+}
+
+function countBitDiffs(got: Float32Array, want: Float32Array): number {
+  let d = 0;
+  for (let i = 0; i < got.length; i++) if (!Object.is(got[i], want[i])) d++;
+  return d;
+}
+
+/** Checks that only the [m,n] region at oOff with stride ldo changed from the sentinel. */
+function expectOnlyRegionWritten(out: Float32Array, m: number, n: number, oOff: number, ldo: number): void {
+  let stray = 0;
+  let missing = 0;
+  for (let idx = 0; idx < out.length; idx++) {
+    const rel = idx - oOff;
+    const inRegion = rel >= 0 && Math.floor(rel / ldo) < m && rel % ldo < n;
+    if (!inRegion && out[idx] !== SENTINEL) stray++;
+    if (inRegion && out[idx] === SENTINEL) missing++;
+  }
+  expect({ stray, missing }).toEqual({ stray: 0, missing: 0 });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// runners: optimized, naive and |.|-scale on the same (strided) problem; return [got, want, scale]
+
+interface Strides { aOff: number; lda: number; bOff: number; ldb: number; oOff: number; ldo: number }
+
+function runLinear(m: number, n: number, k: number, withBias: boolean, seed: number): Float32Array[] {
+  const a = rand(m * k, seed), w = rand(n * k, seed + 1);
+  const bias = withBias ? rand(n, seed + 2) : null;
+  const got = filled(m * n + 5), want = filled(m * n + 5), scale = filled(m * n + 5);
+  linear(a, packWeight(w, n, k), bias, got, m);
+  linearNaive(a, w, bias, want, m, n, k);
+  linearNaive(abs(a), abs(w), bias && abs(bias), scale, m, n, k);
+  expectOnlyRegionWritten(got, m, n, 0, n);
+  return [got, want, scale];
+}
+
+function runTransB(m: number, n: number, k: number, s: Strides, alpha: number, seed: number): Float32Array[] {
+  const a = rand(s.aOff + m * s.lda + 3, seed), b = rand(s.bOff + n * s.ldb + 3, seed + 1);
+  const size = s.oOff + m * s.ldo + 4;
+  const got = filled(size), want = filled(size), scale = filled(size);
+  matmulTransB(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, got, s.oOff, s.ldo, alpha);
+  matmulTransBNaive(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, want, s.oOff, s.ldo, alpha);
+  matmulTransBNaive(m, n, k, abs(a), s.aOff, s.lda, abs(b), s.bOff, s.ldb, scale, s.oOff, s.ldo, Math.abs(alpha));
+  expectOnlyRegionWritten(got, m, n, s.oOff, s.ldo);
+  return [got, want, scale];
+}
+
+function runMatmul(m: number, n: number, k: number, s: Strides, seed: number): Float32Array[] {
+  const a = rand(s.aOff + m * s.lda + 3, seed), b = rand(s.bOff + k * s.ldb + 3, seed + 1);
+  const size = s.oOff + m * s.ldo + 4;
+  const got = filled(size), want = filled(size), scale = filled(size);
+  matmul(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, got, s.oOff, s.ldo);
+  matmulNaive(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, want, s.oOff, s.ldo);
+  matmulNaive(m, n, k, abs(a), s.aOff, s.lda, abs(b), s.bOff, s.ldb, scale, s.oOff, s.ldo);
+  expectOnlyRegionWritten(got, m, n, s.oOff, s.ldo);
+  return [got, want, scale];
+}
+
+const dense = (m: number, n: number, k: number, transB: boolean): Strides =>
+  ({ aOff: 0, lda: k, bOff: 0, ldb: transB ? k : n, oOff: 0, ldo: n });
+const strided = (m: number, n: number, k: number, transB: boolean): Strides =>
+  ({ aOff: 5, lda: k + 3, bOff: 2, ldb: (transB ? k : n) + 1, oOff: 7, ldo: n + 2 });
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("assembler", () => {
+  it("encodes LEB128 like the spec's examples", () => {
+    expect(uleb(0)).toEqual([0]);
+    expect(uleb(127)).toEqual([0x7f]);
+    expect(uleb(128)).toEqual([0x80, 0x01]);
+    expect(uleb(624485)).toEqual([0xe5, 0x8e, 0x26]);
+    expect(uleb(0xffffffff)).toEqual([0xff, 0xff, 0xff, 0xff, 0x0f]);
+    expect(sleb(0)).toEqual([0]);
+    expect(sleb(-1)).toEqual([0x7f]);
+    expect(sleb(63)).toEqual([0x3f]);
+    expect(sleb(64)).toEqual([0xc0, 0x00]);
+    expect(sleb(-64)).toEqual([0x40]);
+    expect(sleb(-123456)).toEqual([0xc0, 0xbb, 0x78]);
+    expect(sleb(-0x80000000)).toEqual([0x80, 0x80, 0x80, 0x80, 0x78]);
+  });
+
+  it("builds a module that runs (i32 loop summing 1..n)", () => {
+    const f = new Code([I32], [I32]);
+    const i = f.local(I32), s = f.local(I32);
+    f.block().loop();
+    f.get(i).get(0).i32GeU().brIf(1);
+    f.get(i).i32Const(1).i32Add().tee(i).get(s).i32Add().set(s);
+    f.br(0);
+    f.end().end();
+    f.get(s);
+    const bytes = wasmModule({ memoryMinPages: 1, functions: [{ name: "sum", code: f }] });
+    expect(WebAssembly.validate(bytes)).toBe(true);
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const sum = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports.sum as (n: number) => number;
+    expect(sum(100)).toBe(5050);
+    expect(sum(0)).toBe(0);
+  });
+
+  it("memory.grow/size, f32 load/store, call, if/else, return", () => {
+    const twice = new Code([I32], [I32]);
+    twice.get(0).i32Const(2).i32Mul().return();
+    const grow = new Code([I32], [I32]);
+    grow.get(0).memoryGrow().drop().memorySize();
+    const copy = new Code([I32, I32]);
+    copy.get(1).get(0).f32Load(4).f32Store(8);
+    const pick = new Code([I32], [I32]);
+    const r = pick.local(I32);
+    pick.get(0).if().i32Const(21).call(0).set(r).else().i32Const(7).set(r).end().get(r);
+    const bytes = wasmModule({
+      memoryMinPages: 1,
+      functions: [{ name: "twice", code: twice }, { name: "grow", code: grow }, { name: "copy", code: copy }, { name: "pick", code: pick }],
+    });
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<string, (...x: number[]) => number>;
+    expect(e.twice(-21)).toBe(-42);
+    expect([e.pick(1), e.pick(0)]).toEqual([42, 7]);
+    expect(e.grow(2)).toBe(3);
+    expect(memory.buffer.byteLength).toBe(3 * 65536);
+    new Float32Array(memory.buffer)[26] = 1.5; // byte 104 = 100 + 4
+    e.copy(100, 200);
+    expect(new Float32Array(memory.buffer)[52]).toBe(1.5); // byte 208 = 200 + 8
+  });
+
+  it("the kernel module validates and stays under the 4 KB browsers compile synchronously on the main thread", () => {
+    const bytes = gemmKernelModule();
+    expect(WebAssembly.validate(bytes)).toBe(true);
+    expect(bytes.length).toBeLessThan(4096);
+    expect(wasmGemmSupported()).toBe(true); // Node 20 has WebAssembly SIMD
+  });
+});
+
+describe("wasm backend", () => {
+  beforeAll(() => setBackend("wasm"));
+  afterAll(() => setBackend("wasm"));
+
+  it("linear matches linearNaive on odd shapes, with and without bias", () => {
+    let seed = 1;
+    for (const m of ODD) for (const n of ODD) for (const k of ODD_K) for (const withBias of [false, true]) {
+      const [got, want, scale] = runLinear(m, n, k, withBias, seed++);
+      expect(worst(got, want, scale), `m=${m} n=${n} k=${k} bias=${withBias}`).toBeLessThanOrEqual(0);
+    }
+  });
+
+  it("matmulTransB matches its twin on odd shapes, dense and strided with offsets, alpha != 1", () => {
+    let seed = 1000;
+    for (const m of ODD) for (const n of ODD) for (const k of ODD_K) {
+      for (const [layout, alpha] of [[dense, 1], [strided, 0.08838834764831845], [strided, -1.5]] as const) {
+        const [got, want, scale] = runTransB(m, n, k, layout(m, n, k, true), alpha, seed++);
+        expect(worst(got, want, scale), `m=${m} n=${n} k=${k} alpha=${alpha}`).toBeLessThanOrEqual(0);
+      }
+    }
+  });
+
+  it("matmul matches its twin on odd shapes, dense and strided with offsets", () => {
+    let seed = 5000;
+    for (const m of ODD) for (const n of ODD) for (const k of ODD_K) {
+      for (const layout of [dense, strided]) {
+        const [got, want, scale] = runMatmul(m, n, k, layout(m, n, k, false), seed++);
+        expect(worst(got, want, scale), `m=${m} n=${n} k=${k}`).toBeLessThanOrEqual(0);
+      }
+    }
+  });
+
+  it("k = 0 gives alpha·bias (or 0); m = 0 and n = 0 write nothing", () => {
+    const bias = rand(5, 9);
+    const out = filled(3 * 5 + 2);
+    linear(new Float32Array(0), packWeight(new Float32Array(0), 5, 0), bias, out, 3);
+    for (let i = 0; i < 3; i++) expect(Array.from(out.subarray(i * 5, i * 5 + 5))).toEqual(Array.from(bias));
+    expectOnlyRegionWritten(out, 3, 5, 0, 5);
+    const [got] = runTransB(5, 6, 0, strided(5, 6, 0, true), 0.5, 3);
+    const s = strided(5, 6, 0, true);
+    for (let i = 0; i < 5; i++) for (let j = 0; j < 6; j++) expect(got[s.oOff + i * s.ldo + j]).toBe(0);
+
+    const untouched = filled(4);
+    linear(new Float32Array(0), packWeight(rand(5 * 7, 1), 5, 7), bias, untouched, 0);
+    linear(rand(3 * 7, 2), packWeight(new Float32Array(0), 0, 7), null, untouched, 3);
+    matmul(0, 3, 4, new Float32Array(0), 0, 4, rand(12, 1), 0, 3, untouched, 0, 3);
+    expect(Array.from(untouched).every((v) => v === SENTINEL)).toBe(true);
+  });
+
+  it("sums runs of SUB products in float32 and the runs in float64 (what float32 accumulation would lose)", () => {
+    // 1 + (K-1) products of 2^-25: a float32 running sum stays at 1 (each 2^-25 is half an ulp of 1 and rounds
+    // away), float64 run sums keep all but the SUB-1 that share the first run with the 1.
+    const k = 4096, tiny = 2 ** -25;
+    const a = new Float32Array(k).fill(tiny), w = new Float32Array(k).fill(1);
+    a[0] = 1;
+    const out = new Float32Array(1);
+    linear(a, packWeight(w, 1, k), null, out, 1);
+    const exact = 1 + (k - 1) * tiny; // 1.000122
+    const f32Running = 1;
+    expect(Math.abs(out[0] - exact)).toBeLessThanOrEqual((SUB - 1) * tiny + 2 ** -24);
+    expect(Math.abs(out[0] - f32Running)).toBeGreaterThan(1e-4);
+  });
+
+  it("results do not depend on how rows are blocked (per-row sums, same order)", () => {
+    const m = 300, n = 37, k = 2 * KC + 5;
+    const a = rand(m * k, 77), pw = packWeight(rand(n * k, 78), n, k), bias = rand(n, 79);
+    const all = new Float32Array(m * n);
+    linear(a, pw, bias, all, m);
+    const rows = new Float32Array(n);
+    for (const i of [0, 1, 127, 128, 129, 298, 299]) {
+      linear(a.subarray(i * k, (i + 1) * k), pw, bias, rows, 1);
+      expect(countBitDiffs(rows, all.subarray(i * n, (i + 1) * n)), `row ${i}`).toBe(0);
+    }
+  });
+
+  it("per-head attention views (heads side by side in one [T, H·dh] buffer)", () => {
+    const T = 37, S = 29, H = 4, dh = 16, C = H * dh;
+    const q = rand(T * C, 11), kx = rand(S * C, 12), v = rand(S * C, 13);
+    const got = filled(H * T * S), want = filled(H * T * S), scale = filled(H * T * S);
+    const ctx = filled(T * C + 3), ctxWant = filled(T * C + 3), ctxScale = filled(T * C + 3);
+    for (let h = 0; h < H; h++) {
+      matmulTransB(T, S, dh, q, h * dh, C, kx, h * dh, C, got, h * T * S, S, 0.25);
+      matmulTransBNaive(T, S, dh, q, h * dh, C, kx, h * dh, C, want, h * T * S, S, 0.25);
+      matmulTransBNaive(T, S, dh, abs(q), h * dh, C, abs(kx), h * dh, C, scale, h * T * S, S, 0.25);
+    }
+    expect(worst(got, want, scale)).toBeLessThanOrEqual(0);
+    for (let h = 0; h < H; h++) {
+      matmul(T, dh, S, got, h * T * S, S, v, h * dh, C, ctx, h * dh, C);
+      matmulNaive(T, dh, S, got, h * T * S, S, v, h * dh, C, ctxWant, h * dh, C);
+      matmulNaive(T, dh, S, abs(got), h * T * S, S, abs(v), h * dh, C, ctxScale, h * dh, C);
+    }
+    expect(worst(ctx, ctxWant, ctxScale)).toBeLessThanOrEqual(0);
+    expectOnlyRegionWritten(ctx, T, C, 0, C);
+  });
+
+  it("model-size shapes: linear 512x1024x1024 and attention views with ld = 1024 (sampled rows)", () => {
+    const m = 512, n = 1024, k = 1024;
+    const a = rand(m * k, 31), w = rand(n * k, 32), bias = rand(n, 33);
+    const out = new Float32Array(m * n);
+    linear(a, packWeight(w, n, k), bias, out, m);
+    const want = new Float32Array(n), scale = new Float32Array(n);
+    for (const i of [0, 1, 255, 256, 511]) {
+      const row = a.subarray(i * k, (i + 1) * k);
+      linearNaive(row, w, bias, want, 1, n, k);
+      linearNaive(abs(row), abs(w), abs(bias), scale, 1, n, k);
+      expect(worst(out.subarray(i * n, (i + 1) * n), want, scale), `row ${i}`).toBeLessThanOrEqual(0);
+    }
+    const T = 512, C = 1024, dh = 128, h = 5, alpha = 1 / Math.sqrt(dh);
+    const s = new Float32Array(T * T), ctx = filled(T * C);
+    matmulTransB(T, T, dh, a, h * dh, C, w, h * dh, C, s, 0, T, alpha);
+    matmul(T, dh, T, s, 0, T, a, h * dh, C, ctx, h * dh, C);
+    expectOnlyRegionWritten(ctx, T, dh, h * dh, C);
+    const sw = new Float32Array(T), ss = new Float32Array(T), cw = new Float32Array(dh), cs = new Float32Array(dh);
+    for (const i of [0, 3, 300, 511]) {
+      matmulTransBNaive(1, T, dh, a, i * C + h * dh, C, w, h * dh, C, sw, 0, T, alpha);
+      matmulTransBNaive(1, T, dh, abs(a), i * C + h * dh, C, abs(w), h * dh, C, ss, 0, T, alpha);
+      expect(worst(s.subarray(i * T, (i + 1) * T), sw, ss), `scores row ${i}`).toBeLessThanOrEqual(0);
+      matmulNaive(1, dh, T, s, i * T, T, a, h * dh, C, cw, 0, dh);
+      matmulNaive(1, dh, T, abs(s), i * T, T, abs(a), h * dh, C, cs, 0, dh);
+      expect(worst(ctx.subarray(i * C + h * dh, i * C + h * dh + dh), cw, cs), `P·V row ${i}`).toBeLessThanOrEqual(0);
+    }
+  });
+
+  it("wasm memory grows across calls and results stay right before and after (views are refreshed)", () => {
+    releaseGemmScratch();
+    expect(wasmGemmMemoryBytes()).toBe(0);
+    const small = () => {
+      const [got, want, scale] = runTransB(9, 10, 11, strided(9, 10, 11, true), 0.5, 42);
+      expect(worst(got, want, scale)).toBeLessThanOrEqual(0);
+    };
+    small();
+    const before = wasmGemmMemoryBytes();
+    expect(before).toBeGreaterThan(0);
+    // B_TRANS with n = 2000, k = 700: 5.6 MB of staged B, more than the first call's memory
+    const [got, want, scale] = runTransB(5, 2000, 700, dense(5, 2000, 700, true), 1, 43);
+    expect(worst(got, want, scale)).toBeLessThanOrEqual(0);
+    expect(wasmGemmMemoryBytes()).toBeGreaterThan(before);
+    small();
+  });
+
+  it("products larger than one staged block are split into column blocks", () => {
+    // 8 MB per B block: k = 5000 gives blocks of 416 columns, n = 900 three of them
+    const m = 2, n = 900, k = 5000;
+    const [got, want, scale] = runLinear(m, n, k, true, 44);
+    expect(worst(got, want, scale)).toBeLessThanOrEqual(0);
+    const [g2, w2, s2] = runMatmul(m, n, k, strided(m, n, k, false), 45);
+    expect(worst(g2, w2, s2)).toBeLessThanOrEqual(0);
+    // 6 MB per C block: 128 rows give blocks of 4096 columns, n = 9000 three of them
+    const [g3, w3, s3] = runTransB(130, 9000, 5, strided(130, 9000, 5, true), 0.25, 46);
+    expect(worst(g3, w3, s3)).toBeLessThanOrEqual(0);
+  });
+
+  it("falls back to the TypeScript kernels when the wasm memory cannot grow", () => {
+    releaseGemmScratch();
+    const grow = vi.spyOn(WebAssembly.Memory.prototype, "grow").mockImplementation(() => {
+      throw new RangeError("WebAssembly.Memory.grow(): Maximum memory size exceeded");
+    });
+    try {
+      const [got, want] = runLinear(40, 400, 700, true, 46); // B alone is 1.1 MB, more than the initial 1 MB
+      expect(grow).toHaveBeenCalled();
+      expect(countBitDiffs(got, want)).toBe(0); // the TS kernels are bit-exact with the twin
+    } finally {
+      grow.mockRestore();
+      releaseGemmScratch();
+    }
+  });
+});
+
+describe("relaxed-SIMD (fma) kernel", () => {
+  // Node 20 has Relaxed SIMD only behind a flag: run the products in a child process that has it. Where the
+  // engine has it anyway (Node 22+), every test above already ran the fma kernel.
+  it.skipIf(wasmGemmKernel() === "fma")("matches the naive twins (child process with --experimental-wasm-relaxed-simd)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "perceiver-fma-"));
+    const src = (f: string) => JSON.stringify(pathToFileURL(join(ROOT, "src/tensor", f)).href);
+    const script = `
+      import * as g from ${src("gemm.ts")};
+      import { wasmGemmKernel } from ${src("wasm/gemm-wasm.ts")};
+      ${rand.toString()}
+      const abs = (x) => x.map(Math.abs);
+      let worst = 0;
+      const check = (got, want, scale) => {
+        for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / (${REL} * (1 + scale[i])));
+      };
+      let seed = 1;
+      for (const m of [1, 7, 13, 129]) for (const n of [3, 13, 129]) for (const k of [1, 33, 300, 515]) {
+        const a = rand(m * (k + 3), seed++), b = rand(n * (k + 2) + k * (n + 2), seed++), bias = rand(n, seed++);
+        const run = (f, twin, ...args) => {
+          const got = new Float32Array(m * (n + 1)), want = new Float32Array(got.length), scale = new Float32Array(got.length);
+          f(got, a, b, bias, ...args); twin(want, a, b, bias, ...args); twin(scale, abs(a), abs(b), abs(bias), ...args);
+          check(got, want, scale);
+        };
+        run((o, a, b, bias) => g.linear(a.subarray(0, m * k), g.packWeight(b.subarray(0, n * k), n, k), bias, o, m),
+          (o, a, b, bias) => g.linearNaive(a.subarray(0, m * k), b.subarray(0, n * k), bias, o, m, n, k));
+        run((o, a, b) => g.matmulTransB(m, n, k, a, 3, k + 3, b, 0, k + 2, o, 1, n + 1, -0.7),
+          (o, a, b) => g.matmulTransBNaive(m, n, k, a, 3, k + 3, b, 0, k + 2, o, 1, n + 1, -0.7));
+        run((o, a, b) => g.matmul(m, n, k, a, 3, k + 3, b, 1, n + 2, o, 0, n + 1),
+          (o, a, b) => g.matmulNaive(m, n, k, a, 3, k + 3, b, 1, n + 2, o, 0, n + 1));
+      }
+      console.log(JSON.stringify({ kernel: wasmGemmKernel(), backend: g.getBackend(), worst }));
+    `;
+    try {
+      const file = join(dir, "fma-check.mjs");
+      writeFileSync(file, script);
+      const r = spawnSync(process.execPath, ["--experimental-wasm-relaxed-simd", "--import", "tsx", file], {
+        cwd: ROOT, encoding: "utf8", env: { ...process.env, PERCEIVER_BACKEND: "" },
+      });
+      expect(r.status, r.stderr).toBe(0);
+      const result = JSON.parse(r.stdout.trim().split("\n").pop()!);
+      expect(result.kernel).toBe("fma");
+      expect(result.backend).toBe("wasm");
+      console.log(`fma kernel in a child process: worst |got - want| / (1e-5·(1 + Σ|terms|)) = ${result.worst.toExponential(2)}`);
+      expect(result.worst).toBeGreaterThan(0); // it did compute something
+      expect(result.worst).toBeLessThanOrEqual(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("backend selection", () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    vi.restoreAllMocks();
+    vi.resetModules();
+    setBackend("wasm");
+  });
+
+  it("setBackend / getBackend switch kernels; ts is bit-exact with the twins, wasm is not", () => {
+    const m = 13, n = 129, k = 300;
+    setBackend("ts");
+    expect(getBackend()).toBe("ts");
+    const [tsGot, want] = runLinear(m, n, k, true, 50);
+    expect(countBitDiffs(tsGot, want)).toBe(0);
+    setBackend("wasm");
+    expect(getBackend()).toBe("wasm");
+    const [wasmGot, want2, scale] = runLinear(m, n, k, true, 50);
+    expect(worst(wasmGot, want2, scale)).toBeLessThanOrEqual(0);
+    expect(countBitDiffs(wasmGot, want2)).toBeGreaterThan(0); // float32 runs round differently
+  });
+
+  it("setBackend rejects unknown names with INPUT_INVALID", () => {
+    expect(() => setBackend("gpu" as never)).toThrow(PerceiverError);
+    try {
+      setBackend("gpu" as never);
+    } catch (e) {
+      expect((e as PerceiverError).code).toBe("INPUT_INVALID");
+    }
+  });
+
+  it("without WebAssembly SIMD (validate fails) the backend is ts, wasm is refused, and the products still work", async () => {
+    vi.spyOn(WebAssembly, "validate").mockReturnValue(false);
+    vi.resetModules();
+    const g = await import("../src/tensor/gemm.js");
+    expect(g.getBackend()).toBe("ts");
+    let code: string | undefined;
+    try {
+      g.setBackend("wasm");
+    } catch (e) {
+      code = e instanceof PerceiverError || (e as { name?: string }).name === "PerceiverError" ? (e as PerceiverError).code : "other";
+    }
+    expect(code).toBe("CONFIG_UNSUPPORTED");
+    expect(g.getBackend()).toBe("ts");
+    const a = rand(7 * 9, 1), w = rand(5 * 9, 2), got = new Float32Array(35), want = new Float32Array(35);
+    g.linear(a, g.packWeight(w, 5, 9), null, got, 7);
+    g.linearNaive(a, w, null, want, 7, 5, 9);
+    expect(countBitDiffs(got, want)).toBe(0);
+  });
+
+  it("PERCEIVER_BACKEND=ts|wasm is read at load; unset means automatic; other values warn and keep the automatic choice", async () => {
+    const load = async (value: string) => {
+      vi.stubEnv("PERCEIVER_BACKEND", value);
+      vi.resetModules();
+      return (await import("../src/tensor/gemm.js")).getBackend();
+    };
+    expect(await load("")).toBe("wasm"); // automatic: WebAssembly SIMD exists in Node 20
+    expect(await load("ts")).toBe("ts");
+    expect(await load("wasm")).toBe("wasm");
+    const warn = vi.spyOn(process, "emitWarning").mockImplementation(() => {});
+    expect(await load("fast")).toBe("wasm");
+    expect(warn).toHaveBeenCalledWith(expect.stringContaining("PERCEIVER_BACKEND=fast ignored"));
+  });
+
+  it("PERCEIVER_BACKEND=wasm without WebAssembly SIMD warns and uses ts", async () => {
+    vi.spyOn(WebAssembly, "validate").mockReturnValue(false);
+    const warn = vi.spyOn(process, "emitWarning").mockImplementation(() => {});
+    vi.stubEnv("PERCEIVER_BACKEND", "wasm");
+    vi.resetModules();
+    expect((await import("../src/tensor/gemm.js")).getBackend()).toBe("ts");
+    expect(warn).toHaveBeenCalledWith(expect.stringContaining("WebAssembly SIMD is not available"));
+  });
+});
