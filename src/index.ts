@@ -14,3 +14,11 @@ export { readSafetensors, writeSafetensors, SafetensorsFile, type SafetensorsTen
 export { readTorchBin, TorchStateDict } from "./io/torch-bin.js";
 export { topK, softmax, type Prediction } from "./io/labels.js";
 export type { StateDict, Dtype, TensorInfo } from "./io/state-dict.js";
+export { setBackend, getBackend, type GemmBackend } from "./tensor/gemm.js";
+export {
+  classWeightedMap, latentMap, decoderWeights, topLatents, normalizeMax, upsampleBilinear, overlay, tileGrid,
+} from "./perceiver/attention-map.js";
+export { encodePng, encodeRgbPng } from "./io/png-encode.js";
+export { getColormap, COLORMAP_NAMES, type Colormap } from "./io/colormap.js";
+export { checkForwardMemory, estimateForwardMemory } from "./perceiver/memory.js";
+export type { Preprocessor } from "./perceiver/preprocessor.js";

@@ -30,6 +30,10 @@ function version(): string {
   return pkg.version;
 }
 
+function escapeControl(s: string): string {
+  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
 /** Runs the CLI; returns the exit code: 0 ok, 1 failure, 2 usage error. */
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes("--debug");
@@ -60,7 +64,8 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const usage = (e instanceof PerceiverError && e.code === "USAGE") || (e as { code?: string })?.code?.startsWith("ERR_PARSE_ARGS");
     if (debug) console.error(e);
-    else if (e instanceof PerceiverError || usage) console.error(`perceiver: error: ${(e as Error).message}`);
+    // messages may quote names read from files: escape control characters so nothing reaches the terminal raw
+    else if (e instanceof PerceiverError || usage) console.error(`perceiver: error: ${escapeControl((e as Error).message)}`);
     else console.error(`perceiver: internal error: ${(e as Error)?.message ?? String(e)} (run with --debug for details)`);
     return usage ? 2 : 1;
   }

@@ -23,6 +23,7 @@ import { ConvPreprocessor } from "./preprocessor-conv.js";
 import type { Preprocessor } from "./preprocessor.js";
 import { LearnedPreprocessor } from "./preprocessor-learned.js";
 import { PixelsPreprocessor } from "./preprocessor-pixels.js";
+import { checkForwardMemory } from "./memory.js";
 import { checkWeights, expectedWeights, layerShapes } from "./weights.js";
 
 export interface ForwardOptions {
@@ -183,6 +184,8 @@ export class PerceiverForImageClassification {
     }
     const [batch, , h, w] = shape;
     if (batch < 1) throw new PerceiverError("SHAPE_MISMATCH", "forward: batch size must be at least 1");
+    // refuse a batch whose activations clearly exceed the memory available, before allocating any of it
+    checkForwardMemory(cfg, { batch, height: h, width: w, outputAttentions: options.outputAttentions, outputHiddenStates: options.outputHiddenStates }, { where: "forward" });
     for (let i = 0; i < pixelValues.data.length; i++) {
       if (!Number.isFinite(pixelValues.data[i])) {
         throw new PerceiverError("INPUT_INVALID", `forward: pixelValues has a non-finite value (${pixelValues.data[i]}) at index ${i}`);
