@@ -13,8 +13,8 @@ import {
 } from "../perceiver/attention-map.js";
 import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
 import { cropAndResize, preprocessBatch } from "../perceiver/image-processor.js";
-import { loadFromFiles, readImageProcessorConfigFile, resolveModelFiles } from "../perceiver/load.js";
-import { downloadProgress, inferenceProgress, progressEnabled } from "./progress.js";
+import { loadCliModel, positiveInt } from "./common.js";
+import { inferenceProgress, progressEnabled } from "./progress.js";
 
 export const ATTENTION_MAP_HELP = `Usage: perceiver attention-map <image> [options]
 
@@ -53,14 +53,6 @@ export function defaultOutPath(image: string): string {
 /** The latents grid file next to `out`: `<out-stem>.latents.png`. */
 export function latentsOutPath(out: string): string {
   return `${out.replace(/\.png$/i, "")}.latents.png`;
-}
-
-function positiveInt(name: string, v: string | undefined, dflt: number, max: number): number {
-  if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) {
-    throw new PerceiverError("USAGE", `--${name} must be an integer from 1 to ${max}, got ${JSON.stringify(v)}`);
-  }
-  return Number(v);
 }
 
 /** "0, 5,17" -> [0, 5, 17] (duplicates dropped, order kept); syntax only, the range is checked once the model is known. */
@@ -146,16 +138,7 @@ export async function attentionMap(argv: string[]): Promise<number> {
   const showProgress = progressEnabled(values.quiet);
   const image = await loadImageFile(imagePath); // before the model: a bad image fails without a download
 
-  const download = downloadProgress(showProgress);
-  const t0 = performance.now();
-  let model, processorConfig;
-  try {
-    const files = await resolveModelFiles(values.model ?? DEFAULT_MODEL, { revision: values.revision, onProgress: download.onProgress });
-    processorConfig = await readImageProcessorConfigFile(files.preprocessorConfigPath);
-    model = await loadFromFiles(files);
-  } finally {
-    download.stop();
-  }
+  const { model, processorConfig, seconds } = await loadCliModel({ model: values.model, revision: values.revision, showProgress });
   const numLatents = model.config.numLatents;
   if (requested) {
     const bad = requested.filter((i) => i >= numLatents);
@@ -163,7 +146,7 @@ export async function attentionMap(argv: string[]): Promise<number> {
       throw new PerceiverError("USAGE", `--latents ${bad.join(",")}: out of range, the model has ${numLatents} latents (0..${numLatents - 1})`);
     }
   }
-  if (!values.quiet) console.error(`model loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  if (!values.quiet) console.error(`model loaded in ${seconds.toFixed(1)} s`);
 
   const crop = cropAndResize(image, processorConfig); // the uint8 picture the model sees
   const pixels = preprocessBatch([image], processorConfig);

@@ -5,10 +5,10 @@ import { loadImageFile } from "../io/image-node.js";
 import { topK } from "../io/labels.js";
 import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
 import { defaultImageProcessorConfig, preprocessBatch, type ImageProcessorConfig } from "../perceiver/image-processor.js";
-import { loadFromFiles, readImageProcessorConfigFile, resolveModelFiles } from "../perceiver/load.js";
 import { checkForwardMemory } from "../perceiver/memory.js";
 import { Tensor } from "../tensor/tensor.js";
-import { downloadProgress, inferenceProgress, progressEnabled } from "./progress.js";
+import { loadCliModel, positiveInt, printable } from "./common.js";
+import { inferenceProgress, progressEnabled } from "./progress.js";
 
 export const CLASSIFY_HELP = `Usage: perceiver classify <image...> [options]
 
@@ -28,19 +28,6 @@ Options:
 
 Environment: HF_ENDPOINT, HF_TOKEN, HF_HOME / HF_HUB_CACHE, HF_HUB_OFFLINE=1,
 HF_HUB_DISABLE_PROGRESS_BARS=1 (see the README).`;
-
-function positiveInt(name: string, v: string | undefined, dflt: number, max: number): number {
-  if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) {
-    throw new PerceiverError("USAGE", `--${name} must be an integer from 1 to ${max}, got ${JSON.stringify(v)}`);
-  }
-  return Number(v);
-}
-
-/** Labels come from config.json: control characters (terminal escape sequences) are shown escaped, not sent. */
-export function printable(s: string): string {
-  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-}
 
 /**
  * Images -> pixel values [B, 3, H, W], one image at a time: only one decoded photo is in memory at once (a batch of
@@ -94,17 +81,8 @@ export async function classify(argv: string[]): Promise<number> {
   if (values.logits && !values.json) throw new PerceiverError("USAGE", "--logits needs --json");
   const showProgress = progressEnabled(values.quiet);
 
-  const download = downloadProgress(showProgress);
-  const t0 = performance.now();
-  let model, processorConfig;
-  try {
-    const files = await resolveModelFiles(values.model ?? DEFAULT_MODEL, { revision: values.revision, onProgress: download.onProgress });
-    processorConfig = await readImageProcessorConfigFile(files.preprocessorConfigPath);
-    model = await loadFromFiles(files);
-  } finally {
-    download.stop();
-  }
-  if (!values.quiet && !values.json) console.error(`model loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const { model, processorConfig, seconds } = await loadCliModel({ model: values.model, revision: values.revision, showProgress });
+  if (!values.quiet && !values.json) console.error(`model loaded in ${seconds.toFixed(1)} s`);
   // Refuse a batch that cannot fit before decoding anything (images are resized to one size), and again per batch.
   const memoryOpts = { where: "classify", hint: "use a smaller --batch-size" };
   if (processorConfig.doResize ?? defaultImageProcessorConfig.doResize) {

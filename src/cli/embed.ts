@@ -4,8 +4,8 @@ import { PerceiverError } from "../errors.js";
 import { loadImageFile } from "../io/image-node.js";
 import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
 import { preprocessBatch } from "../perceiver/image-processor.js";
-import { loadFromFiles, readImageProcessorConfigFile, resolveModelFiles } from "../perceiver/load.js";
-import { downloadProgress, inferenceProgress, progressEnabled } from "./progress.js";
+import { loadCliModel, positiveInt } from "./common.js";
+import { inferenceProgress, progressEnabled } from "./progress.js";
 
 export const EMBED_HELP = `Usage: perceiver embed <image...> [options]
 
@@ -24,14 +24,6 @@ Options:
   -h, --help                  show this help
 
 Without --json, prints per image its dimension, L2 norm and first 8 values.`;
-
-function positiveInt(name: string, v: string | undefined, dflt: number, max: number): number {
-  if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) {
-    throw new PerceiverError("USAGE", `--${name} must be an integer from 1 to ${max}, got ${JSON.stringify(v)}`);
-  }
-  return Number(v);
-}
 
 export async function embed(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -58,17 +50,8 @@ export async function embed(argv: string[]): Promise<number> {
   const batchSize = positiveInt("batch-size", values["batch-size"], 1, 256);
   const showProgress = progressEnabled(values.quiet);
 
-  const download = downloadProgress(showProgress);
-  const t0 = performance.now();
-  let model, processorConfig;
-  try {
-    const files = await resolveModelFiles(values.model ?? DEFAULT_MODEL, { revision: values.revision, onProgress: download.onProgress });
-    processorConfig = await readImageProcessorConfigFile(files.preprocessorConfigPath);
-    model = await loadFromFiles(files);
-  } finally {
-    download.stop();
-  }
-  if (!values.quiet && !values.json) console.error(`model loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const { model, processorConfig, seconds } = await loadCliModel({ model: values.model, revision: values.revision, showProgress });
+  if (!values.quiet && !values.json) console.error(`model loaded in ${seconds.toFixed(1)} s`);
 
   const D = model.config.dLatents;
   const N = model.config.numLatents;

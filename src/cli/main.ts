@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { PerceiverError } from "../errors.js";
 import { ATTENTION_MAP_HELP, attentionMap } from "./attention-map.js";
 import { classify, CLASSIFY_HELP } from "./classify.js";
+import { printable } from "./common.js";
 import { convert, CONVERT_HELP } from "./convert.js";
 import { embed, EMBED_HELP } from "./embed.js";
 
@@ -28,10 +29,6 @@ Examples:
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
   return pkg.version;
-}
-
-function escapeControl(s: string): string {
-  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 /** Runs the CLI; returns the exit code: 0 ok, 1 failure, 2 usage error. */
@@ -65,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
     const usage = (e instanceof PerceiverError && e.code === "USAGE") || (e as { code?: string })?.code?.startsWith("ERR_PARSE_ARGS");
     if (debug) console.error(e);
     // messages may quote names read from files: escape control characters so nothing reaches the terminal raw
-    else if (e instanceof PerceiverError || usage) console.error(`perceiver: error: ${escapeControl((e as Error).message)}`);
+    else if (e instanceof PerceiverError || usage) console.error(`perceiver: error: ${printable((e as Error).message, { keepNewlines: true })}`);
     else console.error(`perceiver: internal error: ${(e as Error)?.message ?? String(e)} (run with --debug for details)`);
     return usage ? 2 : 1;
   }

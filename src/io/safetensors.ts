@@ -363,27 +363,7 @@ export class SafetensorsFile implements StateDict {
    */
   getRaw(name: string): RawTensorData {
     const e = this.entry(name);
-    const size = DTYPE_SIZE[e.dtype];
-    const abs = this.#bytes.byteOffset + this.dataByteOffset + e.begin;
-    let buffer: ArrayBufferLike = this.#bytes.buffer;
-    let off = abs;
-    if (abs % size !== 0) { // misaligned: copy into a fresh buffer (offset 0)
-      buffer = this.getBytes(name).slice().buffer;
-      off = 0;
-    }
-    const n = e.numel;
-    switch (e.dtype) {
-      case "F64": return new Float64Array(buffer, off, n);
-      case "F32": return new Float32Array(buffer, off, n);
-      case "F16": case "BF16": case "U16": return new Uint16Array(buffer, off, n);
-      case "I64": return new BigInt64Array(buffer, off, n);
-      case "U64": return new BigUint64Array(buffer, off, n);
-      case "I32": return new Int32Array(buffer, off, n);
-      case "U32": return new Uint32Array(buffer, off, n);
-      case "I16": return new Int16Array(buffer, off, n);
-      case "I8": return new Int8Array(buffer, off, n);
-      case "U8": case "BOOL": return new Uint8Array(buffer, off, n);
-    }
+    return typedArrayOf(this.getBytes(name), e.dtype, e.numel);
   }
 
   /**
@@ -391,26 +371,54 @@ export class SafetensorsFile implements StateDict {
    * F16/BF16: exact upcast. F64: rounded to nearest f32. Integers: converted (I64/U64 via Number). BOOL: 0/1.
    */
   getFloat32(name: string): Float32Array {
-    const e = this.entry(name);
-    const raw = this.getRaw(name);
-    switch (e.dtype) {
-      case "F32": return raw as Float32Array;
-      case "F16": return f16ToF32(raw as Uint16Array);
-      case "BF16": return bf16ToF32(raw as Uint16Array);
-      case "I64": case "U64": {
-        const big = raw as BigInt64Array | BigUint64Array;
-        const out = new Float32Array(big.length);
-        for (let i = 0; i < big.length; i++) out[i] = Number(big[i]);
-        return out;
-      }
-      case "BOOL": {
-        const out = new Float32Array(raw.length);
-        for (let i = 0; i < raw.length; i++) out[i] = (raw as Uint8Array)[i] !== 0 ? 1 : 0;
-        return out;
-      }
-      default: // F64, I32, U32, I16, U16, I8, U8: element-wise conversion
-        return new Float32Array(raw as Exclude<RawTensorData, BigInt64Array | BigUint64Array>);
+    return rawToFloat32(this.entry(name).dtype, this.getRaw(name));
+  }
+}
+
+/**
+ * Little-endian tensor bytes -> the dtype's typed array (F16/BF16 as Uint16 bits, BOOL as Uint8). A zero-copy view
+ * when the bytes sit at a multiple of the element size in their buffer, else an aligned copy. Shared by the readers.
+ */
+export function typedArrayOf(bytes: Uint8Array, dtype: Dtype, numel: number): RawTensorData {
+  let b = bytes;
+  if (b.byteOffset % DTYPE_SIZE[dtype] !== 0) b = new Uint8Array(b); // misaligned: aligned copy (offset 0)
+  const buf = b.buffer, off = b.byteOffset, n = numel;
+  switch (dtype) {
+    case "F64": return new Float64Array(buf, off, n);
+    case "F32": return new Float32Array(buf, off, n);
+    case "F16": case "BF16": case "U16": return new Uint16Array(buf, off, n);
+    case "I64": return new BigInt64Array(buf, off, n);
+    case "U64": return new BigUint64Array(buf, off, n);
+    case "I32": return new Int32Array(buf, off, n);
+    case "U32": return new Uint32Array(buf, off, n);
+    case "I16": return new Int16Array(buf, off, n);
+    case "I8": return new Int8Array(buf, off, n);
+    case "U8": case "BOOL": return new Uint8Array(buf, off, n);
+  }
+}
+
+/**
+ * A native typed array -> float32 values. F32: returned as is (a view stays a view: read-only!). F16/BF16: exact
+ * upcast. F64: rounded to nearest f32. Integers: converted (I64/U64 via Number). BOOL: 0/1.
+ */
+export function rawToFloat32(dtype: Dtype, raw: RawTensorData): Float32Array {
+  switch (dtype) {
+    case "F32": return raw as Float32Array;
+    case "F16": return f16ToF32(raw as Uint16Array);
+    case "BF16": return bf16ToF32(raw as Uint16Array);
+    case "I64": case "U64": {
+      const big = raw as BigInt64Array | BigUint64Array;
+      const out = new Float32Array(big.length);
+      for (let i = 0; i < big.length; i++) out[i] = Number(big[i]);
+      return out;
     }
+    case "BOOL": {
+      const out = new Float32Array(raw.length);
+      for (let i = 0; i < raw.length; i++) out[i] = (raw as Uint8Array)[i] !== 0 ? 1 : 0;
+      return out;
+    }
+    default: // F64, I32, U32, I16, U16, I8, U8: element-wise conversion
+      return new Float32Array(raw as Exclude<RawTensorData, BigInt64Array | BigUint64Array>);
   }
 }
 

@@ -13,8 +13,7 @@
  * The legacy pre-1.6 format (a bare pickle stream) is refused with PICKLE_UNSUPPORTED.
  */
 import { PerceiverError } from "../errors.js";
-import { bf16ToF32, f16ToF32 } from "./float16.js";
-import { DTYPE_SIZE } from "./safetensors.js";
+import { DTYPE_SIZE, rawToFloat32, typedArrayOf } from "./safetensors.js";
 import type { RawTensorData } from "./safetensors.js";
 import type { Dtype, StateDict, TensorInfo } from "./state-dict.js";
 import { PyCallable, PyDict, PyGlobalRef, PyTuple, describe, unpickle } from "./torch-pickle.js";
@@ -162,21 +161,7 @@ export class TorchStateDict implements StateDict {
    */
   getRaw(name: string): RawTensorData {
     const t = this.#tensor(name);
-    let b = this.getBytes(name);
-    if (b.byteOffset % DTYPE_SIZE[t.dtype] !== 0) b = new Uint8Array(b); // misaligned view: aligned copy
-    const buf = b.buffer, off = b.byteOffset, n = t.numel;
-    switch (t.dtype) {
-      case "F64": return new Float64Array(buf, off, n);
-      case "F32": return new Float32Array(buf, off, n);
-      case "F16": case "BF16": case "U16": return new Uint16Array(buf, off, n);
-      case "I64": return new BigInt64Array(buf, off, n);
-      case "U64": return new BigUint64Array(buf, off, n);
-      case "I32": return new Int32Array(buf, off, n);
-      case "U32": return new Uint32Array(buf, off, n);
-      case "I16": return new Int16Array(buf, off, n);
-      case "I8": return new Int8Array(buf, off, n);
-      case "U8": case "BOOL": return new Uint8Array(buf, off, n);
-    }
+    return typedArrayOf(this.getBytes(name), t.dtype, t.numel);
   }
 
   /**
@@ -184,26 +169,7 @@ export class TorchStateDict implements StateDict {
    * F16/BF16 exact upcast, F64 rounded, integers converted (I64 via BigInt -> Number), BOOL as 0/1.
    */
   getFloat32(name: string): Float32Array {
-    const t = this.#tensor(name);
-    const raw = this.getRaw(name);
-    switch (t.dtype) {
-      case "F32": return raw as Float32Array;
-      case "F16": return f16ToF32(raw as Uint16Array);
-      case "BF16": return bf16ToF32(raw as Uint16Array);
-      case "I64": case "U64": {
-        const big = raw as BigInt64Array | BigUint64Array;
-        const out = new Float32Array(big.length);
-        for (let i = 0; i < big.length; i++) out[i] = Number(big[i]);
-        return out;
-      }
-      case "BOOL": {
-        const out = new Float32Array(raw.length);
-        for (let i = 0; i < raw.length; i++) out[i] = (raw as Uint8Array)[i] !== 0 ? 1 : 0;
-        return out;
-      }
-      default:
-        return new Float32Array(raw as Exclude<RawTensorData, BigInt64Array | BigUint64Array>);
-    }
+    return rawToFloat32(this.#tensor(name).dtype, this.getRaw(name));
   }
 
   #tensor(name: string): TorchTensor {

@@ -1,0 +1,41 @@
+/** What the CLI commands share: option parsing, model loading with progress, terminal-safe text. */
+import { PerceiverError } from "../errors.js";
+import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
+import type { ImageProcessorConfig } from "../perceiver/image-processor.js";
+import { loadFromFiles, readImageProcessorConfigFile, resolveModelFiles } from "../perceiver/load.js";
+import type { PerceiverForImageClassification } from "../perceiver/model.js";
+import { downloadProgress } from "./progress.js";
+
+/** `--name <n>`: an integer from 1 to max, or `dflt` when absent; anything else is a USAGE error. */
+export function positiveInt(name: string, v: string | undefined, dflt: number, max: number): number {
+  if (v === undefined) return dflt;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) {
+    throw new PerceiverError("USAGE", `--${name} must be an integer from 1 to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return Number(v);
+}
+
+/**
+ * Text read from files (labels, names quoted in error messages) with control characters (terminal escape
+ * sequences) shown escaped instead of sent; `keepNewlines` leaves line breaks and tabs of multi-line messages alone.
+ */
+export function printable(s: string, { keepNewlines = false } = {}): string {
+  const re = keepNewlines ? /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g : /[\u0000-\u001f\u007f-\u009f]/g;
+  return s.replace(re, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** `--model` / `--revision` -> the model and its image processor settings, with a download bar when enabled. */
+export async function loadCliModel(
+  opts: { model?: string; revision?: string; showProgress: boolean },
+): Promise<{ model: PerceiverForImageClassification; processorConfig: Partial<ImageProcessorConfig>; seconds: number }> {
+  const download = downloadProgress(opts.showProgress);
+  const t0 = performance.now();
+  try {
+    const files = await resolveModelFiles(opts.model ?? DEFAULT_MODEL, { revision: opts.revision, onProgress: download.onProgress });
+    const processorConfig = await readImageProcessorConfigFile(files.preprocessorConfigPath);
+    const model = await loadFromFiles(files);
+    return { model, processorConfig, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    download.stop();
+  }
+}
