@@ -38,6 +38,8 @@ export type PerceiverErrorCode =
   | "SHAPE_MISMATCH"
   | "INPUT_INVALID"
   | "MEMORY_LIMIT"
+  // worker threads (start-up failure, a worker that died or threw)
+  | "THREADS"
   // images
   | "IMAGE_DECODE"
   | "IMAGE_UNSUPPORTED"

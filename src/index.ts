@@ -14,7 +14,9 @@ export { readSafetensors, writeSafetensors, SafetensorsFile, type SafetensorsTen
 export { readTorchBin, TorchStateDict } from "./io/torch-bin.js";
 export { topK, softmax, type Prediction } from "./io/labels.js";
 export type { StateDict, Dtype, TensorInfo } from "./io/state-dict.js";
-export { setBackend, getBackend, type GemmBackend } from "./tensor/gemm.js";
+export {
+  setBackend, getBackend, setThreads, getThreads, threadsFallbackReason, type GemmBackend,
+} from "./tensor/gemm.js";
 export {
   classWeightedMap, latentMap, decoderWeights, topLatents, normalizeMax, upsampleBilinear, overlay, tileGrid,
 } from "./perceiver/attention-map.js";

@@ -1,10 +1,12 @@
 /**
  * Full-size golden test: the real deepmind/vision-perceiver-conv architecture (48.6M parameters) with synthetic
  * weights regenerated bit-exactly from the manifest into weights/full-synthetic/model.safetensors, loaded through
- * fromPretrained, both golden inputs in one batch.
+ * fromPretrained, both golden inputs in one batch, on the default backend with 2 threads; then item 0 alone on
+ * 1 thread, which must give bit-identical logits (threads split products by columns, batches are row-independent).
+ * The TypeScript backend is run on this test by hand (PERCEIVER_BACKEND=ts: about 4 minutes here).
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { PerceiverForImageClassification, Tensor } from "../src/index.js";
+import { PerceiverForImageClassification, Tensor, getBackend, getThreads, setThreads } from "../src/index.js";
 import { ensureFullCheckpoint } from "./helpers/full-model.js";
 import { expectClose, readGolden } from "./helpers/golden.js";
 import type { ForwardOutput } from "../src/index.js";
@@ -22,16 +24,20 @@ const CHECKED = ["convnet", "preprocessor", "preprocessor_without_pos", "cross_a
 describe("full-size vision-perceiver-conv (synthetic weights)", () => {
   let golden: SafetensorsFile;
   let out: ForwardOutput;
+  let model: PerceiverForImageClassification;
   const seen = new Map<string, Float32Array>();
   let seconds = 0;
+  let threads = 0;
 
   beforeAll(async () => {
     const dir = await ensureFullCheckpoint((m) => console.log(m));
     const t0 = performance.now();
-    const model = await PerceiverForImageClassification.fromPretrained(dir);
+    model = await PerceiverForImageClassification.fromPretrained(dir);
     console.log(`full model loaded in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
     golden = await readGolden("full", "golden.safetensors");
     const pixels = new Tensor(golden.getFloat32("pixel_values"), golden.info("pixel_values").shape);
+    if (getBackend() === "wasm") await setThreads(2);
+    threads = getThreads();
     const t1 = performance.now();
     out = await model.forward(pixels, {
       outputAttentions: true,
@@ -40,7 +46,7 @@ describe("full-size vision-perceiver-conv (synthetic weights)", () => {
       },
     });
     seconds = (performance.now() - t1) / 1000;
-    console.log(`full-size forward, batch 2: ${seconds.toFixed(1)} s (${((2 * 369.2) / seconds).toFixed(1)} GFLOP/s)`);
+    console.log(`full-size forward, batch 2, ${getBackend()} backend, ${threads} thread(s): ${seconds.toFixed(1)} s (${((2 * 369.2) / seconds).toFixed(1)} GFLOP/s)`);
   }, 1_800_000);
 
   it("logits match PyTorch float64 within 1e-4", () => {
@@ -75,4 +81,16 @@ describe("full-size vision-perceiver-conv (synthetic weights)", () => {
     // f16 rounding: relative 2^-11, plus the f16 subnormal spacing 2^-24 for tiny probabilities
     expectClose("cross_attentions.0", actual, expected, 2 ** -24 + ATOL * 0.1, 2 ** -11 + RTOL);
   });
+
+  it.runIf(getBackend() === "wasm")("item 0 alone on 1 thread gives bit-identical logits to the 2-thread batch", async () => {
+    expect(threads).toBe(2);
+    const pixels = new Tensor(golden.getFloat32("pixel_values").slice(0, 3 * 224 * 224), [1, 3, 224, 224]);
+    await setThreads(1);
+    const t0 = performance.now();
+    const single = await model.forward(pixels);
+    console.log(`full-size forward, batch 1, 1 thread: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    let diffs = 0;
+    for (let i = 0; i < 1000; i++) if (!Object.is(single.logits.data[i], out.logits.data[i])) diffs++;
+    expect(diffs).toBe(0);
+  }, 600_000);
 });

@@ -1,10 +1,38 @@
 /**
  * Golden tests against PyTorch dumps of the tiny real-format checkpoints (test/fixtures/tiny-conv*):
  * logits vs PyTorch's float64 run, and every dumped intermediate vs PyTorch fp32, so a failure names the layer.
+ * Each checkpoint runs on every backend and thread count: the TypeScript kernels, and the wasm kernel on 1 and on
+ * 2 threads (with every block split across the threads, since the tiny model's blocks are under the usual
+ * threshold; the test checks that splits happened).
  */
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { PerceiverForImageClassification, Tensor } from "../src/index.js";
+import { getBackend, getThreads, setBackend, setThreads } from "../src/tensor/gemm.js";
+import { setWasmSplitThreshold, wasmSplitBlocks } from "../src/tensor/wasm/gemm-wasm.js";
 import { expectClose, fixture, readGolden } from "./helpers/golden.js";
+
+interface Mode { label: string; backend: "ts" | "wasm"; threads: number }
+const MODES: Mode[] = [
+  { label: "wasm, 2 threads", backend: "wasm", threads: 2 },
+  { label: "wasm, 1 thread", backend: "wasm", threads: 1 },
+  { label: "ts", backend: "ts", threads: 1 },
+];
+const DEFAULT_SPLIT = setWasmSplitThreshold(0);
+setWasmSplitThreshold(DEFAULT_SPLIT);
+
+async function useMode(mode: Mode): Promise<void> {
+  setBackend(mode.backend);
+  await setThreads(mode.threads);
+  setWasmSplitThreshold(mode.threads > 1 ? 0 : DEFAULT_SPLIT);
+  expect(getBackend()).toBe(mode.backend);
+  expect(getThreads()).toBe(mode.threads);
+}
+
+afterAll(async () => {
+  setWasmSplitThreshold(DEFAULT_SPLIT);
+  setBackend("wasm");
+  await setThreads(1);
+});
 
 // Tolerances (from the issue): logits vs float64 truth, absolute; intermediates |a-b| <= ATOL + RTOL·|b| vs fp32 torch.
 const LOGITS_ATOL = 2e-6;
@@ -20,23 +48,31 @@ function item0(t: Tensor, rows?: number): Float32Array {
   return first.subarray(0, rows * cols);
 }
 
-async function runGolden(name: string) {
+async function runGolden(name: string, mode: Mode) {
+  await useMode(mode);
   const model = await PerceiverForImageClassification.fromPretrained(fixture(name));
   const golden = await readGolden(name, "golden.safetensors");
   const pixels = new Tensor(golden.getFloat32("pixel_values"), golden.info("pixel_values").shape);
   const seen = new Map<string, Tensor>();
+  const splitsBefore = wasmSplitBlocks();
   const out = await model.forward(pixels, { outputAttentions: true, onIntermediate: (n, t) => seen.set(n, t) });
-  return { model, golden, out, seen };
+  const splits = wasmSplitBlocks() - splitsBefore;
+  return { model, golden, out, seen, splits };
 }
 
-for (const name of ["tiny-conv", "tiny-conv-heads"]) {
-  describe(`golden ${name}`, async () => {
-    const { model, golden, out, seen } = await runGolden(name);
+for (const mode of MODES) for (const name of ["tiny-conv", "tiny-conv-heads"]) {
+  describe(`golden ${name} (${mode.label})`, async () => {
+    const { model, golden, out, seen, splits } = await runGolden(name, mode);
+
+    it(mode.threads > 1 ? "split its products across the threads" : "ran on one thread", () => {
+      if (mode.threads > 1) expect(splits).toBeGreaterThan(0);
+      else expect(splits).toBe(0);
+    });
 
     it("logits match PyTorch float64 within 2e-6", () => {
       expect(out.logits.shape).toEqual(golden.info("logits_f64").shape);
       const s = expectClose("logits", out.logits.data, golden.getFloat32("logits_f64"), LOGITS_ATOL, 0);
-      console.log(`${name}: max |logits - logits_f64| = ${s.maxAbs.toExponential(2)}`);
+      console.log(`${name} (${mode.label}): max |logits - logits_f64| = ${s.maxAbs.toExponential(2)}`);
     });
 
     const names = golden.names().filter((n) => !["pixel_values", "logits", "logits_f64"].includes(n));

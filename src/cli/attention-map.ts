@@ -13,7 +13,7 @@ import {
 } from "../perceiver/attention-map.js";
 import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
 import { cropAndResize, preprocessBatch } from "../perceiver/image-processor.js";
-import { loadCliModel, positiveInt } from "./common.js";
+import { COMPUTE_HELP, COMPUTE_OPTIONS, applyComputeOptions, loadCliModel, positiveInt } from "./common.js";
 import { inferenceProgress, progressEnabled } from "./progress.js";
 
 export const ATTENTION_MAP_HELP = `Usage: perceiver attention-map <image> [options]
@@ -37,6 +37,7 @@ Options:
   --top <k>                   or: the k latents the decoder attends to most  [default: 16; all if k > latents]
   --colormap <name>           ${COLORMAP_NAMES.join(" | ").padEnd(46)} [default: inferno]
   --alpha <a>                 heat-map opacity from 0 to 1                   [default: 0.5]
+${COMPUTE_HELP}
   --quiet                     no progress output on stderr
   --debug                     print stack traces on errors
   -h, --help                  show this help
@@ -109,6 +110,7 @@ export async function attentionMap(argv: string[]): Promise<number> {
       top: { type: "string" },
       colormap: { type: "string" },
       alpha: { type: "string" },
+      ...COMPUTE_OPTIONS,
       quiet: { type: "boolean", default: false },
       debug: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
@@ -137,6 +139,8 @@ export async function attentionMap(argv: string[]): Promise<number> {
   await checkWritable(out);
   const showProgress = progressEnabled(values.quiet);
   const image = await loadImageFile(imagePath); // before the model: a bad image fails without a download
+
+  await applyComputeOptions(values);
 
   const { model, processorConfig, seconds } = await loadCliModel({ model: values.model, revision: values.revision, showProgress });
   const numLatents = model.config.numLatents;

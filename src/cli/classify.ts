@@ -7,7 +7,7 @@ import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
 import { defaultImageProcessorConfig, preprocessBatch, type ImageProcessorConfig } from "../perceiver/image-processor.js";
 import { checkForwardMemory } from "../perceiver/memory.js";
 import { Tensor } from "../tensor/tensor.js";
-import { loadCliModel, positiveInt, printable } from "./common.js";
+import { COMPUTE_HELP, COMPUTE_OPTIONS, applyComputeOptions, loadCliModel, positiveInt, printable } from "./common.js";
 import { inferenceProgress, progressEnabled } from "./progress.js";
 
 export const CLASSIFY_HELP = `Usage: perceiver classify <image...> [options]
@@ -22,6 +22,7 @@ Options:
   --batch-size <n>            images per forward pass                 [default: 1]
   --json                      one JSON object per image on stdout
   --logits                    with --json: include the raw logits
+${COMPUTE_HELP}
   --quiet                     no progress output on stderr
   --debug                     print stack traces on errors
   -h, --help                  show this help
@@ -66,6 +67,7 @@ export async function classify(argv: string[]): Promise<number> {
       "batch-size": { type: "string" },
       json: { type: "boolean", default: false },
       logits: { type: "boolean", default: false },
+      ...COMPUTE_OPTIONS,
       quiet: { type: "boolean", default: false },
       debug: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
@@ -80,6 +82,8 @@ export async function classify(argv: string[]): Promise<number> {
   const batchSize = positiveInt("batch-size", values["batch-size"], 1, 256);
   if (values.logits && !values.json) throw new PerceiverError("USAGE", "--logits needs --json");
   const showProgress = progressEnabled(values.quiet);
+
+  await applyComputeOptions(values);
 
   const { model, processorConfig, seconds } = await loadCliModel({ model: values.model, revision: values.revision, showProgress });
   if (!values.quiet && !values.json) console.error(`model loaded in ${seconds.toFixed(1)} s`);

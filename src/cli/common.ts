@@ -4,6 +4,7 @@ import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
 import type { ImageProcessorConfig } from "../perceiver/image-processor.js";
 import { loadFromFiles, readImageProcessorConfigFile, resolveModelFiles } from "../perceiver/load.js";
 import type { PerceiverForImageClassification } from "../perceiver/model.js";
+import { setBackend, setThreads } from "../tensor/gemm.js";
 import { downloadProgress } from "./progress.js";
 
 /** `--name <n>`: an integer from 1 to max, or `dflt` when absent; anything else is a USAGE error. */
@@ -22,6 +23,27 @@ export function positiveInt(name: string, v: string | undefined, dflt: number, m
 export function printable(s: string, { keepNewlines = false } = {}): string {
   const re = keepNewlines ? /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g : /[\u0000-\u001f\u007f-\u009f]/g;
   return s.replace(re, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** Help lines for the compute options every model command takes (see applyComputeOptions). */
+export const COMPUTE_HELP = `  --threads <n>               threads for the matrix products  [default: PERCEIVER_THREADS or all cores]
+  --backend <ts|wasm>         matrix product kernels           [default: PERCEIVER_BACKEND or wasm]`;
+
+/** parseArgs entries of the compute options. */
+export const COMPUTE_OPTIONS = {
+  threads: { type: "string" },
+  backend: { type: "string" },
+} as const;
+
+/** Applies `--backend` and `--threads` (before the model is loaded); bad values are USAGE errors. */
+export async function applyComputeOptions(values: { threads?: string; backend?: string }): Promise<void> {
+  if (values.backend !== undefined) {
+    if (values.backend !== "ts" && values.backend !== "wasm") {
+      throw new PerceiverError("USAGE", `--backend must be ts or wasm, got ${JSON.stringify(values.backend)}`);
+    }
+    setBackend(values.backend);
+  }
+  if (values.threads !== undefined) await setThreads(positiveInt("threads", values.threads, 1, 64));
 }
 
 /** `--model` / `--revision` -> the model and its image processor settings, with a download bar when enabled. */

@@ -4,7 +4,7 @@ import { PerceiverError } from "../errors.js";
 import { loadImageFile } from "../io/image-node.js";
 import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
 import { preprocessBatch } from "../perceiver/image-processor.js";
-import { loadCliModel, positiveInt } from "./common.js";
+import { COMPUTE_HELP, COMPUTE_OPTIONS, applyComputeOptions, loadCliModel, positiveInt } from "./common.js";
 import { inferenceProgress, progressEnabled } from "./progress.js";
 
 export const EMBED_HELP = `Usage: perceiver embed <image...> [options]
@@ -19,6 +19,7 @@ Options:
   --json                      one JSON object per image: {"file", "dim", "pooled": [...]}
   --latents                   with --json: also "latents", the full [num_latents][d_latents] array
   --batch-size <n>            images per forward pass                        [default: 1]
+${COMPUTE_HELP}
   --quiet                     no progress output on stderr
   --debug                     print stack traces on errors
   -h, --help                  show this help
@@ -36,6 +37,7 @@ export async function embed(argv: string[]): Promise<number> {
       json: { type: "boolean", default: false },
       latents: { type: "boolean", default: false },
       "batch-size": { type: "string" },
+      ...COMPUTE_OPTIONS,
       quiet: { type: "boolean", default: false },
       debug: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
@@ -49,6 +51,8 @@ export async function embed(argv: string[]): Promise<number> {
   if (values.latents && !values.json) throw new PerceiverError("USAGE", "--latents needs --json");
   const batchSize = positiveInt("batch-size", values["batch-size"], 1, 256);
   const showProgress = progressEnabled(values.quiet);
+
+  await applyComputeOptions(values);
 
   const { model, processorConfig, seconds } = await loadCliModel({ model: values.model, revision: values.revision, showProgress });
   if (!values.quiet && !values.json) console.error(`model loaded in ${seconds.toFixed(1)} s`);

@@ -17,6 +17,7 @@ import { LayerNorm } from "../layers/layernorm.js";
 import { Linear } from "../layers/linear.js";
 import { Mlp } from "../layers/mlp.js";
 import { PerceiverLayer } from "../layers/perceiver-layer.js";
+import { ensureThreads } from "../tensor/gemm.js";
 import { Tensor } from "../tensor/tensor.js";
 import type { PerceiverConfig } from "./config.js";
 import { ConvPreprocessor } from "./preprocessor-conv.js";
@@ -126,10 +127,14 @@ export class PerceiverForImageClassification {
 
   /** pixelValues [B, 3, H, W] (normalized, NCHW) -> logits [B, numLabels]. */
   async forward(pixelValues: Tensor, options: ForwardOptions = {}): Promise<ForwardOutput> {
+    await ensureThreads();
     return this.forwardSync(pixelValues, options);
   }
 
-  /** The same as forward, synchronously on the calling thread. */
+  /**
+   * The same as forward, synchronously. It uses the worker threads already running (forward starts the default
+   * ones: see setThreads); before that, it runs on the calling thread alone.
+   */
   forwardSync(pixelValues: Tensor, options: ForwardOptions = {}): ForwardOutput {
     const enc = this.encode(pixelValues, options);
     const { batch, z, attentions, hidden, progress } = enc;
@@ -159,6 +164,7 @@ export class PerceiverForImageClassification {
    * mean over the latents, a pooled [B, dLatents] vector.
    */
   async extractFeatures(pixelValues: Tensor, options: Pick<ForwardOptions, "onProgress"> = {}): Promise<{ latents: Tensor; pooled: Tensor }> {
+    await ensureThreads();
     const { batch, z } = this.encode(pixelValues, options);
     const N = this.config.numLatents;
     const D = this.config.dLatents;

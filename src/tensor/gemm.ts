@@ -33,7 +33,10 @@
  * copies its 4-column panels into wasm memory per call (no second copy of the weights is kept).
  */
 import { PerceiverError } from "../errors.js";
-import { B_PACKED, B_PLAIN, B_TRANS, gemmWasm, releaseWasmGemm, wasmGemmSupported } from "./wasm/gemm-wasm.js";
+import {
+  B_PACKED, B_PLAIN, B_TRANS, gemmWasm, releaseWasmGemm, startWasmThreads, wasmGemmSupported, wasmThreads,
+} from "./wasm/gemm-wasm.js";
+import { availableCores } from "./wasm/threads.js";
 
 /** A weight matrix w [N,K] (HF Linear layout) prepared once for `linear`. */
 export interface PackedWeight {
@@ -108,6 +111,73 @@ export function setBackend(b: GemmBackend): void {
 /** The GEMM kernels in use. */
 export function getBackend(): GemmBackend {
   return backend;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// threads (the wasm backend's worker pool; the TypeScript kernels run on the calling thread only)
+
+/** Most threads setThreads accepts. */
+const MAX_THREADS = 64;
+/** Threads wanted: PERCEIVER_THREADS, else the available cores. Applied by setThreads or the first ensureThreads. */
+let threadsWanted = initialThreads();
+let threadsApplied = false;
+/** Why the default thread count could not be applied (null if it was, or nothing was tried yet). */
+let threadsFallback: string | null = null;
+
+function initialThreads(): number {
+  const cores = Math.min(MAX_THREADS, availableCores());
+  const env = typeof process !== "undefined" ? process.env?.PERCEIVER_THREADS : undefined;
+  if (env === undefined || env === "") return cores;
+  const n = Number(env);
+  if (Number.isInteger(n) && n >= 1 && n <= MAX_THREADS) return n;
+  process.emitWarning?.(`PERCEIVER_THREADS=${env} ignored (expected an integer from 1 to ${MAX_THREADS}); using ${cores}`);
+  return cores;
+}
+
+/**
+ * Runs the wasm backend's matrix products on `n` threads (the caller plus n - 1 workers sharing its memory;
+ * results are bit-identical for every n). Resolves once the workers are running. Rejects with a PerceiverError
+ * where threads cannot run (no SharedArrayBuffer: a browser page that is not cross-origin isolated; the
+ * browser's main thread, which may not block; Node < 20.16), keeping the previous setting. The TypeScript backend
+ * always runs on one thread (getThreads() says so).
+ */
+export async function setThreads(n: number): Promise<void> {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) {
+    throw new PerceiverError("INPUT_INVALID", `setThreads: expected an integer from 1 to ${MAX_THREADS}, got ${n}`);
+  }
+  if (wasmGemmSupported()) await startWasmThreads(n);
+  threadsWanted = n;
+  threadsApplied = true;
+  threadsFallback = null;
+}
+
+/** Threads the current backend's matrix products run on. */
+export function getThreads(): number {
+  return backend === "wasm" ? wasmThreads() : 1;
+}
+
+/**
+ * Applies the default thread count (PERCEIVER_THREADS or the available cores) once, unless setThreads already
+ * chose one. Where threads cannot start it stays on one thread (threadsFallbackReason() says why; a warning if
+ * PERCEIVER_THREADS asked for them). The model calls it before each forward pass.
+ */
+export async function ensureThreads(): Promise<void> {
+  if (threadsApplied) return;
+  threadsApplied = true;
+  if (threadsWanted <= 1 || !wasmGemmSupported()) return;
+  try {
+    await startWasmThreads(threadsWanted);
+  } catch (e) {
+    threadsFallback = (e as Error).message;
+    if (typeof process !== "undefined" && process.env?.PERCEIVER_THREADS) {
+      process.emitWarning?.(`PERCEIVER_THREADS=${process.env.PERCEIVER_THREADS}: running on 1 thread (${threadsFallback})`);
+    }
+  }
+}
+
+/** Why the default thread count fell back to 1 thread, or null. */
+export function threadsFallbackReason(): string | null {
+  return threadsFallback;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

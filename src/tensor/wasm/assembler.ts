@@ -165,8 +165,16 @@ export class Code {
 export interface ModuleSpec {
   /** Minimum pages (64 KiB) of the imported memory `env.memory`. */
   memoryMinPages: number;
+  /** Shared memory (threads): `env.memory` must then be a shared WebAssembly.Memory with this maximum (pages). */
+  sharedMaxPages?: number;
   /** Exported functions, in index order. */
   functions: { name: string; code: Code }[];
+}
+
+/** Limits of the memory import: 0x00 min (unshared, no maximum) or 0x03 min max (shared). */
+function memoryLimits(spec: ModuleSpec): number[] {
+  if (spec.sharedMaxPages === undefined) return [0x00, ...uleb(spec.memoryMinPages)];
+  return [0x03, ...uleb(spec.memoryMinPages), ...uleb(spec.sharedMaxPages)];
 }
 
 /** A module importing memory `env.memory` and exporting the given functions. */
@@ -177,7 +185,7 @@ export function wasmModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
     ...section(1, vec(fns.map((f) => sig(f.code)))), // one type per function (duplicates are allowed)
-    ...section(2, vec([[...name("env"), ...name("memory"), 0x02, 0x00, ...uleb(spec.memoryMinPages)]])),
+    ...section(2, vec([[...name("env"), ...name("memory"), 0x02, ...memoryLimits(spec)]])),
     ...section(3, vec(fns.map((_, i) => uleb(i)))),
     ...section(7, vec(fns.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]))),
     ...section(10, vec(fns.map((f) => f.code.body()))),

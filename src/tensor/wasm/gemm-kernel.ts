@@ -44,6 +44,8 @@ export interface KernelOptions {
   fma?: boolean;
   /** K steps per float32 partial sum (default SUB) */
   sub?: number;
+  /** import a shared memory with this maximum (pages), for worker threads */
+  sharedMaxPages?: number;
 }
 
 /** Signature of the exported `block` function (byte addresses and byte strides). */
@@ -61,7 +63,7 @@ export type PanelizeFn = (src: number, lds: number, dst: number, panels: number,
 
 /** The module's bytes: imports `env.memory`, exports `block`, `transpose` and `panelize`. */
 export function gemmKernelModule(opts: KernelOptions = {}): Uint8Array<ArrayBuffer> {
-  return wasmModule({ memoryMinPages: 1, functions: [
+  return wasmModule({ memoryMinPages: 1, sharedMaxPages: opts.sharedMaxPages, functions: [
     { name: "block", code: blockCode(opts) },
     { name: "transpose", code: transposeCode() },
     { name: "panelize", code: panelizeCode() },

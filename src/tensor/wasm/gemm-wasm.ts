@@ -22,10 +22,18 @@
  *
  * The memory grows on demand and never shrinks; `releaseWasmGemm` drops it (it is rebuilt on the next call).
  * If it cannot grow, `gemmWasm` returns false and gemm.ts runs the TypeScript kernels instead.
+ *
+ * Threads (`startWasmThreads`): the memory becomes a shared WebAssembly.Memory (maximum MAX_SHARED_PAGES) that
+ * every worker of a ThreadPool (threads.ts) instantiates the same module on. The calling thread stages A and B as
+ * above; each `block` call is then split by columns: thread t computes the 8-column pairs [p0, p1) of the block
+ * for all rows, on its own slices of B, bias, C and the result (disjoint), reading the shared A. Each output
+ * element is still one thread's same sum in the same order, so results are bit-identical for any thread count.
+ * Blocks under MIN_SPLIT_FLOP run on the calling thread alone (waking a worker costs tens of microseconds).
  */
 import {
   A_STRIDE, KC, MR, NR, gemmKernelModule, type BlockFn, type KernelOptions, type PanelizeFn, type TransposeFn,
 } from "./gemm-kernel.js";
+import { ThreadPool, type Job } from "./threads.js";
 
 /** B layouts (same meaning as in gemm.ts). */
 export const B_PACKED = 0; // b is a PackedWeight's data: panels of 4 columns [ceil(N/4)][K][4]
@@ -39,6 +47,13 @@ const B_BLOCK_BYTES = 8 << 20;
 /** Largest C + result block (bytes, 12 per element) before columns are split: 4096 columns of 128 rows. */
 const C_BLOCK_BYTES = 6 << 20;
 const PAGE = 65536;
+/** Maximum size of the shared memory used with threads (1 GiB; the staging needs a few tens of MB). */
+const MAX_SHARED_PAGES = 16384;
+/** Smallest block (floating-point operations) worth splitting across threads. */
+const MIN_SPLIT_FLOP = 1 << 21;
+/** Exports the pool's workers may call, by index. */
+const EXPORTS = ["block", "transpose", "panelize"];
+const BLOCK = 0;
 
 interface Instance {
   memory: WebAssembly.Memory;
@@ -47,11 +62,16 @@ interface Instance {
   panelize: PanelizeFn;
   f32: Float32Array;
   f64: Float64Array;
+  /** worker threads sharing `memory` (null: this thread only) */
+  pool: ThreadPool | null;
+  /** this thread's exports, in EXPORTS order (the pool runs the caller's share through them) */
+  fns: ((...args: number[]) => unknown)[];
 }
 
 let instance: Instance | null = null;
-/** Compiled once; a released instance is re-instantiated from it. */
+/** Compiled once (per memory kind); a released instance is re-instantiated from it. */
 let compiled: WebAssembly.Module | null = null;
+let compiledShared: WebAssembly.Module | null = null;
 let supported: boolean | undefined;
 
 /** Whether the runtime accepts the kernel module with relaxed_madd (Relaxed SIMD); cached. */
@@ -77,26 +97,126 @@ export function wasmGemmSupported(): boolean {
  */
 export function wasmGemmKernel(): "fma" | "mul-add" | null {
   if (!wasmGemmSupported()) return null;
-  fma ??= validates({ fma: true });
+  fma ??= validates({ fma: true }) || enableRelaxedSimdInNode();
   return fma ? "fma" : "mul-add";
 }
 
-/** The instance, created on first use; null if the engine refuses to compile or instantiate it. */
+/**
+ * Node 20's V8 (11.3) implements Relaxed SIMD behind a flag; V8 11.4 (Chrome 114, Node 22) ships it on. Turn the
+ * flag on (node:v8 setFlagsFromString, before our module is compiled) so Node 20 gets the fused kernel too.
+ * PERCEIVER_WASM_FMA=0 keeps the plain mul-add kernel. Returns whether the fma module now validates.
+ */
+function enableRelaxedSimdInNode(): boolean {
+  if (typeof process === "undefined" || typeof process.getBuiltinModule !== "function") return false;
+  if (process.env?.PERCEIVER_WASM_FMA === "0") return false;
+  try {
+    const v8 = process.getBuiltinModule("node:v8") as typeof import("node:v8") | undefined;
+    v8?.setFlagsFromString("--experimental-wasm-relaxed-simd");
+  } catch {
+    return false;
+  }
+  return validates({ fma: true });
+}
+
+/** Instantiates the module on `memory` (this thread's side). */
+function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory, pool: ThreadPool | null): Instance {
+  const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
+  const fns = EXPORTS.map((n) => exports[n] as (...args: number[]) => unknown);
+  return {
+    memory, block: exports.block as BlockFn, transpose: exports.transpose as TransposeFn,
+    panelize: exports.panelize as PanelizeFn, f32: new Float32Array(memory.buffer), f64: new Float64Array(memory.buffer),
+    pool, fns,
+  };
+}
+
+/** The instance, created on first use (single-threaded); null if the engine refuses to compile or instantiate it. */
 function load(): Instance | null {
   if (instance) return instance;
   try {
     // synchronous compile: the module is ~2 KB, under the 4 KB browsers allow on the main thread
     compiled ??= new WebAssembly.Module(gemmKernelModule({ fma: wasmGemmKernel() === "fma" }));
-    const memory = new WebAssembly.Memory({ initial: 16 });
-    const exports = new WebAssembly.Instance(compiled, { env: { memory } }).exports;
-    instance = {
-      memory, block: exports.block as BlockFn, transpose: exports.transpose as TransposeFn,
-      panelize: exports.panelize as PanelizeFn, f32: new Float32Array(memory.buffer), f64: new Float64Array(memory.buffer),
-    };
+    instance = instantiate(compiled, new WebAssembly.Memory({ initial: 16 }), null);
   } catch {
     return null;
   }
   return instance;
+}
+
+/**
+ * Runs the wasm GEMM on `threads` threads from now on: starts threads - 1 workers on a shared memory (replacing
+ * any previous pool), or with threads = 1 goes back to a private memory. Rejects with a PerceiverError
+ * (CONFIG_UNSUPPORTED where SharedArrayBuffer, blocking waits or workers are missing; THREADS if a worker fails
+ * to start), leaving the previous setting in place.
+ */
+export async function startWasmThreads(threads: number): Promise<void> {
+  if (threads === wasmThreads()) return;
+  if (threads === 1) {
+    stopWasmThreads();
+    return;
+  }
+  compiledShared ??= new WebAssembly.Module(
+    gemmKernelModule({ fma: wasmGemmKernel() === "fma", sharedMaxPages: MAX_SHARED_PAGES }),
+  );
+  const memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_SHARED_PAGES, shared: true });
+  const pool = await ThreadPool.create(threads, compiledShared, memory, EXPORTS);
+  stopWasmThreads();
+  instance = instantiate(compiledShared, memory, pool);
+}
+
+/** Stops the worker threads (if any) and drops the shared memory; the next call runs single-threaded. */
+export function stopWasmThreads(): void {
+  if (instance?.pool) {
+    instance.pool.close();
+    instance = null;
+  }
+}
+
+let minSplitFlop = MIN_SPLIT_FLOP;
+let splitBlocks = 0;
+
+/** For tests: split blocks from `flop` operations up (default MIN_SPLIT_FLOP); returns the previous threshold. */
+export function setWasmSplitThreshold(flop: number): number {
+  const prev = minSplitFlop;
+  minSplitFlop = flop;
+  return prev;
+}
+
+/** How many block calls have been split across threads so far (tests check that threads were really used). */
+export function wasmSplitBlocks(): number {
+  return splitBlocks;
+}
+
+/** Threads the wasm GEMM runs on (1 without a pool). */
+export function wasmThreads(): number {
+  return instance?.pool?.threads ?? 1;
+}
+
+/**
+ * block(...) over `pairs` 8-column pairs, split by columns across the pool's threads when it is big enough.
+ * Thread t gets pairs [p0, p1): its B panels, bias, C and result columns start p0·NR columns in.
+ */
+function runBlock(
+  w: Instance, a: number, b: number, panel: number, bias: number, c: number, ldc: number, out: number, ldo: number,
+  tiles: number, pairs: number, kc: number, accumulate: number, finish: number, alpha: number,
+): void {
+  const pool = w.pool;
+  const threads = pool === null ? 1 : Math.min(pool.threads, pairs);
+  if (threads <= 1 || 2 * tiles * MR * pairs * NR * kc < minSplitFlop) {
+    w.block(a, b, panel, bias, c, ldc, out, ldo, tiles, pairs, kc, accumulate, finish, alpha);
+    return;
+  }
+  const jobs: (Job | null)[] = [];
+  const per = Math.ceil(pairs / threads);
+  for (let t = 0; t < pool!.threads; t++) {
+    const p0 = Math.min(pairs, t * per);
+    const p1 = Math.min(pairs, p0 + per);
+    jobs.push(p1 > p0 ? { fn: BLOCK, args: [
+      a, b + p0 * 2 * panel, panel, bias + p0 * NR * 8, c + p0 * NR * 8, ldc, out + p0 * NR * 4, ldo,
+      tiles, p1 - p0, kc, accumulate, finish, alpha,
+    ] } : null);
+  }
+  splitBlocks++;
+  pool!.run(jobs, w.fns);
 }
 
 /** Grows the memory to at least `bytes`; false when the engine refuses (the caller falls back to TypeScript). */
@@ -109,15 +229,16 @@ function reserve(w: Instance, bytes: number): boolean {
       return false;
     }
   }
-  if (w.f32.buffer !== w.memory.buffer) {
+  if (w.f32.buffer.byteLength !== w.memory.buffer.byteLength) { // (a shared memory's buffer is a new object each time)
     w.f32 = new Float32Array(w.memory.buffer);
     w.f64 = new Float64Array(w.memory.buffer);
   }
   return true;
 }
 
-/** Drops the wasm instance and its memory (rebuilt on the next call). */
+/** Drops the wasm instance and its memory (rebuilt on the next call); a thread pool keeps its shared memory. */
 export function releaseWasmGemm(): void {
+  if (instance?.pool) return;
   instance = null;
 }
 
@@ -212,7 +333,7 @@ export function gemmWasm(
         }
         for (let i = mc; i < tiles * MR; i++) f.fill(0, aF + i * A_STRIDE, aF + i * A_STRIDE + kc);
         const last = q === chunks - 1 ? 1 : 0;
-        w.block(aB, bB + p0 * 16, kp * 16, biasB, cB, ldc * 8, oB, ldc * 4, tiles, pairs, kc, q > 0 ? 1 : 0, last, alpha);
+        runBlock(w, aB, bB + p0 * 16, kp * 16, biasB, cB, ldc * 8, oB, ldc * 4, tiles, pairs, kc, q > 0 ? 1 : 0, last, alpha);
       }
       const oF = oB >> 2;
       for (let i = 0; i < mc; i++) {

@@ -1,0 +1,213 @@
+/**
+ * Worker threads of the wasm backend (src/tensor/wasm/threads.ts and the column split in gemm-wasm.ts):
+ * products on 2 threads are bit-identical to 1 thread on odd shapes, write only their output region, really run
+ * on the workers, and failures (a trapping job, a closed pool, bad settings) give PerceiverErrors, not hangs.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { PerceiverError } from "../src/errors.js";
+import {
+  ensureThreads, getThreads, linear, matmul, matmulTransB, packWeight, setBackend, setThreads,
+} from "../src/tensor/gemm.js";
+import { Code, F32, I32, wasmModule } from "../src/tensor/wasm/assembler.js";
+import { setWasmSplitThreshold, wasmSplitBlocks, wasmThreads } from "../src/tensor/wasm/gemm-wasm.js";
+import { ThreadPool, availableCores, threadsUnavailableReason } from "../src/tensor/wasm/threads.js";
+
+const SENTINEL = 777.25;
+
+function rand(n: number, seed: number): Float32Array {
+  const x = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    x[i] = s / 2 ** 31 - 1;
+  }
+  return x;
+}
+
+/** Runs the three products on one problem; returns their outputs (sentinel-filled, larger than the region). */
+function products(m: number, n: number, k: number, seed: number): Float32Array[] {
+  const a = rand(3 + m * (k + 2), seed), w = rand(n * k, seed + 1), bias = rand(n, seed + 2);
+  const bT = rand(1 + n * (k + 1), seed + 3), b = rand(2 + k * (n + 3), seed + 4);
+  const o1 = new Float32Array(m * n + 3).fill(SENTINEL);
+  const o2 = new Float32Array(5 + m * (n + 1)).fill(SENTINEL);
+  const o3 = new Float32Array(m * (n + 2) + 1).fill(SENTINEL);
+  const aDense = a.subarray(3, 3 + m * k);
+  linear(aDense, packWeight(w, n, k), bias, o1, m);
+  matmulTransB(m, n, k, a, 3, k + 2, bT, 1, k + 1, o2, 5, n + 1, 0.37);
+  matmul(m, n, k, a, 3, k + 2, b, 2, n + 3, o3, 0, n + 2);
+  return [o1, o2, o3];
+}
+
+function bitDiffs(x: Float32Array, y: Float32Array): number {
+  let d = 0;
+  for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) d++;
+  return d;
+}
+
+const SHAPES: [number, number, number][] = [
+  [1, 9, 5], [7, 17, 33], [13, 129, 300], [129, 13, 515], [37, 1000, 322], [300, 64, 1030], [5, 8, 7], [64, 130, 1],
+];
+
+describe("thread pool of the wasm backend", () => {
+  let defaultSplit = 0;
+  beforeAll(() => {
+    setBackend("wasm");
+    defaultSplit = setWasmSplitThreshold(0); // split every block, however small
+  });
+  afterAll(async () => {
+    setWasmSplitThreshold(defaultSplit);
+    await setThreads(1);
+  });
+
+  it("runs here (Node >= 20.16 with SharedArrayBuffer)", () => {
+    expect(threadsUnavailableReason()).toBeNull();
+    expect(availableCores()).toBeGreaterThanOrEqual(1);
+  });
+
+  it("products on 2 and 3 threads are bit-identical to 1 thread on odd shapes and write only their region", async () => {
+    await setThreads(1);
+    const single = SHAPES.map(([m, n, k], i) => products(m, n, k, 10 * i));
+    for (const threads of [2, 3]) {
+      await setThreads(threads);
+      expect(getThreads()).toBe(threads);
+      const before = wasmSplitBlocks();
+      SHAPES.forEach(([m, n, k], i) => {
+        const multi = products(m, n, k, 10 * i);
+        for (let p = 0; p < 3; p++) {
+          expect(bitDiffs(multi[p], single[i][p]), `threads=${threads} m=${m} n=${n} k=${k} product ${p}`).toBe(0);
+        }
+      });
+      expect(wasmSplitBlocks() - before).toBeGreaterThan(SHAPES.length); // the workers did take part
+    }
+    // the sentinels around each region survived (stray writes by a worker would change them)
+    for (const outs of single) for (const o of outs) expect(o.includes(SENTINEL)).toBe(true);
+  });
+
+  it("the memory grows while workers are attached (a large product after small ones)", async () => {
+    await setThreads(2);
+    const [small] = products(3, 9, 5, 1);
+    const [big] = products(700, 1030, 1100, 2);
+    await setThreads(1);
+    const [big1] = products(700, 1030, 1100, 2);
+    const [small1] = products(3, 9, 5, 1);
+    expect(bitDiffs(big, big1)).toBe(0);
+    expect(bitDiffs(small, small1)).toBe(0);
+  });
+
+  it("setThreads refuses bad counts with INPUT_INVALID and keeps the previous setting", async () => {
+    await setThreads(2);
+    for (const bad of [0, -1, 1.5, 65, Number.NaN]) {
+      await expect(setThreads(bad)).rejects.toMatchObject({ name: "PerceiverError", code: "INPUT_INVALID" });
+    }
+    expect(getThreads()).toBe(2);
+  });
+
+  it("the ts backend reports 1 thread; switching back to wasm uses the pool again", async () => {
+    await setThreads(2);
+    setBackend("ts");
+    expect(getThreads()).toBe(1);
+    setBackend("wasm");
+    expect(getThreads()).toBe(2);
+    expect(wasmThreads()).toBe(2);
+  });
+});
+
+describe("ThreadPool", () => {
+  /** A module on a shared memory: trap(addr) loads from addr (out of bounds traps), put(addr, v) stores v. */
+  function testModule(): { module: WebAssembly.Module; memory: WebAssembly.Memory; self: ((...a: number[]) => unknown)[] } {
+    const trap = new Code([I32]);
+    trap.get(0).f32Load(0).drop();
+    const put = new Code([I32, F32]);
+    put.get(0).get(1).f32Store(0);
+    const bytes = wasmModule({ memoryMinPages: 1, sharedMaxPages: 4, functions: [{ name: "trap", code: trap }, { name: "put", code: put }] });
+    const module = new WebAssembly.Module(bytes);
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 4, shared: true });
+    const e = new WebAssembly.Instance(module, { env: { memory } }).exports;
+    return { module, memory, self: [e.trap as never, e.put as never] };
+  }
+
+  it("runs each job on its own thread and returns when all are done", async () => {
+    const { module, memory, self } = testModule();
+    const pool = await ThreadPool.create(3, module, memory, ["trap", "put"]);
+    try {
+      const view = new Float32Array(memory.buffer);
+      pool.run([{ fn: 1, args: [0, 11] }, { fn: 1, args: [4, 22] }, { fn: 1, args: [8, 33] }], self);
+      expect([view[0], view[1], view[2]]).toEqual([11, 22, 33]);
+      pool.run([null, null, { fn: 1, args: [8, 44] }], self); // idle threads are fine
+      expect(view[2]).toBe(44);
+    } finally {
+      pool.close();
+    }
+  });
+
+  it("a job that traps in a worker throws THREADS, and the pool keeps working", async () => {
+    const { module, memory, self } = testModule();
+    const pool = await ThreadPool.create(2, module, memory, ["trap", "put"]);
+    try {
+      expect(() => pool.run([{ fn: 1, args: [0, 5] }, { fn: 0, args: [1 << 30] }], self)).toThrow(
+        expect.objectContaining({ name: "PerceiverError", code: "THREADS" }),
+      );
+      pool.run([null, { fn: 1, args: [12, 99] }], self);
+      expect(new Float32Array(memory.buffer)[3]).toBe(99);
+      // the caller's own share trapping is rethrown as it is, after the workers finished
+      expect(() => pool.run([{ fn: 0, args: [1 << 30] }, { fn: 1, args: [16, 7] }], self)).toThrow(WebAssembly.RuntimeError);
+      expect(new Float32Array(memory.buffer)[4]).toBe(7);
+    } finally {
+      pool.close();
+    }
+  });
+
+  it("a closed pool refuses jobs with THREADS", async () => {
+    const { module, memory, self } = testModule();
+    const pool = await ThreadPool.create(2, module, memory, ["trap", "put"]);
+    pool.close();
+    pool.close(); // idempotent
+    expect(() => pool.run([null, { fn: 1, args: [0, 1] }], self)).toThrow(expect.objectContaining({ code: "THREADS" }));
+  });
+
+  it("a module the workers cannot instantiate fails create with THREADS", async () => {
+    const { module } = testModule();
+    const unshared = new WebAssembly.Memory({ initial: 1 }); // the module imports a shared memory
+    await expect(ThreadPool.create(2, module, unshared as WebAssembly.Memory, ["trap"])).rejects.toMatchObject({ code: "THREADS" });
+  });
+});
+
+describe("default thread count", () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    vi.resetModules();
+  });
+
+  const fresh = async (env: string | undefined) => {
+    vi.resetModules();
+    if (env !== undefined) vi.stubEnv("PERCEIVER_THREADS", env);
+    return import("../src/tensor/gemm.js");
+  };
+
+  it("PERCEIVER_THREADS=1 keeps one thread; =2 starts a worker on the first forward (ensureThreads)", async () => {
+    const g1 = await fresh("1");
+    await g1.ensureThreads();
+    expect(g1.getThreads()).toBe(1);
+    const g2 = await fresh("2");
+    expect(g2.getThreads()).toBe(1); // nothing started at import
+    await g2.ensureThreads();
+    expect(g2.getThreads()).toBe(2);
+    await g2.setThreads(1);
+  });
+
+  it("a bad PERCEIVER_THREADS warns and falls back to the available cores", async () => {
+    const warn = vi.spyOn(process, "emitWarning").mockImplementation(() => {});
+    const g = await fresh("lots");
+    expect(warn).toHaveBeenCalledWith(expect.stringContaining("PERCEIVER_THREADS=lots ignored"));
+    await g.ensureThreads();
+    expect(g.getThreads()).toBe(Math.min(64, availableCores()));
+    await g.setThreads(1);
+    warn.mockRestore();
+  });
+
+  it("ensureThreads after setThreads keeps the explicit choice", async () => {
+    await setThreads(1);
+    await ensureThreads();
+    expect(getThreads()).toBe(1);
+  });
+});
