@@ -10,7 +10,7 @@ import {
 } from "../src/tensor/gemm.js";
 import { Code, F32, I32, wasmModule } from "../src/tensor/wasm/assembler.js";
 import { setWasmSplitThreshold, wasmSplitBlocks, wasmThreads } from "../src/tensor/wasm/gemm-wasm.js";
-import { ThreadPool, availableCores, threadsUnavailableReason } from "../src/tensor/wasm/threads.js";
+import { MAX_JOBS, ThreadPool, availableCores, threadsUnavailableReason } from "../src/tensor/wasm/threads.js";
 
 const SENTINEL = 777.25;
 
@@ -126,32 +126,38 @@ describe("ThreadPool", () => {
     return { module, memory, self: [e.trap as never, e.put as never] };
   }
 
-  it("runs each job on its own thread and returns when all are done", async () => {
+  it("runs every job of a round, on whichever thread takes it, and returns when all are done", async () => {
     const { module, memory, self } = testModule();
     const pool = await ThreadPool.create(3, module, memory, ["trap", "put"]);
     try {
       const view = new Float32Array(memory.buffer);
-      pool.run([{ fn: 1, args: [0, 11] }, { fn: 1, args: [4, 22] }, { fn: 1, args: [8, 33] }], self);
-      expect([view[0], view[1], view[2]]).toEqual([11, 22, 33]);
-      pool.run([null, null, { fn: 1, args: [8, 44] }], self); // idle threads are fine
-      expect(view[2]).toBe(44);
+      for (let round = 0; round < 200; round++) {
+        const count = 1 + (round % MAX_JOBS);
+        pool.run(Array.from({ length: count }, (_, j) => ({ fn: 1, args: [4 * j, round * 100 + j] })), self);
+        for (let j = 0; j < count; j++) expect(view[j]).toBe(round * 100 + j);
+      }
+      pool.run([], self); // an empty round is fine
+      expect(() => pool.run(Array.from({ length: MAX_JOBS + 1 }, () => ({ fn: 1, args: [0, 0] })), self)).toThrow(
+        expect.objectContaining({ code: "THREADS" }),
+      );
     } finally {
       pool.close();
     }
   });
 
-  it("a job that traps in a worker throws THREADS, and the pool keeps working", async () => {
+  it("a job that traps throws THREADS after the others finished, and the pool keeps working", async () => {
     const { module, memory, self } = testModule();
     const pool = await ThreadPool.create(2, module, memory, ["trap", "put"]);
     try {
-      expect(() => pool.run([{ fn: 1, args: [0, 5] }, { fn: 0, args: [1 << 30] }], self)).toThrow(
-        expect.objectContaining({ name: "PerceiverError", code: "THREADS" }),
-      );
-      pool.run([null, { fn: 1, args: [12, 99] }], self);
-      expect(new Float32Array(memory.buffer)[3]).toBe(99);
-      // the caller's own share trapping is rethrown as it is, after the workers finished
-      expect(() => pool.run([{ fn: 0, args: [1 << 30] }, { fn: 1, args: [16, 7] }], self)).toThrow(WebAssembly.RuntimeError);
-      expect(new Float32Array(memory.buffer)[4]).toBe(7);
+      const view = new Float32Array(memory.buffer);
+      for (let round = 0; round < 20; round++) {
+        const jobs = Array.from({ length: 8 }, (_, j) => ({ fn: 1, args: [4 * j, round + j] }));
+        jobs[round % 8] = { fn: 0, args: [1 << 30] }; // out of bounds: traps on whichever thread runs it
+        expect(() => pool.run(jobs, self)).toThrow(expect.objectContaining({ name: "PerceiverError", code: "THREADS" }));
+        for (let j = 0; j < 8; j++) if (j !== round % 8) expect(view[j]).toBe(round + j);
+      }
+      pool.run([{ fn: 1, args: [12, 99] }], self);
+      expect(view[3]).toBe(99);
     } finally {
       pool.close();
     }
@@ -162,7 +168,7 @@ describe("ThreadPool", () => {
     const pool = await ThreadPool.create(2, module, memory, ["trap", "put"]);
     pool.close();
     pool.close(); // idempotent
-    expect(() => pool.run([null, { fn: 1, args: [0, 1] }], self)).toThrow(expect.objectContaining({ code: "THREADS" }));
+    expect(() => pool.run([{ fn: 1, args: [0, 1] }], self)).toThrow(expect.objectContaining({ code: "THREADS" }));
   });
 
   it("a module the workers cannot instantiate fails create with THREADS", async () => {

@@ -25,15 +25,15 @@
  *
  * Threads (`startWasmThreads`): the memory becomes a shared WebAssembly.Memory (maximum MAX_SHARED_PAGES) that
  * every worker of a ThreadPool (threads.ts) instantiates the same module on. The calling thread stages A and B as
- * above; each `block` call is then split by columns: thread t computes the 8-column pairs [p0, p1) of the block
- * for all rows, on its own slices of B, bias, C and the result (disjoint), reading the shared A. Each output
+ * above; each `block` call is then cut by columns into jobs: a job computes the 8-column pairs [p0, p1) of the
+ * block for all rows, on its own slices of B, bias, C and the result (disjoint), reading the shared A. Each output
  * element is still one thread's same sum in the same order, so results are bit-identical for any thread count.
  * Blocks under MIN_SPLIT_FLOP run on the calling thread alone (waking a worker costs tens of microseconds).
  */
 import {
   A_STRIDE, KC, MR, NR, gemmKernelModule, type BlockFn, type KernelOptions, type PanelizeFn, type TransposeFn,
 } from "./gemm-kernel.js";
-import { ThreadPool, type Job } from "./threads.js";
+import { MAX_JOBS, ThreadPool, type Job } from "./threads.js";
 
 /** B layouts (same meaning as in gemm.ts). */
 export const B_PACKED = 0; // b is a PackedWeight's data: panels of 4 columns [ceil(N/4)][K][4]
@@ -51,6 +51,8 @@ const PAGE = 65536;
 const MAX_SHARED_PAGES = 16384;
 /** Smallest block (floating-point operations) worth splitting across threads. */
 const MIN_SPLIT_FLOP = 1 << 21;
+/** Jobs per thread a split block is cut into (load balancing; each job costs ~1 µs to hand out). */
+const JOBS_PER_THREAD = 4;
 /** Exports the pool's workers may call, by index. */
 const EXPORTS = ["block", "transpose", "panelize"];
 const BLOCK = 0;
@@ -192,31 +194,30 @@ export function wasmThreads(): number {
 }
 
 /**
- * block(...) over `pairs` 8-column pairs, split by columns across the pool's threads when it is big enough.
- * Thread t gets pairs [p0, p1): its B panels, bias, C and result columns start p0·NR columns in.
+ * block(...) over `pairs` 8-column pairs, cut by columns into jobs for the pool's threads when it is big enough:
+ * about JOBS_PER_THREAD jobs per thread, so a thread that runs slower (or starts later) takes fewer of them.
+ * The job for pairs [p0, p1) reads its B panels, bias, C and result columns p0·NR columns in.
  */
 function runBlock(
   w: Instance, a: number, b: number, panel: number, bias: number, c: number, ldc: number, out: number, ldo: number,
   tiles: number, pairs: number, kc: number, accumulate: number, finish: number, alpha: number,
 ): void {
   const pool = w.pool;
-  const threads = pool === null ? 1 : Math.min(pool.threads, pairs);
-  if (threads <= 1 || 2 * tiles * MR * pairs * NR * kc < minSplitFlop) {
+  if (pool === null || pairs < 2 || 2 * tiles * MR * pairs * NR * kc < minSplitFlop) {
     w.block(a, b, panel, bias, c, ldc, out, ldo, tiles, pairs, kc, accumulate, finish, alpha);
     return;
   }
-  const jobs: (Job | null)[] = [];
-  const per = Math.ceil(pairs / threads);
-  for (let t = 0; t < pool!.threads; t++) {
-    const p0 = Math.min(pairs, t * per);
+  const per = Math.ceil(pairs / Math.min(pairs, pool.threads * JOBS_PER_THREAD, MAX_JOBS));
+  const jobs: Job[] = [];
+  for (let p0 = 0; p0 < pairs; p0 += per) {
     const p1 = Math.min(pairs, p0 + per);
-    jobs.push(p1 > p0 ? { fn: BLOCK, args: [
+    jobs.push({ fn: BLOCK, args: [
       a, b + p0 * 2 * panel, panel, bias + p0 * NR * 8, c + p0 * NR * 8, ldc, out + p0 * NR * 4, ldo,
       tiles, p1 - p0, kc, accumulate, finish, alpha,
-    ] } : null);
+    ] });
   }
   splitBlocks++;
-  pool!.run(jobs, w.fns);
+  pool.run(jobs, w.fns);
 }
 
 /** Grows the memory to at least `bytes`; false when the engine refuses (the caller falls back to TypeScript). */

@@ -1,26 +1,34 @@
 /**
  * A pool of worker threads that run exported functions of one WebAssembly module on one shared memory, called
- * synchronously: the calling thread hands each worker a function and its arguments, runs its own share, then
- * blocks (Atomics.wait) until every worker is done. It knows nothing of GEMM; gemm-wasm.ts decides the split.
+ * synchronously: the calling thread posts a list of jobs (a function and its arguments each), every thread
+ * (the caller too) takes the next job from the list until none is left (an atomic counter, so a slower thread
+ * simply takes fewer), and the caller returns once all are done. It knows nothing of GEMM; gemm-wasm.ts decides
+ * how to cut a product into jobs.
  *
  *  - Node: `worker_threads` (reached through process.getBuiltinModule, Node >= 20.16, so bundlers see no import).
  *    Browsers: Web Workers from a Blob URL, only where `crossOriginIsolated` (SharedArrayBuffer) holds and the
  *    calling thread may block (a Web Worker, not the page's main thread).
  *  - Every worker instantiates the same compiled module on the same shared WebAssembly.Memory, so a pointer means
- *    the same bytes in every thread. Workers sleep in Atomics.wait between jobs and never return to their event
- *    loop; they are unref'd in Node, so an idle pool does not keep the process alive.
- *  - Control block (a SharedArrayBuffer): Int32 [0] job sequence number, [1] workers done with the current job,
- *    [2] error flag, [3] stop flag; then one slot of SLOT float64 per worker: [function index, args...].
+ *    the same bytes in every thread. Between jobs workers poll for a short while (SPIN), then sleep in
+ *    Atomics.wait; they never return to their event loop, and are unref'd in Node, so an idle pool does not keep
+ *    the process alive. The caller polls the same way before it sleeps waiting for the workers.
+ *  - Control block (a SharedArrayBuffer): Int32 [0] round number, [1] workers done with the current round,
+ *    [2] error flag, [3] stop flag, [4] jobs in the round, [5] next job to take; then MAX_JOBS slots of SLOT
+ *    float64: [function index, args...].
  *  - Creating the pool is asynchronous (workers start and compile in parallel); running a job is synchronous.
  */
 import { PerceiverError } from "../../errors.js";
 
-/** Float64 values per worker slot: the function index and up to SLOT - 1 arguments. */
+/** Float64 values per job slot: the function index and up to SLOT - 1 arguments. */
 const SLOT = 16;
+/** Most jobs in one round. */
+export const MAX_JOBS = 64;
 /** Byte offset of the slots in the control block. */
 const SLOTS_AT = 64;
 /** A worker that has not answered after this long is taken for dead (a job lasts milliseconds). */
 const JOB_TIMEOUT_MS = 60_000;
+/** Polls (Atomics.load) a waiting thread makes before it sleeps in Atomics.wait: roughly 50-200 µs. */
+const SPIN = 20_000;
 /** Starting workers (spawn + compile) may take this long before the pool gives up. */
 const START_TIMEOUT_MS = 30_000;
 
@@ -45,20 +53,24 @@ const onInit = (d) => {
     return;
   }
   const ctl = new Int32Array(d.control);
-  const job = new Float64Array(d.control, d.slotsAt + d.index * d.slot * 8, d.slot);
-  // read the sequence number before announcing readiness: a job posted right after "ready" must not be missed
+  const slots = new Float64Array(d.control, d.slotsAt, d.maxJobs * d.slot);
+  // read the round number before announcing readiness: a round posted right after "ready" must not be missed
   let seq = Atomics.load(ctl, 0);
   send({ ready: true });
   for (;;) {
+    // spin a little first: rounds of one product come back to back, and waking a sleeping thread costs ~100 µs
+    for (let i = 0; i < d.spin && Atomics.load(ctl, 0) === seq; i++);
     Atomics.wait(ctl, 0, seq);
     if (Atomics.load(ctl, 3) !== 0) return;
     const now = Atomics.load(ctl, 0);
     if (now === seq) continue;
     seq = now;
-    const f = job[0] >= 0 ? fns[job[0]] : null;
-    if (f) {
+    const count = Atomics.load(ctl, 4);
+    for (let j = Atomics.add(ctl, 5, 1); j < count; j = Atomics.add(ctl, 5, 1)) {
+      const o = j * d.slot;
       try {
-        f(job[1], job[2], job[3], job[4], job[5], job[6], job[7], job[8], job[9], job[10], job[11], job[12], job[13], job[14], job[15]);
+        fns[slots[o]](slots[o + 1], slots[o + 2], slots[o + 3], slots[o + 4], slots[o + 5], slots[o + 6], slots[o + 7],
+          slots[o + 8], slots[o + 9], slots[o + 10], slots[o + 11], slots[o + 12], slots[o + 13], slots[o + 14], slots[o + 15]);
       } catch (e) {
         Atomics.store(ctl, 2, 1);
       }
@@ -141,7 +153,7 @@ export class ThreadPool {
     const why = threadsUnavailableReason();
     if (why) throw new PerceiverError("CONFIG_UNSUPPORTED", `worker threads are not available: ${why}`);
     const n = threads - 1;
-    const control = new SharedArrayBuffer(SLOTS_AT + Math.max(1, n) * SLOT * 8);
+    const control = new SharedArrayBuffer(SLOTS_AT + MAX_JOBS * SLOT * 8);
     const workers: AnyWorker[] = [];
     const started: Promise<void>[] = [];
     try {
@@ -150,7 +162,7 @@ export class ThreadPool {
         workers.push(worker);
         ready.catch(() => {}); // a worker stopped after a failure elsewhere rejects late: not unhandled
         started.push(ready);
-        worker.postMessage({ module, memory, names, control, index: i, workers: n, slot: SLOT, slotsAt: SLOTS_AT });
+        worker.postMessage({ module, memory, names, control, workers: n, slot: SLOT, slotsAt: SLOTS_AT, maxJobs: MAX_JOBS, spin: SPIN });
       }
       await withTimeout(Promise.all(started), START_TIMEOUT_MS, "worker threads did not start");
     } catch (e) {
@@ -162,39 +174,48 @@ export class ThreadPool {
   }
 
   /**
-   * Runs jobs[0] on the calling thread (through `self`, the caller's own export functions) and jobs[i] on
-   * worker i - 1 (a null job leaves that worker idle), and returns when all are done. Throws if a job threw.
+   * Runs every job (at most MAX_JOBS, each on whichever thread takes it first, the caller included; `self` are
+   * the caller's own export functions) and returns when all are done. Jobs must not depend on each other's
+   * order. Throws a PerceiverError (THREADS) if any job threw, after all of them finished.
    */
-  run(jobs: (Job | null)[], self: ((...args: number[]) => unknown)[]): void {
+  run(jobs: Job[], self: ((...args: number[]) => unknown)[]): void {
     if (this.closed) throw new PerceiverError("THREADS", "thread pool used after close()");
+    if (jobs.length > MAX_JOBS) throw new PerceiverError("THREADS", `at most ${MAX_JOBS} jobs per round, got ${jobs.length}`);
     const n = this.workers.length;
-    for (let i = 0; i < n; i++) {
-      const job = jobs[i + 1] ?? null;
-      const o = i * SLOT;
-      this.slots[o] = job ? job.fn : -1;
-      if (job) for (let a = 0; a < job.args.length; a++) this.slots[o + 1 + a] = job.args[a];
+    const slots = this.slots;
+    for (let j = 0; j < jobs.length; j++) {
+      const o = j * SLOT;
+      slots[o] = jobs[j].fn;
+      const args = jobs[j].args;
+      for (let a = 0; a < args.length; a++) slots[o + 1 + a] = args[a];
     }
     const ctl = this.ctl;
     Atomics.store(ctl, 1, 0);
     Atomics.store(ctl, 2, 0);
+    Atomics.store(ctl, 4, jobs.length);
+    Atomics.store(ctl, 5, 0);
     Atomics.add(ctl, 0, 1);
     Atomics.notify(ctl, 0);
     let failure: unknown = null;
-    const mine = jobs[0];
-    try {
-      if (mine) self[mine.fn](...mine.args);
-    } catch (e) {
-      failure = e;
+    for (let j = Atomics.add(ctl, 5, 1); j < jobs.length; j = Atomics.add(ctl, 5, 1)) {
+      try {
+        self[jobs[j].fn](...jobs[j].args);
+      } catch (e) {
+        failure = e;
+      }
     }
-    // wait for every worker even if our share failed: they are still writing into the shared memory
+    // wait for every worker even if a job failed: they may still be writing into the shared memory
+    for (let i = 0; i < SPIN && Atomics.load(ctl, 1) !== n; i++);
     for (let done = Atomics.load(ctl, 1); done !== n; done = Atomics.load(ctl, 1)) {
       if (Atomics.wait(ctl, 1, done, JOB_TIMEOUT_MS) === "timed-out" && Atomics.load(ctl, 1) === done) {
         this.close();
         throw new PerceiverError("THREADS", `a worker thread did not finish its job within ${JOB_TIMEOUT_MS / 1000} s; threads are stopped`);
       }
     }
-    if (failure) throw failure;
-    if (Atomics.load(ctl, 2) !== 0) throw new PerceiverError("THREADS", "a worker thread's job threw (see the worker's error)");
+    if (failure !== null || Atomics.load(ctl, 2) !== 0) {
+      const why = failure !== null ? `: ${(failure as Error).message ?? failure}` : " on a worker thread";
+      throw new PerceiverError("THREADS", `a job failed${why}`, failure !== null ? { cause: failure } : undefined);
+    }
   }
 
   /** Stops the workers (idempotent). */
