@@ -16,7 +16,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { PerceiverError } from "../src/errors.js";
 import {
-  getBackend, linear, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, packWeight,
+  getBackend, linear, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, matmulTransBSoftmax,
+  matmulTransBSoftmaxNaive, packWeight,
   releaseGemmScratch, setBackend,
 } from "../src/tensor/gemm.js";
 import { Code, I32, sleb, uleb, wasmModule } from "../src/tensor/wasm/assembler.js";
@@ -357,9 +358,12 @@ describe("wasm backend", () => {
 });
 
 describe("relaxed-SIMD (fma) kernel", () => {
-  // Node 20 has Relaxed SIMD only behind a flag: run the products in a child process that has it. Where the
-  // engine has it anyway (Node 22+), every test above already ran the fma kernel.
-  it.skipIf(wasmGemmKernel() === "fma")("matches the naive twins (child process with --experimental-wasm-relaxed-simd)", () => {
+  // Every test above ran the kernel this process picked: "fma" (f32x4.relaxed_madd; on Node 20 gemm-wasm.ts turns
+  // V8's --experimental-wasm-relaxed-simd on itself). The plain mul-add kernel, used where Relaxed SIMD is missing
+  // (or with PERCEIVER_WASM_FMA=0 on Node 20), runs the same products in a child process here.
+  it("the kernel in use is fma here; mul-add (child process, PERCEIVER_WASM_FMA=0) also matches the naive twins", () => {
+    expect(wasmGemmKernel()).toBe("fma");
+    const nodeMajor = Number(process.versions.node.split(".")[0]);
     const dir = mkdtempSync(join(tmpdir(), "perceiver-fma-"));
     const src = (f: string) => JSON.stringify(pathToFileURL(join(ROOT, "src/tensor", f)).href);
     const script = `
@@ -391,19 +395,73 @@ describe("relaxed-SIMD (fma) kernel", () => {
     try {
       const file = join(dir, "fma-check.mjs");
       writeFileSync(file, script);
-      const r = spawnSync(process.execPath, ["--experimental-wasm-relaxed-simd", "--import", "tsx", file], {
-        cwd: ROOT, encoding: "utf8", env: { ...process.env, PERCEIVER_BACKEND: "" },
+      const r = spawnSync(process.execPath, ["--import", "tsx", file], {
+        cwd: ROOT, encoding: "utf8", env: { ...process.env, PERCEIVER_BACKEND: "", PERCEIVER_WASM_FMA: "0" },
       });
       expect(r.status, r.stderr).toBe(0);
       const result = JSON.parse(r.stdout.trim().split("\n").pop()!);
-      expect(result.kernel).toBe("fma");
+      expect(result.kernel).toBe(nodeMajor < 22 ? "mul-add" : "fma"); // Node 22+ has Relaxed SIMD on by default
       expect(result.backend).toBe("wasm");
-      console.log(`fma kernel in a child process: worst |got - want| / (1e-5·(1 + Σ|terms|)) = ${result.worst.toExponential(2)}`);
+      console.log(`${result.kernel} kernel in a child process: worst |got - want| / (1e-5·(1 + Σ|terms|)) = ${result.worst.toExponential(2)}`);
       expect(result.worst).toBeGreaterThan(0); // it did compute something
       expect(result.worst).toBeLessThanOrEqual(1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("matmulTransBSoftmax (attention probabilities)", () => {
+  afterAll(() => setBackend("wasm"));
+  // scores within ~2e-6·Σ|terms| (the GEMM bound) move a probability by about that much, relatively
+  const check = (got: Float32Array, want: Float32Array, what: string) => {
+    for (let i = 0; i < want.length; i++) {
+      expect(Math.abs(got[i] - want[i]), `${what} [${i}]`).toBeLessThanOrEqual(1e-4 * Math.abs(want[i]) + 1e-7);
+    }
+  };
+  for (const backend of ["wasm", "ts"] as const) {
+    it(`${backend}: matches its naive twin on odd shapes, strided, rows summing to 1`, () => {
+      setBackend(backend);
+      let seed = 300;
+      for (const m of [1, 3, 13, 129]) for (const n of [1, 3, 7, 130, 3025]) for (const k of [1, 7, 33, 515]) {
+        if (m * n * k > 4e6) continue;
+        const s = strided(m, n, k, true);
+        const a = rand(s.aOff + m * s.lda + 3, seed++), b = rand(s.bOff + n * s.ldb + 3, seed++);
+        const size = s.oOff + m * s.ldo + 4;
+        const got = filled(size), want = filled(size);
+        matmulTransBSoftmax(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, got, s.oOff, s.ldo, 0.1);
+        matmulTransBSoftmaxNaive(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, want, s.oOff, s.ldo, 0.1);
+        expectOnlyRegionWritten(got, m, n, s.oOff, s.ldo);
+        check(got, want, `m=${m} n=${n} k=${k}`);
+        for (let i = 0; i < m; i++) {
+          let sum = 0;
+          for (let j = 0; j < n; j++) sum += got[s.oOff + i * s.ldo + j];
+          expect(Math.abs(sum - 1)).toBeLessThan(1e-5);
+        }
+      }
+    });
+  }
+  it("wasm: rows wider than one column block fall back to the TypeScript softmax after the product", () => {
+    setBackend("wasm");
+    const m = 5, n = 9000, k = 300;
+    const a = rand(m * k, 1), b = rand(n * k, 2);
+    const got = new Float32Array(m * n), want = new Float32Array(m * n);
+    matmulTransBSoftmax(m, n, k, a, 0, k, b, 0, k, got, 0, n, 0.1);
+    matmulTransBSoftmaxNaive(m, n, k, a, 0, k, b, 0, k, want, 0, n, 0.1);
+    check(got, want, "wide rows");
+  });
+  it("wasm: a row of -inf scores gives NaN like softmaxRows and torch; large scores do not overflow", () => {
+    setBackend("wasm");
+    const k = 2, n = 6;
+    const a = new Float32Array([1, 0, -Infinity, 0, 500, 0]); // row 1: all -inf (times finite b > 0)
+    const b = new Float32Array([1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0]);
+    const got = new Float32Array(3 * n), want = new Float32Array(3 * n);
+    matmulTransBSoftmax(3, n, k, a, 0, k, b, 0, k, got, 0, n, 1);
+    matmulTransBSoftmaxNaive(3, n, k, a, 0, k, b, 0, k, want, 0, n, 1);
+    expect(got.subarray(n, 2 * n).every(Number.isNaN)).toBe(true);
+    check(got.subarray(0, n), want.subarray(0, n), "row 0");
+    check(got.subarray(2 * n), want.subarray(2 * n), "row 2 (scores up to 3000)");
+    expect(got[3 * n - 1]).toBe(1);
   });
 });
 

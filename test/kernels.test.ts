@@ -1,7 +1,8 @@
 /** Elementwise, normalization, softmax, convolution and pooling kernels against straightforward references. */
 import { describe, expect, it } from "vitest";
-import { erf, gelu, relu } from "../src/tensor/activations.js";
-import { batchNorm2d, conv2d, maxPool2d } from "../src/tensor/conv.js";
+import { erf, erfFast, gelu, geluNaive, relu } from "../src/tensor/activations.js";
+import { batchNorm2d, conv2d, conv2dGemm, maxPool2d } from "../src/tensor/conv.js";
+import { getBackend, packWeight, setBackend } from "../src/tensor/gemm.js";
 import { layerNorm } from "../src/tensor/layernorm.js";
 import { softmaxRows } from "../src/tensor/softmax.js";
 import { fourierPositionEncoding, linspaceF32 } from "../src/perceiver/position-encoding.js";
@@ -47,6 +48,37 @@ describe("erf / gelu", () => {
     // torch.nn.functional.gelu(torch.tensor(1.0)) = 0.8413447460685429 (tanh approx would give 0.8411920)
     expect(Math.abs(out[5] - 0.8413447460685429)).toBeLessThan(1e-7);
     expect(out[8]).toBe(-0);
+  });
+  it("erfFast (GELU's) is within 4e-15 of erf on a dense sweep, odd at 0, exact at the edges", () => {
+    let worst = 0;
+    for (let i = -700_000; i <= 700_000; i++) {
+      const x = i * 1e-5 + (i % 7) * 1e-9; // off-grid points too
+      worst = Math.max(worst, Math.abs(erfFast(x) - erf(x)));
+    }
+    console.log(`max |erfFast - erf| on [-7, 7]: ${worst.toExponential(2)}`);
+    expect(worst).toBeLessThanOrEqual(4e-15);
+    expect(erfFast(0)).toBe(0);
+    expect(erfFast(6)).toBe(1);
+    expect(erfFast(-Infinity)).toBe(-1);
+    expect(erfFast(Number.NaN)).toBeNaN();
+    expect(erfFast(-1.25)).toBe(-erfFast(1.25));
+  });
+  // 1 + erf(x/√2) cancels for x << 0, so the bound has an absolute part: 0.5·|x|·4e-15 (the erfFast bound)
+  it("gelu matches its naive twin within 1 float32 ulp + 2e-15·|x| (almost always bit-identical)", () => {
+    const x = rand(1_000_000, 3).map((v) => v * 8);
+    x.set([0, -0, 1e-30, -1e-30, 3.4e38, -3.4e38, 5.999, -8.4853], 0);
+    const fast = new Float32Array(x.length), naive = new Float32Array(x.length);
+    gelu(x, fast, x.length);
+    geluNaive(x, naive, x.length);
+    let diffs = 0; // outside the cancelling tail
+    for (let i = 0; i < x.length; i++) {
+      if (Object.is(fast[i], naive[i])) continue;
+      if (Math.abs(naive[i]) > 1e-6) diffs++;
+      const ulp = Math.abs(Math.fround(naive[i] * (1 + 2 ** -23)) - naive[i]) || 2 ** -149;
+      expect(Math.abs(fast[i] - naive[i]), `x=${x[i]}`).toBeLessThanOrEqual(ulp + 2e-15 * Math.abs(x[i]));
+    }
+    console.log(`gelu vs geluNaive: ${diffs} of ${x.length} differ where |gelu| > 1e-6 (all within the bound)`);
+    expect(diffs).toBeLessThan(x.length / 1000);
   });
   it("relu", () => {
     const x = new Float32Array([-1, 0, 2]);
@@ -138,7 +170,35 @@ describe("conv2d / maxPool2d / batchNorm2d", () => {
         for (let i = 0; i < out.length; i++) expect(Math.abs(out[i] - ref.out[i])).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(ref.out[i])));
       }
     });
+    it(`conv2dGemm (im2col + linear) matches conv2d, ${c}x${h}x${w} -> ${o}, k${k} s${s}, on both backends`, () => {
+      const x = rand(c * h * w, 3), wt = rand(o * c * k * k, 4), bias = rand(o, 5);
+      const before = getBackend();
+      try {
+        for (const backend of ["ts", "wasm"] as const) {
+          setBackend(backend);
+          for (const b of [null, bias]) {
+            const twin = conv2dReference(x, c, h, w, wt, o, k, k, b, s, pad);
+            const out = new Float32Array(o * twin.ho * twin.wo + 3).fill(777);
+            conv2dGemm(x, c, h, w, packWeight(wt, o, c * k * k), k, k, b, { stride: s, pad }, out);
+            for (let i = 0; i < twin.out.length; i++) expect(Math.abs(out[i] - twin.out[i])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(twin.out[i])));
+            expect([...out.subarray(twin.out.length)]).toEqual([777, 777, 777]);
+          }
+        }
+      } finally {
+        setBackend(before);
+      }
+    });
   }
+  it("conv2dGemm over more than one im2col chunk (64x64 image, 3x3/1) matches conv2d", () => {
+    const c = 2, h = 70, w = 66, o = 5, k = 3;
+    const x = rand(c * h * w, 8), wt = rand(o * c * k * k, 9);
+    const twin = new Float32Array(o * 68 * 64), out = new Float32Array(twin.length);
+    conv2d(x, c, h, w, wt, o, k, k, null, { stride: 1, pad: [0, 0, 0, 0] }, twin);
+    conv2dGemm(x, c, h, w, packWeight(wt, o, c * k * k), k, k, null, { stride: 1, pad: [0, 0, 0, 0] }, out);
+    for (let i = 0; i < out.length; i++) expect(Math.abs(out[i] - twin[i])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(twin[i])));
+    expect(() => conv2dGemm(x, c, h, w, packWeight(wt, o, c * k * k), 5, 5, null, { stride: 1, pad: [0, 0, 0, 0] }, out))
+      .toThrow(expect.objectContaining({ code: "SHAPE_MISMATCH" }));
+  });
   it("maxPool2d 3x3/2 unpadded, floor mode", () => {
     const c = 2, h = 7, w = 8;
     const x = rand(c * h * w, 11);

@@ -1,5 +1,4 @@
-import { matmul, matmulTransB } from "../tensor/gemm.js";
-import { softmaxRows } from "../tensor/softmax.js";
+import { matmul, matmulTransBSoftmax } from "../tensor/gemm.js";
 import type { Linear } from "./linear.js";
 import type { Scratch } from "./scratch.js";
 
@@ -74,9 +73,8 @@ export class MultiHeadAttention {
           // the chunk's probabilities go straight into probs when it is requested
           const s = probs ?? scores!;
           const so = probs ? ((b * heads + h) * tq + r0) * tkv : 0;
-          // scores [rows, Tkv] = Q_h[r0 : r0+rows] [rows, dqk] · K_hᵀ, scaled
-          matmulTransB(rows, tkv, dqk, Q, (b * tq + r0) * qk + h * dqk, qk, K, h * dqk, qk, s, so, tkv, scale);
-          softmaxRows(s, so, rows, tkv, tkv);
+          // P [rows, Tkv] = softmax(Q_h[r0 : r0+rows] [rows, dqk] · K_hᵀ · scale) over each row
+          matmulTransBSoftmax(rows, tkv, dqk, Q, (b * tq + r0) * qk + h * dqk, qk, K, h * dqk, qk, s, so, tkv, scale);
           // context_h [rows, dv] = P [rows, Tkv] · V_h [Tkv, dv], written into its column block of context
           matmul(rows, dv, tkv, s, so, tkv, V, h * dv, v, context, (b * tq + r0) * v + h * dv, v);
         }

@@ -6,7 +6,8 @@
  */
 import { PerceiverError } from "../errors.js";
 import { relu } from "../tensor/activations.js";
-import { batchNorm2d, conv2d, conv2dOutputSize, maxPool2d } from "../tensor/conv.js";
+import { batchNorm2d, conv2dGemm, conv2dOutputSize, maxPool2d } from "../tensor/conv.js";
+import { packWeight, type PackedWeight } from "../tensor/gemm.js";
 import { fourierPositionEncoding } from "./position-encoding.js";
 import type { Preprocessor, PreprocessorOutput } from "./preprocessor.js";
 
@@ -32,8 +33,12 @@ export class ConvPreprocessor implements Preprocessor {
   readonly outChannels = CONV_OUT_CHANNELS;
   readonly numChannels = CONV_OUT_CHANNELS + FOURIER_CHANNELS;
   private posCache: { h: number; w: number; enc: Float32Array } | null = null;
+  /** convWeight [64, 3·7·7] packed once for conv2dGemm */
+  private readonly convPacked: PackedWeight;
 
-  constructor(readonly weights: ConvPreprocessorWeights) {}
+  constructor(readonly weights: ConvPreprocessorWeights) {
+    this.convPacked = packWeight(weights.convWeight, CONV_OUT_CHANNELS, this.inChannels * CONV_KERNEL * CONV_KERNEL);
+  }
 
   /** HF Conv2dSamePadding: ZeroPad2d(k//2 + (k - 2·(k//2)) - 1, k//2) per side = 3 on every side for k = 7. */
   static readonly PAD = Math.floor(CONV_KERNEL / 2) + (CONV_KERNEL - 2 * Math.floor(CONV_KERNEL / 2)) - 1;
@@ -77,7 +82,7 @@ export class ConvPreprocessor implements Preprocessor {
     const inputs = new Float32Array(batch * tokens * nc);
     for (let b = 0; b < batch; b++) {
       const x = pixels.subarray(b * c * h * w, (b + 1) * c * h * w);
-      conv2d(x, c, h, w, wt.convWeight, o, CONV_KERNEL, CONV_KERNEL, null, { stride: 2, pad: [pad, padAfter, pad, padAfter] }, conv);
+      conv2dGemm(x, c, h, w, this.convPacked, CONV_KERNEL, CONV_KERNEL, null, { stride: 2, pad: [pad, padAfter, pad, padAfter] }, conv);
       batchNorm2d(conv, o, ch * cw, wt.bnRunningMean, wt.bnRunningVar, wt.bnWeight, wt.bnBias, BN_EPS, conv);
       relu(conv, conv, conv.length);
       maxPool2d(conv, o, ch, cw, 3, 2, pooled);

@@ -36,6 +36,7 @@ import { PerceiverError } from "../errors.js";
 import {
   B_PACKED, B_PLAIN, B_TRANS, gemmWasm, releaseWasmGemm, startWasmThreads, wasmGemmSupported, wasmThreads,
 } from "./wasm/gemm-wasm.js";
+import { softmaxRows } from "./softmax.js";
 import { availableCores } from "./wasm/threads.js";
 
 /** A weight matrix w [N,K] (HF Linear layout) prepared once for `linear`. */
@@ -498,6 +499,40 @@ export function matmulTransB(
   checkOut("matmulTransB", m, n, ldo);
   if (backend === "wasm" && gemmWasm(B_TRANS, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, alpha)) return;
   gemm(B_TRANS, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, alpha);
+}
+
+/**
+ * a [M,K], b [N,K] -> out [M,N] = softmax over each row of alpha·(a · bᵀ)  (attention probabilities)
+ * The same as matmulTransB followed by softmaxRows. The wasm backend applies the softmax to each block of rows
+ * while it is still in wasm memory, split across the threads (see wasm/softmax-kernel.ts).
+ */
+export function matmulTransBSoftmax(
+  m: number, n: number, k: number,
+  a: Float32Array, aOff: number, lda: number,
+  b: Float32Array, bOff: number, ldb: number,
+  out: Float32Array, oOff: number, ldo: number,
+  alpha: number,
+): void {
+  checkDims("matmulTransBSoftmax", { m, n, k, aOff, lda, bOff, ldb, oOff, ldo });
+  checkRegion("matmulTransBSoftmax", "a", a, aOff, m, k, lda);
+  checkRegion("matmulTransBSoftmax", "b", b, bOff, n, k, ldb);
+  checkRegion("matmulTransBSoftmax", "out", out, oOff, m, n, ldo);
+  checkOut("matmulTransBSoftmax", m, n, ldo);
+  if (backend === "wasm" && gemmWasm(B_TRANS, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, alpha, true)) return;
+  gemm(B_TRANS, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, alpha);
+  softmaxRows(out, oOff, m, n, ldo);
+}
+
+// naive reference of matmulTransBSoftmax
+export function matmulTransBSoftmaxNaive(
+  m: number, n: number, k: number,
+  a: Float32Array, aOff: number, lda: number,
+  b: Float32Array, bOff: number, ldb: number,
+  out: Float32Array, oOff: number, ldo: number,
+  alpha: number,
+): void {
+  matmulTransBNaive(m, n, k, a, aOff, lda, b, bOff, ldb, out, oOff, ldo, alpha);
+  softmaxRows(out, oOff, m, n, ldo);
 }
 
 // naive reference of matmulTransB

@@ -122,11 +122,26 @@ export class Code {
   i32Mul(): this { return this.op(0x6c); }
   i32Shl(): this { return this.op(0x74); }
 
-  // f32
+  i32Sub(): this { return this.op(0x6b); }
+  i32And(): this { return this.op(0x71); }
+
+  // f32 / f64 scalars
   f32Const(v: number): this {
     const b = new Uint8Array(new Float32Array([v]).buffer);
     return this.op(0x43, ...b);
   }
+  f64Const(v: number): this {
+    const b = new Uint8Array(new Float64Array([v]).buffer);
+    return this.op(0x44, ...b);
+  }
+  f32Eq(): this { return this.op(0x5b); }
+  f32Max(): this { return this.op(0x97); }
+  f64Add(): this { return this.op(0xa0); }
+  f64Sub(): this { return this.op(0xa1); }
+  f64Mul(): this { return this.op(0xa2); }
+  f64Div(): this { return this.op(0xa3); }
+  f32DemoteF64(): this { return this.op(0xb6); }
+  f64PromoteF32(): this { return this.op(0xbb); }
 
   // SIMD (0xfd prefix)
   v128Load(offset = 0): this { return this.simd(0x00, ...this.memarg(16, offset)); }
@@ -137,6 +152,26 @@ export class Code {
     if (lanes.length !== 16) throw new RangeError("i8x16.shuffle takes 16 lane indices");
     return this.simd(0x0d, ...lanes);
   }
+  /** v128.const from two float64 lanes */
+  f64x2Const(a: number, b: number = a): this {
+    return this.simd(0x0c, ...new Uint8Array(new Float64Array([a, b]).buffer));
+  }
+  /** v128.const from two int64 lanes (|v| < 2^53) */
+  i64x2Const(a: number, b: number = a): this {
+    return this.simd(0x0c, ...new Uint8Array(new BigInt64Array([BigInt(a), BigInt(b)]).buffer));
+  }
+  f32x4ExtractLane(lane: number): this { return this.simd(0x1f, lane); }
+  f64x2ExtractLane(lane: number): this { return this.simd(0x21, lane); }
+  f32x4Max(): this { return this.simd(0xe9); }
+  f64x2Sub(): this { return this.simd(0xf1); }
+  f64x2Max(): this { return this.simd(0xf5); }
+  f64x2Nearest(): this { return this.simd(0x94); }
+  /** two f64 lanes -> i32 lanes 0, 1 (saturating), lanes 2, 3 zero */
+  i32x4TruncSatF64x2SZero(): this { return this.simd(0xfc); }
+  i64x2ExtendLowI32x4S(): this { return this.simd(0xc7); }
+  /** (v128, i32 shift) -> v128 */
+  i64x2Shl(): this { return this.simd(0xcb); }
+  i64x2Add(): this { return this.simd(0xce); }
   f32x4Splat(): this { return this.simd(0x13); }
   f64x2Splat(): this { return this.simd(0x14); }
   f32x4Add(): this { return this.simd(0xe4); }

@@ -1,7 +1,8 @@
 /**
  * The WebAssembly SIMD GEMM kernel, generated as bytes by the assembler in `assembler.ts` (no compiler, no
- * committed .wasm). The module imports `env.memory` and exports three functions (shape contracts below):
- * `block` (the product, 4x8 register tiles), `transpose` and `panelize` (B layouts -> 4-column panels).
+ * committed .wasm). The module imports `env.memory` and exports four functions (shape contracts below):
+ * `block` (the product, 4x8 register tiles), `transpose` and `panelize` (B layouts -> 4-column panels), and
+ * `softmax` (softmax-kernel.ts, for attention scores still in the result block).
  *
  * block computes a block of C = bias + A·B for `tiles` x 4 rows and `pairs` x 8 columns:
  *  - A (the activations) is staged by the driver as float32 rows with a FIXED stride of A_STRIDE floats, so the
@@ -27,6 +28,7 @@
  * Option `fma`: f32x4.relaxed_madd (Relaxed SIMD: fused or not, depending on the engine) instead of mul + add.
  */
 import { Code, F64, I32, V128, wasmModule } from "./assembler.js";
+import { expLanesCode, softmaxCode } from "./softmax-kernel.js";
 
 /** Rows per register tile. */
 export const MR = 4;
@@ -58,6 +60,9 @@ export type BlockFn = (
 /** Signature of the exported `transpose` function (see transposeCode). */
 export type TransposeFn = (src: number, lds: number, dst: number, panels: number, k4: number) => void;
 
+/** Signature of the exported `softmax` function (see softmax-kernel.ts). */
+export type SoftmaxFn = (p: number, rows: number, cols: number, ld: number) => void;
+
 /** Signature of the exported `panelize` function (see panelizeCode). */
 export type PanelizeFn = (src: number, lds: number, dst: number, panels: number, k: number) => void;
 
@@ -67,6 +72,8 @@ export function gemmKernelModule(opts: KernelOptions = {}): Uint8Array<ArrayBuff
     { name: "block", code: blockCode(opts) },
     { name: "transpose", code: transposeCode() },
     { name: "panelize", code: panelizeCode() },
+    { name: "softmax", code: softmaxCode(4) }, // softmax-kernel.ts: run on the result block in place
+    { name: "expLanes", code: expLanesCode() }, // function 4, called by softmax
   ] });
 }
 

@@ -31,8 +31,10 @@
  * Blocks under MIN_SPLIT_FLOP run on the calling thread alone (waking a worker costs tens of microseconds).
  */
 import {
-  A_STRIDE, KC, MR, NR, gemmKernelModule, type BlockFn, type KernelOptions, type PanelizeFn, type TransposeFn,
+  A_STRIDE, KC, MR, NR, gemmKernelModule, type BlockFn, type KernelOptions, type PanelizeFn, type SoftmaxFn,
+  type TransposeFn,
 } from "./gemm-kernel.js";
+import { softmaxRows } from "../softmax.js";
 import { MAX_JOBS, ThreadPool, type Job } from "./threads.js";
 
 /** B layouts (same meaning as in gemm.ts). */
@@ -54,14 +56,16 @@ const MIN_SPLIT_FLOP = 1 << 21;
 /** Jobs per thread a split block is cut into (load balancing; each job costs ~1 µs to hand out). */
 const JOBS_PER_THREAD = 4;
 /** Exports the pool's workers may call, by index. */
-const EXPORTS = ["block", "transpose", "panelize"];
+const EXPORTS = ["block", "transpose", "panelize", "softmax"];
 const BLOCK = 0;
+const SOFTMAX = 3;
 
 interface Instance {
   memory: WebAssembly.Memory;
   block: BlockFn;
   transpose: TransposeFn;
   panelize: PanelizeFn;
+  softmax: SoftmaxFn;
   f32: Float32Array;
   f64: Float64Array;
   /** worker threads sharing `memory` (null: this thread only) */
@@ -126,8 +130,8 @@ function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory, poo
   const fns = EXPORTS.map((n) => exports[n] as (...args: number[]) => unknown);
   return {
     memory, block: exports.block as BlockFn, transpose: exports.transpose as TransposeFn,
-    panelize: exports.panelize as PanelizeFn, f32: new Float32Array(memory.buffer), f64: new Float64Array(memory.buffer),
-    pool, fns,
+    panelize: exports.panelize as PanelizeFn, softmax: exports.softmax as SoftmaxFn,
+    f32: new Float32Array(memory.buffer), f64: new Float64Array(memory.buffer), pool, fns,
   };
 }
 
@@ -220,6 +224,20 @@ function runBlock(
   pool.run(jobs, w.fns);
 }
 
+/** softmax of `rows` rows of `cols` floats at byte address p (row stride ld bytes), split by rows across threads. */
+function runSoftmax(w: Instance, p: number, rows: number, cols: number, ld: number): void {
+  const pool = w.pool;
+  if (pool === null || rows < 2 || rows * cols < minSplitFlop / 64) {
+    w.softmax(p, rows, cols, ld);
+    return;
+  }
+  const per = Math.ceil(rows / Math.min(rows, pool.threads * JOBS_PER_THREAD, MAX_JOBS));
+  const jobs: Job[] = [];
+  for (let r0 = 0; r0 < rows; r0 += per) jobs.push({ fn: SOFTMAX, args: [p + r0 * ld, Math.min(per, rows - r0), cols, ld] });
+  splitBlocks++;
+  pool.run(jobs, w.fns);
+}
+
 /** Grows the memory to at least `bytes`; false when the engine refuses (the caller falls back to TypeScript). */
 function reserve(w: Instance, bytes: number): boolean {
   const have = w.memory.buffer.byteLength;
@@ -252,7 +270,8 @@ const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
 
 /**
  * a [M,K] (stride lda, from aOff), B in one of three layouts, bias [N] | null
- *   -> out [M,N] (stride ldo, from oOff) = alpha·(bias + a·b): float32 runs of SUB products, summed in float64.
+ *   -> out [M,N] (stride ldo, from oOff) = alpha·(bias + a·b): float32 runs of SUB products, summed in float64;
+ *   with `softmax`, then softmax over each row of out (in wasm memory when all N columns fit one block).
  * Arguments are already checked by gemm.ts. Returns false (having written nothing) if the wasm memory could not
  * grow to the size this product needs, or the engine refused the module.
  */
@@ -262,6 +281,7 @@ export function gemmWasm(
   b: Float32Array, bOff: number, ldb: number,
   bias: Float32Array | null,
   out: Float32Array, oOff: number, ldo: number, alpha: number,
+  softmax = false,
 ): boolean {
   if (m === 0 || n === 0) return true;
   const w = load();
@@ -272,6 +292,7 @@ export function gemmWasm(
   // columns per block: a multiple of NR, at least NR, so that B and C stay within their budgets
   const colBytes = Math.max(Math.max(1, k) * 4 + 16, (mcMax * 12 * B_BLOCK_BYTES) / C_BLOCK_BYTES);
   const ncMax = Math.max(NR, Math.floor(B_BLOCK_BYTES / colBytes / NR) * NR);
+  const softmaxInWasm = softmax && n <= ncMax;
 
   for (let jc = 0; jc < n; jc += ncMax) {
     const nc = Math.min(ncMax, n - jc);
@@ -336,6 +357,7 @@ export function gemmWasm(
         const last = q === chunks - 1 ? 1 : 0;
         runBlock(w, aB, bB + p0 * 16, kp * 16, biasB, cB, ldc * 8, oB, ldc * 4, tiles, pairs, kc, q > 0 ? 1 : 0, last, alpha);
       }
+      if (softmaxInWasm) runSoftmax(w, oB, mc, nc, ldc * 4);
       const oF = oB >> 2;
       for (let i = 0; i < mc; i++) {
         const src = oF + i * ldc;
@@ -343,5 +365,6 @@ export function gemmWasm(
       }
     }
   }
+  if (softmax && !softmaxInWasm) softmaxRows(out, oOff, m, n, ldo);
   return true;
 }
