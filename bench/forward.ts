@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   if (process.stderr.isTTY) process.stderr.write("\n");
   const fwdS = (performance.now() - t1) / 1000;
   console.log(`\n| full model (vision-perceiver-conv, 369.2 GFLOP/image) | value |\n|---|---|`);
-  console.log(`| load (195 MB safetensors, weights packed) | ${loadS.toFixed(2)} s |`);
+  console.log(`| load (195 MB safetensors) | ${loadS.toFixed(2)} s |`);
   console.log(`| forward, batch 1 | ${fwdS.toFixed(1)} s (${(369.2 / fwdS).toFixed(1)} GFLOP/s) |`);
   console.log(`| peak RSS | ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB |`);
 }

@@ -302,7 +302,7 @@ describe("bad arguments throw PerceiverError", () => {
 
   it("linear", () => {
     const w = rand(6 * 4, 1), pw = packWeight(w, 6, 4);
-    expect(code(() => linear(rand(8, 1), { n: 6, k: 4, data: w }, null, new Float32Array(12), 2))).toBe("SHAPE_MISMATCH");
+    expect(code(() => linear(rand(8, 1), { n: 6, k: 4, data: w } as never, null, new Float32Array(12), 2))).toBe("SHAPE_MISMATCH");
     expect(code(() => linear(rand(7, 1), pw, null, new Float32Array(12), 2))).toBe("SHAPE_MISMATCH");
     expect(code(() => linear(rand(8, 1), pw, null, new Float32Array(11), 2))).toBe("SHAPE_MISMATCH");
     expect(code(() => linear(rand(8, 1), pw, rand(5, 1), new Float32Array(12), 2))).toBe("SHAPE_MISMATCH");

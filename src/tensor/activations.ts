@@ -46,6 +46,7 @@ function erfcLarge(x: number): number {
  * bound |H_n(x)|·exp(-x²/2) <= 1.09·sqrt(2ⁿ·n!)). Within 4e-15 of `erf` everywhere (tested; float32 needs 6e-8), ~10x faster.
  */
 const ERF_GRID = 16; // points per unit
+const ERF_STEP = 1 / ERF_GRID;
 const ERF_DEG = 8;
 const ERF_MAX = 6; // erf(6) = 1 - 2e-17: 1 in double
 const ERF_COEF = erfCoefficients();
@@ -76,10 +77,14 @@ export function erfFast(x: number): number {
   const ax = Math.abs(x);
   if (!(ax < ERF_MAX)) return ax >= ERF_MAX ? (x < 0 ? -1 : 1) : NaN;
   const i = (ax * ERF_GRID + 0.5) | 0;
-  const d = ax - i / ERF_GRID;
+  const d = ax - i * ERF_STEP; // exact: the step is a power of 2
   const o = i * (ERF_DEG + 1);
   const c = ERF_COEF;
-  const p = c[o] + d * (c[o + 1] + d * (c[o + 2] + d * (c[o + 3] + d * (c[o + 4] + d * (c[o + 5] + d * (c[o + 6] + d * (c[o + 7] + d * c[o + 8])))))));
+  // Estrin's scheme: a shorter dependency chain than Horner
+  const d2 = d * d;
+  const d4 = d2 * d2;
+  const p = c[o] + d * c[o + 1] + d2 * (c[o + 2] + d * c[o + 3])
+    + d4 * (c[o + 4] + d * c[o + 5] + d2 * (c[o + 6] + d * c[o + 7]) + d4 * c[o + 8]);
   return x < 0 ? -p : p;
 }
 

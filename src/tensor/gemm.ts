@@ -39,12 +39,28 @@ import {
 import { softmaxRows } from "./softmax.js";
 import { availableCores } from "./wasm/threads.js";
 
-/** A weight matrix w [N,K] (HF Linear layout) prepared once for `linear`. */
-export interface PackedWeight {
-  readonly n: number;
-  readonly k: number;
-  /** layout private to this module */
-  readonly data: Float32Array;
+/**
+ * A weight matrix w [N,K] (HF Linear layout) prepared for `linear`. It keeps a view of w, not a copy (do not
+ * modify w afterwards): the wasm backend stages w's rows into wasm memory and cuts them into panels there, in
+ * SIMD, at each call; the TypeScript kernels need w packed into 4-column panels, which is done on their first
+ * use and kept (so a model on the default wasm backend holds its weights once: the checkpoint's own arrays).
+ */
+export class PackedWeight {
+  private panels: Float32Array | null = null;
+
+  /** Use packWeight (it checks the shape). */
+  constructor(readonly n: number, readonly k: number, readonly raw: Float32Array) {}
+
+  /** The panels of the TypeScript kernels (layout private to this module), built on first use. */
+  get data(): Float32Array {
+    this.panels ??= packPanels(this.raw, this.n, this.k);
+    return this.panels;
+  }
+
+  /** Whether the TypeScript panels have been built (they hold a second copy of the weight). */
+  get packed(): boolean {
+    return this.panels !== null;
+  }
 }
 
 /** Rows of A per register tile. */
@@ -58,8 +74,6 @@ const B_BLOCK = 256 * 1024;
 
 /** Bias block, packed B block, packed A block (see `gemm`). Holds only doubles (see the header). */
 let scratch = doubles(0);
-/** Data arrays made by `packWeight`, so `linear` can refuse an unpacked [N,K] weight instead of misreading it. */
-const packedData = new WeakSet<Float32Array>();
 
 /** A packed (no holes) JS array of `size` doubles. Filled by push so V8 never sees a hole or a non-double. */
 function doubles(size: number): number[] {
@@ -214,21 +228,24 @@ function checkOut(where: string, m: number, n: number, ldo: number): void {
 // ---------------------------------------------------------------------------------------------------------------
 // packing
 
-// w [N,K] -> packed panels for `linear`
+// w [N,K] -> PackedWeight for `linear` (a view of w: no copy until the TypeScript kernels first need panels)
 export function packWeight(w: Float32Array, n: number, k: number): PackedWeight {
   checkDims("packWeight", { n, k });
   if (w.length !== n * k) {
     throw new PerceiverError("SHAPE_MISMATCH", `packWeight: weight has ${w.length} elements, expected n*k = ${n}*${k} = ${n * k}`);
   }
-  const panels = Math.ceil(n / NR);
-  const data = new Float32Array(panels * NR * k); // zero-padded tail panel
+  return new PackedWeight(n, k, w);
+}
+
+// w [N,K] -> panels of NR columns [ceil(N/NR)][K][NR], k-major, zero-padded tail panel
+function packPanels(w: Float32Array, n: number, k: number): Float32Array {
+  const data = new Float32Array(Math.ceil(n / NR) * NR * k);
   for (let j = 0; j < n; j++) {
     const src = j * k;
     let d = (j - (j % NR)) * k + (j % NR);
     for (let p = 0; p < k; p++, d += NR) data[d] = w[src + p];
   }
-  packedData.add(data);
-  return { n, k, data };
+  return data;
 }
 
 // a [MC,K] rows (stride lda, from aOff), mc a multiple of MR -> pa from paOff: tiles of MR rows, k-major, row-interleaved
@@ -459,15 +476,15 @@ function gemm(
 export function linear(a: Float32Array, w: PackedWeight, bias: Float32Array | null, out: Float32Array, m: number): void {
   const { n, k } = w;
   checkDims("linear", { m });
-  if (!packedData.has(w.data) || w.data.length !== Math.ceil(n / NR) * NR * k) {
-    throw new PerceiverError("SHAPE_MISMATCH", `linear: weight [${n},${k}] was not made by packWeight`);
+  if (!(w instanceof PackedWeight)) {
+    throw new PerceiverError("SHAPE_MISMATCH", `linear: the weight was not made by packWeight`);
   }
   checkRegion("linear", "a", a, 0, m, k, k);
   checkRegion("linear", "out", out, 0, m, n, n);
   if (bias !== null && bias.length !== n) {
     throw new PerceiverError("SHAPE_MISMATCH", `linear: bias has ${bias.length} elements, expected ${n}`);
   }
-  if (backend === "wasm" && gemmWasm(B_PACKED, m, n, k, a, 0, k, w.data, 0, k, bias, out, 0, n, 1)) return;
+  if (backend === "wasm" && gemmWasm(B_TRANS, m, n, k, a, 0, k, w.raw, 0, k, bias, out, 0, n, 1)) return;
   gemm(B_PACKED, m, n, k, a, 0, k, w.data, 0, k, bias, out, 0, n, 1);
 }
 

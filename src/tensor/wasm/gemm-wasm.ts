@@ -8,10 +8,10 @@
  *   bias [ncPad] f64 | B panels [ncPad/4][K][4] f32 | A chunk [mcPad, A_STRIDE] f32 | C [mcPad, ncPad+4] f64 |
  *   result [mcPad, ncPad+4] f32
  *
- *  - B: a PackedWeight's 4-column panels are copied as they are (one memcpy; weights are packed once, by
- *    packWeight, and no second copy is kept). matmul's b [K,N] and matmulTransB's b [N,K] are copied row by row
- *    into the space of A and C (free at that point) and cut into the same panels by the kernel module's
- *    `panelize` / `transpose`. Columns are zero-padded to a multiple of NR = 8.
+ *  - B: matmulTransB's b [N,K] (and linear's weight, a view of the checkpoint's [N,K] array: no packed copy is
+ *    kept) and matmul's b [K,N] are copied row by row into the space of A and C (free at that point) and cut into
+ *    4-column panels by the kernel module's `transpose` / `panelize` (split across threads when large). Columns
+ *    are zero-padded to a multiple of NR = 8.
  *  - A: MC rows at a time, one K chunk (≤ KC) at a time, row stride A_STRIDE; rows past M up to a multiple of
  *    MR = 4 are zeros (each output row depends only on its own A row: they only cost time). Each A element is
  *    copied once per call (per column block).
@@ -28,7 +28,8 @@
  * above; each `block` call is then cut by columns into jobs: a job computes the 8-column pairs [p0, p1) of the
  * block for all rows, on its own slices of B, bias, C and the result (disjoint), reading the shared A. Each output
  * element is still one thread's same sum in the same order, so results are bit-identical for any thread count.
- * Blocks under MIN_SPLIT_FLOP run on the calling thread alone (waking a worker costs tens of microseconds).
+ * Blocks under MIN_SPLIT_FLOP run on the calling thread alone. The softmax of attention scores (gemm.ts's
+ * matmulTransBSoftmax) runs on the result block in place before it is copied out, split by rows.
  */
 import {
   A_STRIDE, KC, MR, NR, gemmKernelModule, type BlockFn, type KernelOptions, type PanelizeFn, type SoftmaxFn,
@@ -37,8 +38,8 @@ import {
 import { softmaxRows } from "../softmax.js";
 import { MAX_JOBS, ThreadPool, type Job } from "./threads.js";
 
-/** B layouts (same meaning as in gemm.ts). */
-export const B_PACKED = 0; // b is a PackedWeight's data: panels of 4 columns [ceil(N/4)][K][4]
+/** B layouts (same meaning as in gemm.ts; B_PACKED, the TypeScript kernels' panels, is not taken here). */
+export const B_PACKED = 0; // b is a PackedWeight's panels of 4 columns [ceil(N/4)][K][4] (TypeScript kernels only)
 export const B_TRANS = 1; // b [N,K] with row stride ldb
 export const B_PLAIN = 2; // b [K,N] with row stride ldb
 
@@ -58,6 +59,7 @@ const JOBS_PER_THREAD = 4;
 /** Exports the pool's workers may call, by index. */
 const EXPORTS = ["block", "transpose", "panelize", "softmax"];
 const BLOCK = 0;
+const TRANSPOSE = 1;
 const SOFTMAX = 3;
 
 interface Instance {
@@ -224,6 +226,22 @@ function runBlock(
   pool.run(jobs, w.fns);
 }
 
+/** transpose(...) of `panels` 4-row panels, split by panels across threads for big blocks (see transposeCode). */
+function runTranspose(w: Instance, src: number, lds: number, dst: number, panels: number, k4: number): void {
+  const pool = w.pool;
+  if (pool === null || panels < 2 || panels * k4 * 4 < minSplitFlop / 8) {
+    w.transpose(src, lds, dst, panels, k4);
+    return;
+  }
+  const per = Math.ceil(panels / Math.min(panels, pool.threads * JOBS_PER_THREAD, MAX_JOBS));
+  const jobs: Job[] = [];
+  for (let p0 = 0; p0 < panels; p0 += per) {
+    jobs.push({ fn: TRANSPOSE, args: [src + p0 * 4 * lds, lds, dst + p0 * k4 * 16, Math.min(per, panels - p0), k4] });
+  }
+  splitBlocks++;
+  pool.run(jobs, w.fns);
+}
+
 /** softmax of `rows` rows of `cols` floats at byte address p (row stride ld bytes), split by rows across threads. */
 function runSoftmax(w: Instance, p: number, rows: number, cols: number, ld: number): void {
   const pool = w.pool;
@@ -319,18 +337,14 @@ export function gemmWasm(
     // B block -> panels of 4 columns [ncPad/4][kp][4] at bB
     const bF = bB >> 2;
     const rawF = aB >> 2;
-    if (kind === B_PACKED) {
-      const have = roundUp(nc, 4); // packWeight zero-pads to a multiple of 4 columns
-      f.set(b.subarray(jc * k, (jc + have) * k), bF);
-      f.fill(0, bF + have * k, bF + ncPad * k);
-    } else if (kind === B_TRANS) {
+    if (kind === B_TRANS) {
       // raw rows [ncPad, kp] (zero rows past nc; columns past k are never read), transposed in wasm
       for (let j = 0; j < nc; j++) {
         const src = bOff + (jc + j) * ldb;
         f.set(b.subarray(src, src + k), rawF + j * kp);
       }
       f.fill(0, rawF + nc * kp, rawF + ncPad * kp);
-      w.transpose(aB, kp * 4, bB, ncPad / 4, kp);
+      runTranspose(w, aB, kp * 4, bB, ncPad / 4, kp);
     } else {
       // raw rows [k, ncPad] (zero columns past nc), cut into panels in wasm
       for (let p = 0; p < k; p++) {
