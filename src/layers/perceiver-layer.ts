@@ -11,8 +11,6 @@ import { Scratch } from "./scratch.js";
  *   out = o + MLP(LN(o))
  */
 export class PerceiverLayer {
-  readonly scratch = new Scratch();
-
   constructor(
     readonly layernorm1: LayerNorm,
     /** null for self-attention (HF uses nn.Identity: keys and values come from LN1(h)) */
@@ -21,6 +19,8 @@ export class PerceiverLayer {
     readonly useQueryResidual: boolean,
     readonly layernorm: LayerNorm,
     readonly mlp: Mlp,
+    /** working buffers; layers that run one after another can share one (the model does) */
+    readonly scratch: Scratch = new Scratch(),
   ) {}
 
   get qDim(): number {

@@ -17,6 +17,7 @@ import { LayerNorm } from "../layers/layernorm.js";
 import { Linear } from "../layers/linear.js";
 import { Mlp } from "../layers/mlp.js";
 import { PerceiverLayer } from "../layers/perceiver-layer.js";
+import { Scratch } from "../layers/scratch.js";
 import { ensureThreads } from "../tensor/gemm.js";
 import { Tensor } from "../tensor/tensor.js";
 import type { PerceiverConfig } from "./config.js";
@@ -72,6 +73,9 @@ export class PerceiverForImageClassification {
 
     const linear = (prefix: string, inF: number, outF: number) => new Linear(get(`${prefix}.weight`), get(`${prefix}.bias`), inF, outF);
     const layerNorm = (prefix: string, dim: number) => new LayerNorm(get(`${prefix}.weight`), get(`${prefix}.bias`), dim);
+    // one set of working buffers for all layers: they run one after another (sized by the largest, the encoder's
+    // cross-attention; about 15 MB per self-attention layer saved)
+    const scratch = new Scratch();
     const layer = (prefix: string, shape: typeof s.encoderCross, cross: boolean, widening: number, useQueryResidual: boolean) => {
       const a = `${prefix}.attention`;
       const attention = new MultiHeadAttention(
@@ -89,6 +93,7 @@ export class PerceiverForImageClassification {
         useQueryResidual,
         layerNorm(`${prefix}.layernorm`, shape.qDim),
         mlp,
+        scratch,
       );
     };
 
