@@ -300,7 +300,10 @@ function render(r: ClassifyResult, name: string): void {
   }
   imageCaption.textContent = `${name}, ${r.imageWidth}x${r.imageHeight}, center crop resized to ${r.crop.width}x${r.crop.height}${attentionText}`;
   const t = r.timings;
-  timings.textContent = `decode ${t.decode.toFixed(0)} ms · preprocess ${t.preprocess.toFixed(0)} ms · forward ${t.forward.toFixed(0)} ms`;
+  const th = r.threads;
+  timings.textContent = `decode ${t.decode.toFixed(0)} ms · preprocess ${t.preprocess.toFixed(0)} ms · forward ${t.forward.toFixed(0)} ms` +
+    ` · ${th.count} thread${th.count === 1 ? "" : "s"}`;
+  timings.title = th.note ? `one thread: ${th.note}` : "";
   drawOverlay();
 }
 

@@ -31,6 +31,11 @@ export interface ClassifyResult {
   imageHeight: number;
   /** milliseconds */
   timings: { decode: number; preprocess: number; forward: number };
+  /**
+   * Threads of the matrix products (more than 1 only on a cross-origin isolated page), why not more (the
+   * library's threadsFallbackReason), and how many products the forward pass split across them.
+   */
+  threads: { count: number; note: string | null; splitProducts: number };
 }
 
 export type WorkerReply =

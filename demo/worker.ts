@@ -5,10 +5,11 @@
  */
 import {
   PerceiverError, PerceiverForImageClassification, defaultImageProcessorConfig, fromPixels, imageProcessorConfigFromJson,
-  parsePerceiverConfig, preprocessBatch, readSafetensors, readTorchBin, topK,
+  getThreads, parsePerceiverConfig, preprocessBatch, readSafetensors, readTorchBin, threadsFallbackReason, topK,
   type ImageProcessorConfig, type PerceiverErrorCode, type StateDict,
 } from "../src/index.js";
 import { classWeightedMap } from "../src/perceiver/attention-map.js";
+import { wasmSplitBlocks } from "../src/tensor/wasm/gemm-wasm.js";
 import type { ClassifyResult, ModelInfo, WorkerReply, WorkerRequest } from "./protocol.js";
 
 /** The worker's global scope (typed by hand: the DOM and WebWorker libs cannot be loaded together). */
@@ -245,6 +246,7 @@ async function classify(req: Extract<WorkerRequest, { type: "classify" }>): Prom
   const pixels = preprocessBatch([fromPixels(rgba, width, height, 4)], processorConfig); // [1, 3, H, W]
   const t2 = performance.now();
 
+  const splitsBefore = wasmSplitBlocks();
   const out = await m.forward(pixels, {
     outputAttentions: true,
     onProgress: (done, total) => post({ id: req.id, type: "progress", phase: "compute", done, total }),
@@ -263,6 +265,7 @@ async function classify(req: Extract<WorkerRequest, { type: "classify" }>): Prom
   const result: ClassifyResult = {
     top, logits: out.logits.data, crop, attention, imageWidth: width, imageHeight: height,
     timings: { decode: t1 - t0, preprocess: t2 - t1, forward: t3 - t2 },
+    threads: { count: getThreads(), note: threadsFallbackReason(), splitProducts: wasmSplitBlocks() - splitsBefore },
   };
   const transfer: Transferable[] = [crop.data.buffer as ArrayBuffer, out.logits.data.buffer as ArrayBuffer];
   if (attention) transfer.push(attention.map.buffer as ArrayBuffer);

@@ -51,6 +51,7 @@ interface PageResult {
   crop: { width: number; height: number; rgb: number[] };
   attention: { gridHeight: number; gridWidth: number; map: number[] } | null;
   model: { source: string; weightsFile: string } | null;
+  threads: { count: number; note: string | null; splitProducts: number };
 }
 
 if (SKIP) console.warn("test/browser.test.ts: SKIPPED (PERCEIVER_SKIP_BROWSER=1): the browser demo was not tested");
@@ -60,6 +61,7 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
   let hub: FakeHub;
   let proxy: LocalServer;
   let site: LocalServer;
+  let isolatedSite: LocalServer;
   let browser: Browser;
   let expected: { top: Prediction[]; logits: Float32Array; crop: Uint8Array; map: Float64Array; overlay: Uint8Array; layers: number };
   const pageErrors: string[] = [];
@@ -93,6 +95,7 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
     });
     proxy = await startCorsProxy(hub.endpoint);
     site = await startStaticServer(outDir);
+    isolatedSite = await startStaticServer(outDir, { crossOriginIsolated: true });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
     const tLaunch = performance.now();
 
@@ -127,12 +130,13 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
   afterAll(async () => {
     await browser?.close();
     await site?.close();
+    await isolatedSite?.close();
     await proxy?.close();
     await hub?.close();
     if (outDir) rmSync(outDir, { recursive: true, force: true });
   });
 
-  async function openPage(query: Record<string, string>): Promise<Page> {
+  async function openPage(query: Record<string, string>, base = site.url): Promise<Page> {
     pageErrors.length = 0;
     const page = await browser.newPage({ viewport: { width: 1000, height: 1150 } });
     page.setDefaultTimeout(20_000);
@@ -141,7 +145,7 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
       // a 404 the page expects (preprocessor_config.json, model.safetensors before pytorch_model.bin) is logged too
       if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) pageErrors.push(`console: ${m.text()}`);
     });
-    await page.goto(`${site.url}/?${new URLSearchParams(query)}`);
+    await page.goto(`${base}/?${new URLSearchParams(query)}`);
     return page;
   }
 
@@ -173,6 +177,7 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
         crop: { width: r.crop.width, height: r.crop.height, rgb: Array.from(r.crop.data as Uint8Array) },
         attention: r.attention && { gridHeight: r.attention.gridHeight, gridWidth: r.attention.gridWidth, map: Array.from(r.attention.map as Float32Array) },
         model: d.model && { source: d.model.source, weightsFile: d.model.weightsFile },
+        threads: r.threads,
       };
     });
   }
@@ -184,6 +189,20 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
     r.logits.forEach((v, i) => expect(Math.abs(v - expected.logits[i])).toBeLessThanOrEqual(LOGIT_ABS + LOGIT_REL * Math.abs(expected.logits[i])));
   }
 
+  it("on a cross-origin isolated page (COOP/COEP) the worker runs the products on Web Worker threads, same results", async () => {
+    const page = await openPage({ endpoint: proxy.url, repo: REPO, revision: SHA_SAFETENSORS }, isolatedSite.url);
+    const env = await page.evaluate(() => ({ isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency }));
+    expect(env.isolated).toBe(true);
+    const r = await classifyCat(page);
+    console.log(`isolated page: ${r.threads.count} threads (${env.cores} cores), ${r.threads.splitProducts} products split`);
+    expect(r.threads.note).toBeNull();
+    expect(r.threads.count).toBe(Math.min(64, env.cores));
+    if (env.cores > 1) expect(r.threads.splitProducts).toBeGreaterThan(0);
+    expectSameAsNode(r);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+
   it("classifies samples/cat.png like the library does in Node, with progress and the attention overlay", async () => {
     const t0 = performance.now();
     const page = await openPage({ endpoint: proxy.url, repo: REPO, revision: SHA_SAFETENSORS });
@@ -192,6 +211,10 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
 
     expectSameAsNode(r);
     expect(r.model).toEqual({ source: `${REPO}@${SHA_SAFETENSORS.slice(0, 7)}`, weightsFile: "model.safetensors" });
+    // this page is not cross-origin isolated: no SharedArrayBuffer, so one thread, and the page can say why
+    expect(r.threads.count).toBe(1);
+    expect(r.threads.note).toContain("SharedArrayBuffer");
+    expect(await page.textContent("#timings")).toContain("· 1 thread");
     // The browser decoded the PNG to the same pixels as pngjs: the crop the model saw (recovered from pixel_values)
     // equals the library's center crop + bicubic resize of the Node-decoded image, byte for byte.
     expect(r.crop.width).toBe(224);

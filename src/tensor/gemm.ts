@@ -29,8 +29,10 @@
  * float32 products summed in float32 over runs of 32 and the runs in float64, rounded once; within ~2e-6
  * relative of the twins, see wasm/gemm-kernel.ts). "wasm" is chosen at load when the runtime validates the
  * kernel module (WebAssembly with 128-bit SIMD), else "ts"; `PERCEIVER_BACKEND=ts|wasm` (read once, at load,
- * where `process` exists) or `setBackend` override it. Both backends take the same PackedWeight: the wasm driver
- * copies its 4-column panels into wasm memory per call (no second copy of the weights is kept).
+ * where `process` exists) or `setBackend` override it. Both backends take the same PackedWeight, a view of the
+ * caller's [N,K] array: the wasm driver copies its rows into wasm memory and cuts them into panels there per call;
+ * the TypeScript kernels build their packed panels on first use. The wasm backend runs on worker threads too
+ * (`setThreads`, `PERCEIVER_THREADS`; wasm/threads.ts), with bit-identical results for any thread count.
  */
 import { PerceiverError } from "../errors.js";
 import {

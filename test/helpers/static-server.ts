@@ -47,7 +47,14 @@ function closer(server: http.Server): () => Promise<void> {
     });
 }
 
-export async function startStaticServer(root: string): Promise<LocalServer> {
+/**
+ * Serves the files under `root`. `crossOriginIsolated` adds COOP same-origin and COEP require-corp to every
+ * response, which makes the page (and its workers) cross-origin isolated: SharedArrayBuffer, worker threads.
+ */
+export async function startStaticServer(root: string, opts: { crossOriginIsolated?: boolean } = {}): Promise<LocalServer> {
+  const isolation: Record<string, string> = opts.crossOriginIsolated
+    ? { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" }
+    : {};
   const base = normalize(root + sep);
   const server = http.createServer(async (req, res) => {
     req.resume();
@@ -73,6 +80,7 @@ export async function startStaticServer(root: string): Promise<LocalServer> {
       return;
     }
     res.writeHead(200, {
+      ...isolation,
       "Content-Type": CONTENT_TYPES[extname(file)] ?? "application/octet-stream",
       "Content-Length": st.size,
       "Cache-Control": "no-store",
