@@ -16,12 +16,13 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { PerceiverError } from "../src/errors.js";
 import {
-  getBackend, linear, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, matmulTransBSoftmax,
+  getBackend, linear, linearGelu, linearGeluNaive, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, matmulTransBSoftmax,
   matmulTransBSoftmaxNaive, packWeight,
   releaseGemmScratch, setBackend,
 } from "../src/tensor/gemm.js";
 import { Code, I32, sleb, uleb, wasmModule } from "../src/tensor/wasm/assembler.js";
 import { KC, SUB, gemmKernelModule } from "../src/tensor/wasm/gemm-kernel.js";
+import { gelu } from "../src/tensor/activations.js";
 import { wasmGemmKernel, wasmGemmMemoryBytes, wasmGemmSupported } from "../src/tensor/wasm/gemm-wasm.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -463,6 +464,39 @@ describe("matmulTransBSoftmax (attention probabilities)", () => {
     check(got.subarray(2 * n), want.subarray(2 * n), "row 2 (scores up to 3000)");
     expect(got[3 * n - 1]).toBe(1);
   });
+});
+
+describe("linearGelu (the MLP's first layer)", () => {
+  afterAll(() => setBackend("wasm"));
+  it("wasm: GELU in wasm memory is bit-identical to linear followed by the TypeScript gelu", () => {
+    setBackend("wasm");
+    let seed = 500;
+    for (const [m, n, k] of [[1, 1, 1], [3, 7, 13], [13, 129, 300], [130, 1030, 70], [5, 9000, 33]]) {
+      const a = rand(m * k, seed++).map((v) => v * 3), w = packWeight(rand(n * k, seed++), n, k), bias = rand(n, seed++);
+      const fused = filled(m * n + 3), separate = filled(m * n + 3);
+      linearGelu(a, w, bias, fused, m);
+      linear(a, w, bias, separate, m);
+      gelu(separate, separate, m * n);
+      expect(countBitDiffs(fused, separate), `m=${m} n=${n} k=${k}`).toBe(0);
+      expect([...fused.subarray(m * n)]).toEqual([SENTINEL, SENTINEL, SENTINEL]);
+    }
+  });
+  for (const backend of ["wasm", "ts"] as const) {
+    it(`${backend}: matches linearGeluNaive on odd shapes`, () => {
+      setBackend(backend);
+      let seed = 600;
+      for (const m of [1, 7, 129]) for (const n of [3, 13, 129]) for (const k of [1, 33, 300]) {
+        const a = rand(m * k, seed++), w = rand(n * k, seed++), bias = rand(n, seed++);
+        const got = filled(m * n), want = filled(m * n), scale = filled(m * n);
+        linearGelu(a, packWeight(w, n, k), bias, got, m);
+        linearGeluNaive(a, w, bias, want, m, n, k);
+        linearNaive(abs(a), abs(w), abs(bias), scale, m, n, k); // |gelu'| <= 1.13: the product's bound carries over
+        for (let i = 0; i < got.length; i++) {
+          expect(Math.abs(got[i] - want[i]), `m=${m} n=${n} k=${k} [${i}]`).toBeLessThanOrEqual(1.2 * REL * (1 + scale[i]));
+        }
+      }
+    });
+  }
 });
 
 describe("backend selection", () => {

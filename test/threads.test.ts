@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { PerceiverError } from "../src/errors.js";
 import {
-  ensureThreads, getThreads, linear, matmul, matmulTransB, matmulTransBSoftmax, packWeight, setBackend, setThreads,
+  ensureThreads, getThreads, linear, linearGelu, matmul, matmulTransB, matmulTransBSoftmax, packWeight, setBackend, setThreads,
 } from "../src/tensor/gemm.js";
 import { Code, F32, I32, wasmModule } from "../src/tensor/wasm/assembler.js";
 import { setWasmSplitThreshold, wasmSplitBlocks, wasmThreads } from "../src/tensor/wasm/gemm-wasm.js";
@@ -37,7 +37,9 @@ function products(m: number, n: number, k: number, seed: number): Float32Array[]
   matmul(m, n, k, a, 3, k + 2, b, 2, n + 3, o3, 0, n + 2);
   const o4 = new Float32Array(2 + m * (n + 1)).fill(SENTINEL);
   matmulTransBSoftmax(m, n, k, a, 3, k + 2, bT, 1, k + 1, o4, 2, n + 1, 0.37);
-  return [o1, o2, o3, o4];
+  const o5 = new Float32Array(m * n + 2).fill(SENTINEL);
+  linearGelu(aDense, packWeight(w, n, k), bias, o5, m);
+  return [o1, o2, o3, o4, o5];
 }
 
 function bitDiffs(x: Float32Array, y: Float32Array): number {
@@ -75,7 +77,7 @@ describe("thread pool of the wasm backend", () => {
       const before = wasmSplitBlocks();
       SHAPES.forEach(([m, n, k], i) => {
         const multi = products(m, n, k, 10 * i);
-        for (let p = 0; p < 4; p++) {
+        for (let p = 0; p < 5; p++) {
           expect(bitDiffs(multi[p], single[i][p]), `threads=${threads} m=${m} n=${n} k=${k} product ${p}`).toBe(0);
         }
       });

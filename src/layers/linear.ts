@@ -1,6 +1,6 @@
-import { linear, packWeight, type PackedWeight } from "../tensor/gemm.js";
+import { linear, linearGelu, packWeight, type PackedWeight } from "../tensor/gemm.js";
 
-/** nn.Linear: y = x·Wᵀ + b with W stored [out, in] (HF layout). The weight is packed once, at load. */
+/** nn.Linear: y = x·Wᵀ + b with W stored [out, in] (HF layout), kept as given (see PackedWeight). */
 export class Linear {
   readonly inFeatures: number;
   readonly outFeatures: number;
@@ -18,5 +18,10 @@ export class Linear {
   // x [rows, in] -> out [rows, out]
   forward(x: Float32Array, rows: number, out: Float32Array): void {
     linear(x, this.weight, this.bias, out, rows);
+  }
+
+  // x [rows, in] -> out [rows, out] = gelu(x·Wᵀ + b)
+  forwardGelu(x: Float32Array, rows: number, out: Float32Array): void {
+    linearGelu(x, this.weight, this.bias, out, rows);
   }
 }

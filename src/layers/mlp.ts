@@ -1,4 +1,3 @@
-import { gelu } from "../tensor/activations.js";
 import type { Linear } from "./linear.js";
 import type { Scratch } from "./scratch.js";
 
@@ -9,8 +8,7 @@ export class Mlp {
   // x [rows, dim] -> out [rows, dim]
   forward(x: Float32Array, rows: number, out: Float32Array, scratch: Scratch): void {
     const hidden = scratch.get("mlp.hidden", rows * this.dense1.outFeatures);
-    this.dense1.forward(x, rows, hidden);
-    gelu(hidden, hidden, hidden.length);
+    this.dense1.forwardGelu(x, rows, hidden); // GELU applied by the product's epilogue
     this.dense2.forward(hidden, rows, out);
   }
 }

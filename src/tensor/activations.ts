@@ -73,6 +73,10 @@ function erfCoefficients(): Float64Array {
   return c;
 }
 
+/** erfFast's table, for kernels that evaluate it elsewhere (the wasm GELU): `points` expansions of `degree` + 1
+ *  coefficients (x0 = i/grid, lowest power first), then the cut-off `max` (erf = ±1 from there). */
+export const ERF_TABLE = { coefficients: ERF_COEF, grid: ERF_GRID, degree: ERF_DEG, max: ERF_MAX } as const;
+
 export function erfFast(x: number): number {
   const ax = Math.abs(x);
   if (!(ax < ERF_MAX)) return ax >= ERF_MAX ? (x < 0 ? -1 : 1) : NaN;

@@ -36,8 +36,9 @@
  */
 import { PerceiverError } from "../errors.js";
 import {
-  B_PACKED, B_PLAIN, B_TRANS, gemmWasm, releaseWasmGemm, startWasmThreads, wasmGemmSupported, wasmThreads,
+  B_PACKED, B_PLAIN, B_TRANS, EPILOGUE_GELU, EPILOGUE_SOFTMAX, gemmWasm, releaseWasmGemm, startWasmThreads, wasmGemmSupported, wasmThreads,
 } from "./wasm/gemm-wasm.js";
+import { gelu, geluNaive } from "./activations.js";
 import { softmaxRows } from "./softmax.js";
 import { availableCores } from "./wasm/threads.js";
 
@@ -224,6 +225,19 @@ function checkRegion(where: string, name: string, arr: Float32Array, off: number
 function checkOut(where: string, m: number, n: number, ldo: number): void {
   if (m > 1 && ldo < n) {
     throw new PerceiverError("SHAPE_MISMATCH", `${where}: output row stride ldo=${ldo} is smaller than n=${n} (rows would overlap)`);
+  }
+}
+
+function checkLinear(where: string, a: Float32Array, w: PackedWeight, bias: Float32Array | null, out: Float32Array, m: number): void {
+  checkDims(where, { m });
+  if (!(w instanceof PackedWeight)) {
+    throw new PerceiverError("SHAPE_MISMATCH", `${where}: the weight was not made by packWeight`);
+  }
+  const { n, k } = w;
+  checkRegion(where, "a", a, 0, m, k, k);
+  checkRegion(where, "out", out, 0, m, n, n);
+  if (bias !== null && bias.length !== n) {
+    throw new PerceiverError("SHAPE_MISMATCH", `${where}: bias has ${bias.length} elements, expected ${n}`);
   }
 }
 
@@ -477,17 +491,28 @@ function gemm(
 // a [M,K], packed w [N,K], bias [N] | null -> out [M,N] = a · wᵀ + bias
 export function linear(a: Float32Array, w: PackedWeight, bias: Float32Array | null, out: Float32Array, m: number): void {
   const { n, k } = w;
-  checkDims("linear", { m });
-  if (!(w instanceof PackedWeight)) {
-    throw new PerceiverError("SHAPE_MISMATCH", `linear: the weight was not made by packWeight`);
-  }
-  checkRegion("linear", "a", a, 0, m, k, k);
-  checkRegion("linear", "out", out, 0, m, n, n);
-  if (bias !== null && bias.length !== n) {
-    throw new PerceiverError("SHAPE_MISMATCH", `linear: bias has ${bias.length} elements, expected ${n}`);
-  }
+  checkLinear("linear", a, w, bias, out, m);
   if (backend === "wasm" && gemmWasm(B_TRANS, m, n, k, a, 0, k, w.raw, 0, k, bias, out, 0, n, 1)) return;
   gemm(B_PACKED, m, n, k, a, 0, k, w.data, 0, k, bias, out, 0, n, 1);
+}
+
+// a [M,K], packed w [N,K], bias [N] | null -> out [M,N] = gelu(a · wᵀ + bias)  (the MLP's first layer)
+// The same as linear followed by gelu; the wasm backend applies GELU to each result block in wasm memory, split
+// across the threads (bit-identical to `gelu`: wasm/gelu-kernel.ts).
+export function linearGelu(a: Float32Array, w: PackedWeight, bias: Float32Array | null, out: Float32Array, m: number): void {
+  const { n, k } = w;
+  checkLinear("linearGelu", a, w, bias, out, m);
+  if (backend === "wasm" && gemmWasm(B_TRANS, m, n, k, a, 0, k, w.raw, 0, k, bias, out, 0, n, 1, EPILOGUE_GELU)) return;
+  gemm(B_PACKED, m, n, k, a, 0, k, w.data, 0, k, bias, out, 0, n, 1);
+  gelu(out, out, m * n);
+}
+
+// naive reference of linearGelu
+export function linearGeluNaive(
+  a: Float32Array, w: Float32Array, bias: Float32Array | null, out: Float32Array, m: number, n: number, k: number,
+): void {
+  linearNaive(a, w, bias, out, m, n, k);
+  geluNaive(out, out, m * n);
 }
 
 // a [M,K], w [N,K], bias [N] | null -> out [M,N] = a · wᵀ + bias   (naive reference)
@@ -537,7 +562,7 @@ export function matmulTransBSoftmax(
   checkRegion("matmulTransBSoftmax", "b", b, bOff, n, k, ldb);
   checkRegion("matmulTransBSoftmax", "out", out, oOff, m, n, ldo);
   checkOut("matmulTransBSoftmax", m, n, ldo);
-  if (backend === "wasm" && gemmWasm(B_TRANS, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, alpha, true)) return;
+  if (backend === "wasm" && gemmWasm(B_TRANS, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, alpha, EPILOGUE_SOFTMAX)) return;
   gemm(B_TRANS, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, alpha);
   softmaxRows(out, oOff, m, n, ldo);
 }

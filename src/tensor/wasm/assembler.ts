@@ -134,7 +134,15 @@ export class Code {
     const b = new Uint8Array(new Float64Array([v]).buffer);
     return this.op(0x44, ...b);
   }
+  f64Load(offset = 0): this { return this.op(0x2b, ...this.memarg(8, offset)); }
+  i32LtS(): this { return this.op(0x48); }
   f32Eq(): this { return this.op(0x5b); }
+  f64Ge(): this { return this.op(0x66); }
+  f64Abs(): this { return this.op(0x99); }
+  f64Copysign(): this { return this.op(0xa6); }
+  f64ConvertI32S(): this { return this.op(0xb7); }
+  /** saturating f64 -> i32 (NaN -> 0) */
+  i32TruncSatF64S(): this { return this.op(0xfc, 0x02); }
   f32Max(): this { return this.op(0x97); }
   f64Add(): this { return this.op(0xa0); }
   f64Sub(): this { return this.op(0xa1); }

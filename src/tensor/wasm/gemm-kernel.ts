@@ -1,8 +1,9 @@
 /**
  * The WebAssembly SIMD GEMM kernel, generated as bytes by the assembler in `assembler.ts` (no compiler, no
- * committed .wasm). The module imports `env.memory` and exports four functions (shape contracts below):
+ * committed .wasm). The module imports `env.memory` and exports these functions (shape contracts below):
  * `block` (the product, 4x8 register tiles), `transpose` and `panelize` (B layouts -> 4-column panels), and
- * `softmax` (softmax-kernel.ts, for attention scores still in the result block).
+ * `softmax` (softmax-kernel.ts, for attention scores still in the result block) and `gelu` (gelu-kernel.ts, for
+ * the MLP's first product), plus `expLanes`, which softmax calls.
  *
  * block computes a block of C = bias + A·B for `tiles` x 4 rows and `pairs` x 8 columns:
  *  - A (the activations) is staged by the driver as float32 rows with a FIXED stride of A_STRIDE floats, so the
@@ -28,6 +29,7 @@
  * Option `fma`: f32x4.relaxed_madd (Relaxed SIMD: fused or not, depending on the engine) instead of mul + add.
  */
 import { Code, F64, I32, V128, wasmModule } from "./assembler.js";
+import { geluCode } from "./gelu-kernel.js";
 import { expLanesCode, softmaxCode } from "./softmax-kernel.js";
 
 /** Rows per register tile. */
@@ -63,6 +65,9 @@ export type TransposeFn = (src: number, lds: number, dst: number, panels: number
 /** Signature of the exported `softmax` function (see softmax-kernel.ts). */
 export type SoftmaxFn = (p: number, rows: number, cols: number, ld: number) => void;
 
+/** Signature of the exported `gelu` function (see gelu-kernel.ts). */
+export type GeluFn = (p: number, rows: number, cols: number, ld: number, table: number) => void;
+
 /** Signature of the exported `panelize` function (see panelizeCode). */
 export type PanelizeFn = (src: number, lds: number, dst: number, panels: number, k: number) => void;
 
@@ -74,6 +79,7 @@ export function gemmKernelModule(opts: KernelOptions = {}): Uint8Array<ArrayBuff
     { name: "panelize", code: panelizeCode() },
     { name: "softmax", code: softmaxCode(4) }, // softmax-kernel.ts: run on the result block in place
     { name: "expLanes", code: expLanesCode() }, // function 4, called by softmax
+    { name: "gelu", code: geluCode() }, // gelu-kernel.ts: run on linear's result block in place
   ] });
 }
 

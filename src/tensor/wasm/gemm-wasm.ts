@@ -32,10 +32,12 @@
  * matmulTransBSoftmax) runs on the result block in place before it is copied out, split by rows.
  */
 import {
-  A_STRIDE, KC, MR, NR, gemmKernelModule, type BlockFn, type KernelOptions, type PanelizeFn, type SoftmaxFn,
-  type TransposeFn,
+  A_STRIDE, KC, MR, NR, gemmKernelModule, type BlockFn, type GeluFn, type KernelOptions, type PanelizeFn,
+  type SoftmaxFn, type TransposeFn,
 } from "./gemm-kernel.js";
+import { ERF_TABLE } from "../activations.js";
 import { softmaxRows } from "../softmax.js";
+import { ERF_TABLE_BYTES } from "./gelu-kernel.js";
 import { MAX_JOBS, ThreadPool, type Job } from "./threads.js";
 
 /** B layouts (same meaning as in gemm.ts; B_PACKED, the TypeScript kernels' panels, is not taken here). */
@@ -57,10 +59,21 @@ const MIN_SPLIT_FLOP = 1 << 21;
 /** Jobs per thread a split block is cut into (load balancing; each job costs ~1 µs to hand out). */
 const JOBS_PER_THREAD = 4;
 /** Exports the pool's workers may call, by index. */
-const EXPORTS = ["block", "transpose", "panelize", "softmax"];
+const EXPORTS = ["block", "transpose", "panelize", "softmax", "gelu"];
 const BLOCK = 0;
 const TRANSPOSE = 1;
 const SOFTMAX = 3;
+const GELU = 4;
+/** Constants at the start of the memory (the erf table of the GELU kernel); the staging regions follow. */
+const ERF_TABLE_AT = 0;
+const CONST_BYTES = Math.ceil(ERF_TABLE_BYTES / 64) * 64;
+
+/** What gemmWasm applies to each result block before copying it out. */
+export const EPILOGUE_NONE = 0;
+/** softmax over each row (all N columns must fit one column block, else the TypeScript softmax runs after) */
+export const EPILOGUE_SOFTMAX = 1;
+/** GELU of every element */
+export const EPILOGUE_GELU = 2;
 
 interface Instance {
   memory: WebAssembly.Memory;
@@ -68,6 +81,7 @@ interface Instance {
   transpose: TransposeFn;
   panelize: PanelizeFn;
   softmax: SoftmaxFn;
+  gelu: GeluFn;
   f32: Float32Array;
   f64: Float64Array;
   /** worker threads sharing `memory` (null: this thread only) */
@@ -130,10 +144,12 @@ function enableRelaxedSimdInNode(): boolean {
 function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory, pool: ThreadPool | null): Instance {
   const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
   const fns = EXPORTS.map((n) => exports[n] as (...args: number[]) => unknown);
+  const f64 = new Float64Array(memory.buffer);
+  f64.set(ERF_TABLE.coefficients, ERF_TABLE_AT >> 3);
   return {
     memory, block: exports.block as BlockFn, transpose: exports.transpose as TransposeFn,
-    panelize: exports.panelize as PanelizeFn, softmax: exports.softmax as SoftmaxFn,
-    f32: new Float32Array(memory.buffer), f64: new Float64Array(memory.buffer), pool, fns,
+    panelize: exports.panelize as PanelizeFn, softmax: exports.softmax as SoftmaxFn, gelu: exports.gelu as GeluFn,
+    f32: new Float32Array(memory.buffer), f64, pool, fns,
   };
 }
 
@@ -256,6 +272,20 @@ function runSoftmax(w: Instance, p: number, rows: number, cols: number, ld: numb
   pool.run(jobs, w.fns);
 }
 
+/** GELU of `rows` rows of `cols` floats at byte address p (row stride ld bytes), split by rows across threads. */
+function runGelu(w: Instance, p: number, rows: number, cols: number, ld: number): void {
+  const pool = w.pool;
+  if (pool === null || rows < 2 || rows * cols < minSplitFlop / 64) {
+    w.gelu(p, rows, cols, ld, ERF_TABLE_AT);
+    return;
+  }
+  const per = Math.ceil(rows / Math.min(rows, pool.threads * JOBS_PER_THREAD, MAX_JOBS));
+  const jobs: Job[] = [];
+  for (let r0 = 0; r0 < rows; r0 += per) jobs.push({ fn: GELU, args: [p + r0 * ld, Math.min(per, rows - r0), cols, ld, ERF_TABLE_AT] });
+  splitBlocks++;
+  pool.run(jobs, w.fns);
+}
+
 /** Grows the memory to at least `bytes`; false when the engine refuses (the caller falls back to TypeScript). */
 function reserve(w: Instance, bytes: number): boolean {
   const have = w.memory.buffer.byteLength;
@@ -289,7 +319,7 @@ const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
 /**
  * a [M,K] (stride lda, from aOff), B in one of three layouts, bias [N] | null
  *   -> out [M,N] (stride ldo, from oOff) = alpha·(bias + a·b): float32 runs of SUB products, summed in float64;
- *   with `softmax`, then softmax over each row of out (in wasm memory when all N columns fit one block).
+ *   then the epilogue: softmax over each row of out (in wasm memory when all N columns fit one block), or GELU.
  * Arguments are already checked by gemm.ts. Returns false (having written nothing) if the wasm memory could not
  * grow to the size this product needs, or the engine refused the module.
  */
@@ -299,7 +329,7 @@ export function gemmWasm(
   b: Float32Array, bOff: number, ldb: number,
   bias: Float32Array | null,
   out: Float32Array, oOff: number, ldo: number, alpha: number,
-  softmax = false,
+  epilogue = EPILOGUE_NONE,
 ): boolean {
   if (m === 0 || n === 0) return true;
   const w = load();
@@ -310,7 +340,7 @@ export function gemmWasm(
   // columns per block: a multiple of NR, at least NR, so that B and C stay within their budgets
   const colBytes = Math.max(Math.max(1, k) * 4 + 16, (mcMax * 12 * B_BLOCK_BYTES) / C_BLOCK_BYTES);
   const ncMax = Math.max(NR, Math.floor(B_BLOCK_BYTES / colBytes / NR) * NR);
-  const softmaxInWasm = softmax && n <= ncMax;
+  const softmaxInWasm = epilogue === EPILOGUE_SOFTMAX && n <= ncMax;
 
   for (let jc = 0; jc < n; jc += ncMax) {
     const nc = Math.min(ncMax, n - jc);
@@ -320,7 +350,7 @@ export function gemmWasm(
     // panel length in k steps: k, but transposed panels come in steps of 4 (k rounded up; the tail is never read)
     const kp = kind === B_TRANS ? roundUp(k, 4) : k;
     // byte offsets; the raw rows of matmul's and matmulTransB's B share the space of A and C (used before them)
-    const biasB = 0;
+    const biasB = CONST_BYTES;
     const bB = biasB + ncPad * 8;
     const aB = bB + ncPad * kp * 4;
     const cB = aB + mcMax * A_STRIDE * 4;
@@ -339,9 +369,15 @@ export function gemmWasm(
     const rawF = aB >> 2;
     if (kind === B_TRANS) {
       // raw rows [ncPad, kp] (zero rows past nc; columns past k are never read), transposed in wasm
-      for (let j = 0; j < nc; j++) {
-        const src = bOff + (jc + j) * ldb;
-        f.set(b.subarray(src, src + k), rawF + j * kp);
+      if (ldb === kp) {
+        // contiguous rows (a linear's weight): one copy
+        const src = bOff + jc * ldb;
+        f.set(b.subarray(src, src + nc * ldb), rawF);
+      } else {
+        for (let j = 0; j < nc; j++) {
+          const src = bOff + (jc + j) * ldb;
+          f.set(b.subarray(src, src + k), rawF + j * kp);
+        }
       }
       f.fill(0, rawF + nc * kp, rawF + ncPad * kp);
       runTranspose(w, aB, kp * 4, bB, ncPad / 4, kp);
@@ -372,6 +408,7 @@ export function gemmWasm(
         runBlock(w, aB, bB + p0 * 16, kp * 16, biasB, cB, ldc * 8, oB, ldc * 4, tiles, pairs, kc, q > 0 ? 1 : 0, last, alpha);
       }
       if (softmaxInWasm) runSoftmax(w, oB, mc, nc, ldc * 4);
+      else if (epilogue === EPILOGUE_GELU) runGelu(w, oB, mc, nc, ldc * 4);
       const oF = oB >> 2;
       for (let i = 0; i < mc; i++) {
         const src = oF + i * ldc;
@@ -379,6 +416,6 @@ export function gemmWasm(
       }
     }
   }
-  if (softmax && !softmaxInWasm) softmaxRows(out, oOff, m, n, ldo);
+  if (epilogue === EPILOGUE_SOFTMAX && !softmaxInWasm) softmaxRows(out, oOff, m, n, ldo);
   return true;
 }
