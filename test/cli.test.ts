@@ -34,7 +34,10 @@ describe("perceiver CLI", () => {
   });
 
   it("usage errors exit 2 with one line and no stack trace", async () => {
-    for (const args of [["classify"], ["classify", "x.png", "--top-k", "0"], ["bogus"], ["classify", "--nope"]]) {
+    for (const args of [
+      ["classify"], ["classify", "x.png", "--top-k", "0"], ["bogus"], ["classify", "--nope"],
+      ["classify", "x.png", "--threads", "0"], ["classify", "x.png", "--threads", "two"], ["embed", "x.png", "--backend", "gpu"],
+    ]) {
       const r = await runCli(args);
       expect(r.code, args.join(" ")).toBe(2);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
@@ -73,6 +76,14 @@ describe("perceiver CLI", () => {
       expect(o.logits).toEqual(ref);
       expect(o.top_k[0].index).toBe(ref.indexOf(Math.max(...ref)));
     }
+    // --threads 1 gives the same bits (threads split products by columns); --backend ts is within 1e-5
+    const one = await runCli(["classify", CAT, "--model", TINY, "--json", "--logits", "--threads", "1"]);
+    expect(one.code, one.stderr).toBe(0);
+    expect(JSON.parse(one.stdout).logits).toEqual(ref);
+    const ts = await runCli(["classify", CAT, "--model", TINY, "--json", "--logits", "--backend", "ts"]);
+    expect(ts.code, ts.stderr).toBe(0);
+    JSON.parse(ts.stdout).logits.forEach((v: number, i: number) => expect(Math.abs(v - ref[i])).toBeLessThanOrEqual(1e-5));
+    expect((await runCli(["classify", "--help"])).stdout).toMatch(/--threads <n>/);
   });
 });
 
