@@ -241,6 +241,17 @@ function checkLinear(where: string, a: Float32Array, w: PackedWeight, bias: Floa
   }
 }
 
+function checkTransB(
+  where: string, m: number, n: number, k: number, a: Float32Array, aOff: number, lda: number,
+  b: Float32Array, bOff: number, ldb: number, out: Float32Array, oOff: number, ldo: number,
+): void {
+  checkDims(where, { m, n, k, aOff, lda, bOff, ldb, oOff, ldo });
+  checkRegion(where, "a", a, aOff, m, k, lda);
+  checkRegion(where, "b", b, bOff, n, k, ldb);
+  checkRegion(where, "out", out, oOff, m, n, ldo);
+  checkOut(where, m, n, ldo);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // packing
 
@@ -536,11 +547,7 @@ export function matmulTransB(
   out: Float32Array, oOff: number, ldo: number,
   alpha: number,
 ): void {
-  checkDims("matmulTransB", { m, n, k, aOff, lda, bOff, ldb, oOff, ldo });
-  checkRegion("matmulTransB", "a", a, aOff, m, k, lda);
-  checkRegion("matmulTransB", "b", b, bOff, n, k, ldb);
-  checkRegion("matmulTransB", "out", out, oOff, m, n, ldo);
-  checkOut("matmulTransB", m, n, ldo);
+  checkTransB("matmulTransB", m, n, k, a, aOff, lda, b, bOff, ldb, out, oOff, ldo);
   if (backend === "wasm" && gemmWasm(B_TRANS, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, alpha)) return;
   gemm(B_TRANS, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, alpha);
 }
@@ -557,11 +564,7 @@ export function matmulTransBSoftmax(
   out: Float32Array, oOff: number, ldo: number,
   alpha: number,
 ): void {
-  checkDims("matmulTransBSoftmax", { m, n, k, aOff, lda, bOff, ldb, oOff, ldo });
-  checkRegion("matmulTransBSoftmax", "a", a, aOff, m, k, lda);
-  checkRegion("matmulTransBSoftmax", "b", b, bOff, n, k, ldb);
-  checkRegion("matmulTransBSoftmax", "out", out, oOff, m, n, ldo);
-  checkOut("matmulTransBSoftmax", m, n, ldo);
+  checkTransB("matmulTransBSoftmax", m, n, k, a, aOff, lda, b, bOff, ldb, out, oOff, ldo);
   if (backend === "wasm" && gemmWasm(B_TRANS, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, alpha, EPILOGUE_SOFTMAX)) return;
   gemm(B_TRANS, m, n, k, a, aOff, lda, b, bOff, ldb, null, out, oOff, ldo, alpha);
   softmaxRows(out, oOff, m, n, ldo);

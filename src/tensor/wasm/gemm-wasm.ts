@@ -258,32 +258,29 @@ function runTranspose(w: Instance, src: number, lds: number, dst: number, panels
   pool.run(jobs, w.fns);
 }
 
-/** softmax of `rows` rows of `cols` floats at byte address p (row stride ld bytes), split by rows across threads. */
-function runSoftmax(w: Instance, p: number, rows: number, cols: number, ld: number): void {
+/**
+ * Runs `fn(p, units, ...args)` over `count` independent units (rows) starting at byte address p, `unitBytes`
+ * apart: on the calling thread, or, when `worth` it, cut into jobs of consecutive units for the pool's threads.
+ */
+function runSplit(w: Instance, fn: number, p: number, count: number, unitBytes: number, args: number[], worth: boolean): void {
   const pool = w.pool;
-  if (pool === null || rows < 2 || rows * cols < minSplitFlop / 64) {
-    w.softmax(p, rows, cols, ld);
+  if (pool === null || count < 2 || !worth) {
+    w.fns[fn](p, count, ...args);
     return;
   }
-  const per = Math.ceil(rows / Math.min(rows, pool.threads * JOBS_PER_THREAD, MAX_JOBS));
+  const per = Math.ceil(count / Math.min(count, pool.threads * JOBS_PER_THREAD, MAX_JOBS));
   const jobs: Job[] = [];
-  for (let r0 = 0; r0 < rows; r0 += per) jobs.push({ fn: SOFTMAX, args: [p + r0 * ld, Math.min(per, rows - r0), cols, ld] });
+  for (let u0 = 0; u0 < count; u0 += per) jobs.push({ fn, args: [p + u0 * unitBytes, Math.min(per, count - u0), ...args] });
   splitBlocks++;
   pool.run(jobs, w.fns);
 }
 
-/** GELU of `rows` rows of `cols` floats at byte address p (row stride ld bytes), split by rows across threads. */
+/** GELU / softmax of `rows` rows of `cols` floats at byte address p (row stride ld bytes), split by rows. */
 function runGelu(w: Instance, p: number, rows: number, cols: number, ld: number): void {
-  const pool = w.pool;
-  if (pool === null || rows < 2 || rows * cols < minSplitFlop / 64) {
-    w.gelu(p, rows, cols, ld, ERF_TABLE_AT);
-    return;
-  }
-  const per = Math.ceil(rows / Math.min(rows, pool.threads * JOBS_PER_THREAD, MAX_JOBS));
-  const jobs: Job[] = [];
-  for (let r0 = 0; r0 < rows; r0 += per) jobs.push({ fn: GELU, args: [p + r0 * ld, Math.min(per, rows - r0), cols, ld, ERF_TABLE_AT] });
-  splitBlocks++;
-  pool.run(jobs, w.fns);
+  runSplit(w, GELU, p, rows, ld, [cols, ld, ERF_TABLE_AT], rows * cols >= minSplitFlop / 64);
+}
+function runSoftmax(w: Instance, p: number, rows: number, cols: number, ld: number): void {
+  runSplit(w, SOFTMAX, p, rows, ld, [cols, ld], rows * cols >= minSplitFlop / 64);
 }
 
 /** Grows the memory to at least `bytes`; false when the engine refuses (the caller falls back to TypeScript). */
