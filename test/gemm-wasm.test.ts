@@ -23,6 +23,7 @@ import {
 import { Code, I32, sleb, uleb, wasmModule } from "../src/tensor/wasm/assembler.js";
 import { KC, SUB, gemmKernelModule } from "../src/tensor/wasm/gemm-kernel.js";
 import { gelu } from "../src/tensor/activations.js";
+import { layerNorm, layerNormRows } from "../src/tensor/layernorm.js";
 import { wasmGemmKernel, wasmGemmMemoryBytes, wasmGemmSupported } from "../src/tensor/wasm/gemm-wasm.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -497,6 +498,26 @@ describe("linearGelu (the MLP's first layer)", () => {
       }
     });
   }
+});
+
+describe("layerNormRows (layer norm in wasm memory)", () => {
+  afterAll(() => setBackend("wasm"));
+  it("wasm: bit-identical to the TypeScript layerNorm on odd shapes, in place too; writes only its rows", () => {
+    setBackend("wasm");
+    let seed = 700;
+    for (const [rows, dim] of [[1, 1], [3, 7], [5, 322], [130, 1024], [4000, 1030], [2, 100_000]]) {
+      const x = rand(rows * dim + 3, seed++).map((v, i) => v * 5 + (i % 7)); // an offset: mean far from 0
+      const w = rand(dim, seed++), b = rand(dim, seed++);
+      const got = filled(rows * dim + 2), want = filled(rows * dim + 2);
+      layerNormRows(x, w, b, got, rows, dim, 1e-5);
+      layerNorm(x, w, b, want, rows, dim, 1e-5);
+      expect(countBitDiffs(got, want), `rows=${rows} dim=${dim}`).toBe(0);
+      const inPlace = x.slice();
+      layerNormRows(inPlace, w, b, inPlace, rows, dim, 1e-5);
+      expect(countBitDiffs(inPlace.subarray(0, rows * dim), want.subarray(0, rows * dim))).toBe(0);
+      expect([...inPlace.subarray(rows * dim)]).toEqual([...x.subarray(rows * dim)]);
+    }
+  });
 });
 
 describe("backend selection", () => {

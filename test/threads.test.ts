@@ -8,6 +8,7 @@ import { PerceiverError } from "../src/errors.js";
 import {
   ensureThreads, getThreads, linear, linearGelu, matmul, matmulTransB, matmulTransBSoftmax, packWeight, setBackend, setThreads,
 } from "../src/tensor/gemm.js";
+import { layerNormRows } from "../src/tensor/layernorm.js";
 import { Code, F32, I32, wasmModule } from "../src/tensor/wasm/assembler.js";
 import { setWasmSplitThreshold, wasmSplitBlocks, wasmThreads } from "../src/tensor/wasm/gemm-wasm.js";
 import { MAX_JOBS, ThreadPool, availableCores, threadsUnavailableReason } from "../src/tensor/wasm/threads.js";
@@ -39,7 +40,9 @@ function products(m: number, n: number, k: number, seed: number): Float32Array[]
   matmulTransBSoftmax(m, n, k, a, 3, k + 2, bT, 1, k + 1, o4, 2, n + 1, 0.37);
   const o5 = new Float32Array(m * n + 2).fill(SENTINEL);
   linearGelu(aDense, packWeight(w, n, k), bias, o5, m);
-  return [o1, o2, o3, o4, o5];
+  const o6 = new Float32Array(m * k + 1).fill(SENTINEL);
+  layerNormRows(aDense, w.subarray(0, k), rand(k, seed + 5), o6, m, k, 1e-5);
+  return [o1, o2, o3, o4, o5, o6];
 }
 
 function bitDiffs(x: Float32Array, y: Float32Array): number {
@@ -77,7 +80,7 @@ describe("thread pool of the wasm backend", () => {
       const before = wasmSplitBlocks();
       SHAPES.forEach(([m, n, k], i) => {
         const multi = products(m, n, k, 10 * i);
-        for (let p = 0; p < 5; p++) {
+        for (let p = 0; p < 6; p++) {
           expect(bitDiffs(multi[p], single[i][p]), `threads=${threads} m=${m} n=${n} k=${k} product ${p}`).toBe(0);
         }
       });

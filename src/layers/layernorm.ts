@@ -1,4 +1,4 @@
-import { layerNorm } from "../tensor/layernorm.js";
+import { layerNormRows } from "../tensor/layernorm.js";
 
 /** torch's nn.LayerNorm default eps: what every HF Perceiver LayerNorm uses (config.layer_norm_eps is ignored). */
 export const TORCH_LAYERNORM_EPS = 1e-5;
@@ -14,6 +14,6 @@ export class LayerNorm {
 
   // x [rows, dim] -> out [rows, dim]; out may alias x
   forward(x: Float32Array, rows: number, out: Float32Array): void {
-    layerNorm(x, this.weight, this.bias, out, rows, this.dim, this.eps);
+    layerNormRows(x, this.weight, this.bias, out, rows, this.dim, this.eps);
   }
 }

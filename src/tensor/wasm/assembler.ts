@@ -148,6 +148,7 @@ export class Code {
   f64Sub(): this { return this.op(0xa1); }
   f64Mul(): this { return this.op(0xa2); }
   f64Div(): this { return this.op(0xa3); }
+  f64Sqrt(): this { return this.op(0x9f); }
   f32DemoteF64(): this { return this.op(0xb6); }
   f64PromoteF32(): this { return this.op(0xbb); }
 

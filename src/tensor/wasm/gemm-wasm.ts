@@ -57,13 +57,14 @@ const MAX_SHARED_PAGES = 16384;
 /** Smallest block (floating-point operations) worth splitting across threads. */
 const MIN_SPLIT_FLOP = 1 << 21;
 /** Jobs per thread a split block is cut into (load balancing; each job costs ~1 µs to hand out). */
-const JOBS_PER_THREAD = 4;
+const JOBS_PER_THREAD = 8;
 /** Exports the pool's workers may call, by index. */
-const EXPORTS = ["block", "transpose", "panelize", "softmax", "gelu"];
+const EXPORTS = ["block", "transpose", "panelize", "softmax", "gelu", "layernorm"];
 const BLOCK = 0;
 const TRANSPOSE = 1;
 const SOFTMAX = 3;
 const GELU = 4;
+const LAYERNORM = 5;
 /** Constants at the start of the memory (the erf table of the GELU kernel); the staging regions follow. */
 const ERF_TABLE_AT = 0;
 const CONST_BYTES = Math.ceil(ERF_TABLE_BYTES / 64) * 64;
@@ -281,6 +282,35 @@ function runGelu(w: Instance, p: number, rows: number, cols: number, ld: number)
 }
 function runSoftmax(w: Instance, p: number, rows: number, cols: number, ld: number): void {
   runSplit(w, SOFTMAX, p, rows, ld, [cols, ld], rows * cols >= minSplitFlop / 64);
+}
+
+/**
+ * x [rows, dim], weight [dim], bias [dim] -> out [rows, dim] = layer norm of each row (the TypeScript layerNorm's
+ * arithmetic, bit-identical: layernorm-kernel.ts), in wasm memory, split by rows across threads. out may alias x.
+ * Returns false (having written nothing) if the memory could not grow or the module is refused.
+ */
+export function layerNormWasm(
+  x: Float32Array, weight: Float32Array, bias: Float32Array, out: Float32Array, rows: number, dim: number, eps: number,
+): boolean {
+  if (rows === 0 || dim === 0) return true;
+  const w = load();
+  if (w === null) return false;
+  const wB = CONST_BYTES;
+  const bB = wB + Math.ceil(dim / 4) * 16;
+  // rows per pass: all of them, up to about 16 MB of staging
+  const per = Math.max(1, Math.min(rows, Math.floor((16 << 20) / (dim * 4))));
+  const xB = bB + Math.ceil(dim / 4) * 16;
+  if (!reserve(w, xB + per * dim * 4)) return false;
+  const f = w.f32;
+  f.set(weight.subarray(0, dim), wB >> 2);
+  f.set(bias.subarray(0, dim), bB >> 2);
+  for (let r0 = 0; r0 < rows; r0 += per) {
+    const n = Math.min(per, rows - r0);
+    f.set(x.subarray(r0 * dim, (r0 + n) * dim), xB >> 2);
+    runSplit(w, LAYERNORM, xB, n, dim * 4, [dim, wB, bB, eps], n * dim >= minSplitFlop / 32);
+    out.set(f.subarray(xB >> 2, (xB >> 2) + n * dim), r0 * dim);
+  }
+  return true;
 }
 
 /** Grows the memory to at least `bytes`; false when the engine refuses (the caller falls back to TypeScript). */
