@@ -9,6 +9,11 @@ import { defineConfig, type Plugin } from "vite";
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
+const ISOLATION_HEADERS = {
+  "Cross-Origin-Opener-Policy": "same-origin",
+  "Cross-Origin-Embedder-Policy": "require-corp",
+};
+
 /**
  * `node:*` modules are reachable from src/index.ts only through `fromPretrained`'s dynamic import (Node-only
  * loading from files and the hub cache). Keep them as external imports of that chunk, which the page never loads,
@@ -44,7 +49,11 @@ export default defineConfig({
     target: "es2022",
     chunkSizeWarningLimit: 1024,
   },
+  // Cross-origin isolation (SharedArrayBuffer), so the inference worker can run the matrix products on Web Worker
+  // threads; the hub's CORS responses satisfy require-corp. Static hosts must send the same two headers.
   server: {
     fs: { allow: [here("..")] },
+    headers: ISOLATION_HEADERS,
   },
+  preview: { headers: ISOLATION_HEADERS },
 });
