@@ -1,7 +1,8 @@
 /**
  * Quick single-process full-size forward benchmark: load time, forward latency at batch 1, and the GEMM throughput
  * on the model's shapes, on the synthetic full-size checkpoint (generated from the manifest when missing), with
- * the GEMM backend chosen by PERCEIVER_BACKEND (default: the module's own choice).
+ * the GEMM backend chosen by PERCEIVER_BACKEND (default: the module's own choice) and PERCEIVER_THREADS threads
+ * (default: every core).
  * Prints what it measured together with the machine. Run: npx tsx bench/forward.ts
  * (`npm run bench` is bench/run.ts: every backend against the peers, each in its own process.)
  */
@@ -24,9 +25,9 @@ function gemmGflops(m: number, n: number, k: number, reps: number): number {
 
 async function main(): Promise<void> {
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
-  const getBackend = (gemm as { getBackend?: () => string }).getBackend;
-  const backend = typeof getBackend === "function" ? getBackend() : "ts";
-  console.log(`# perceiver-ts forward benchmark\nmachine: ${cpu}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, 1 thread, GEMM backend ${backend}\n`);
+  await gemm.ensureThreads(); // PERCEIVER_THREADS, else every core (what forward would start)
+  const threads = gemm.getThreads();
+  console.log(`# perceiver-ts forward benchmark\nmachine: ${cpu}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${threads} thread(s), GEMM backend ${gemm.getBackend()}\n`);
 
   console.log("| GEMM shape (M x N x K) | GFLOP/s |\n|---|---|");
   for (const [m, n, k, reps] of [[512, 1024, 1024, 3], [3025, 322, 322, 3], [512, 322, 1024, 3], [512, 1024, 322, 3]] as const) {
