@@ -16,7 +16,8 @@ import { readTorchBin } from "../src/io/torch-bin.js";
 import type { ReadTorchBinOptions, TorchStateDict } from "../src/io/torch-bin.js";
 import { PyCallable, PyDict, PyList, PyTuple, unpickle } from "../src/io/torch-pickle.js";
 import type { PyValue } from "../src/io/torch-pickle.js";
-import { ZipArchive, crc32, crc32Naive } from "../src/io/torch-zip.js";
+import { crc32, crc32Naive } from "../src/io/crc32.js";
+import { ZipArchive } from "../src/io/torch-zip.js";
 
 const DIR = join(import.meta.dirname, "fixtures", "pickle");
 const PWNED_FIXTURE = "/tmp/perceiver-ts-pwned-fixture"; // what the hostile fixtures' commands would create

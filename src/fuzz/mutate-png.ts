@@ -4,6 +4,7 @@
  * deflated, chunk length fields (not covered by the CRC), and chunks dropped, duplicated, swapped or added.
  */
 import { unzlibSync, zlibSync } from "fflate";
+import { crc32 } from "../io/crc32.js";
 import { bitFlip, INTERESTING_32, type Mutator } from "./mutators.js";
 import type { Prng } from "./prng.js";
 
@@ -18,20 +19,11 @@ interface Chunk {
 
 const SIGNATURE = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-let table: Uint32Array | undefined;
 export function pngCrc(type: string, data: Uint8Array): number {
-  if (!table) {
-    table = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      table[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = 0; i < 4; i++) c = table[(c ^ type.charCodeAt(i)) & 0xff] ^ (c >>> 8);
-  for (let i = 0; i < data.length; i++) c = table[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+  const b = new Uint8Array(4 + data.length);
+  for (let i = 0; i < 4; i++) b[i] = type.charCodeAt(i);
+  b.set(data, 4);
+  return crc32(b);
 }
 
 /** The chunks of a PNG, or null when the signature or the chunk framing is broken. */

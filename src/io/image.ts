@@ -16,6 +16,7 @@ import { Unzlib } from "fflate";
 import jpegJs from "jpeg-js";
 import { PNG } from "pngjs";
 import { PerceiverError } from "../errors.js";
+import { crc32 } from "./crc32.js";
 
 /** An 8-bit RGB image: `data` is HWC, length width*height*3. */
 export interface RgbImage {
@@ -219,22 +220,6 @@ interface PngInfo {
 const PNG_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
 const PNG_IEND = new Uint8Array([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
 
-let crcTable: Uint32Array | undefined;
-
-/** CRC-32 (PNG / zlib polynomial) of b[start, end). */
-function crc32(b: Uint8Array, start: number, end: number): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = start; i < end; i++) c = crcTable[(c ^ b[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 /**
  * Validates the IHDR (with its CRC) and the chunk layout without inflating anything.
@@ -250,7 +235,7 @@ function parsePng(b: Uint8Array, ctx: Ctx): PngInfo {
   if (u32be(b, 8) !== 13 || String.fromCharCode(...b.subarray(12, 16)) !== "IHDR") {
     throw bad("the first chunk is not a 13-byte IHDR");
   }
-  if (crc32(b, 12, 29) !== u32be(b, 29)) throw bad("IHDR CRC mismatch");
+  if (crc32(b.subarray(12, 29)) !== u32be(b, 29)) throw bad("IHDR CRC mismatch");
   const width = u32be(b, 16);
   const height = u32be(b, 20);
   const bitDepth = b[24];

@@ -6,6 +6,7 @@
  */
 import { zlibSync } from "fflate";
 import { PerceiverError } from "../errors.js";
+import { crc32 } from "./crc32.js";
 import type { RgbImage } from "./image.js";
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -123,23 +124,7 @@ function writeChunk(out: Uint8Array, o: number, type: string, data: Uint8Array):
   v.setUint32(o, data.length);
   for (let i = 0; i < 4; i++) out[o + 4 + i] = type.charCodeAt(i);
   out.set(data, o + 8);
-  v.setUint32(o + 8 + data.length, crc32(out, o + 4, o + 8 + data.length));
+  v.setUint32(o + 8 + data.length, crc32(out.subarray(o + 4, o + 8 + data.length)));
   return o + 12 + data.length;
 }
 
-let crcTable: Uint32Array | undefined;
-
-/** CRC-32 (PNG / zlib polynomial) of b[start, end). */
-function crc32(b: Uint8Array, start: number, end: number): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = start; i < end; i++) c = crcTable[(c ^ b[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
