@@ -13,7 +13,7 @@ import {
 } from "../perceiver/attention-map.js";
 import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
 import { cropAndResize, preprocessBatch } from "../perceiver/image-processor.js";
-import { COMPUTE_HELP, COMPUTE_OPTIONS, applyComputeOptions, loadCliModel, positiveInt } from "./common.js";
+import { COMPUTE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt } from "./common.js";
 import { inferenceProgress, progressEnabled } from "./progress.js";
 
 export const ATTENTION_MAP_HELP = `Usage: perceiver attention-map <image> [options]
@@ -103,17 +103,12 @@ export async function attentionMap(argv: string[]): Promise<number> {
     allowPositionals: true,
     strict: true,
     options: {
-      model: { type: "string" },
-      revision: { type: "string" },
+      ...MODEL_COMMAND_OPTIONS,
       out: { type: "string" },
       latents: { type: "string" },
       top: { type: "string" },
       colormap: { type: "string" },
       alpha: { type: "string" },
-      ...COMPUTE_OPTIONS,
-      quiet: { type: "boolean", default: false },
-      debug: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {

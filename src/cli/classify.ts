@@ -7,7 +7,7 @@ import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
 import { defaultImageProcessorConfig, preprocessBatch, type ImageProcessorConfig } from "../perceiver/image-processor.js";
 import { checkForwardMemory } from "../perceiver/memory.js";
 import { Tensor } from "../tensor/tensor.js";
-import { COMPUTE_HELP, COMPUTE_OPTIONS, applyComputeOptions, loadCliModel, positiveInt, printable } from "./common.js";
+import { COMPUTE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt, printable } from "./common.js";
 import { inferenceProgress, progressEnabled } from "./progress.js";
 
 export const CLASSIFY_HELP = `Usage: perceiver classify <image...> [options]
@@ -61,16 +61,11 @@ export async function classify(argv: string[]): Promise<number> {
     allowPositionals: true,
     strict: true,
     options: {
-      model: { type: "string" },
-      revision: { type: "string" },
+      ...MODEL_COMMAND_OPTIONS,
       "top-k": { type: "string" },
       "batch-size": { type: "string" },
       json: { type: "boolean", default: false },
       logits: { type: "boolean", default: false },
-      ...COMPUTE_OPTIONS,
-      quiet: { type: "boolean", default: false },
-      debug: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {

@@ -29,10 +29,15 @@ export function printable(s: string, { keepNewlines = false } = {}): string {
 export const COMPUTE_HELP = `  --threads <n>               threads for the matrix products  [default: PERCEIVER_THREADS or all cores]
   --backend <ts|wasm>         matrix product kernels           [default: PERCEIVER_BACKEND or wasm]`;
 
-/** parseArgs entries of the compute options. */
-export const COMPUTE_OPTIONS = {
+/** parseArgs entries every model command takes: the model, the compute options, and the output switches. */
+export const MODEL_COMMAND_OPTIONS = {
+  model: { type: "string" },
+  revision: { type: "string" },
   threads: { type: "string" },
   backend: { type: "string" },
+  quiet: { type: "boolean", default: false },
+  debug: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
 } as const;
 
 /** Applies `--backend` and `--threads` (before the model is loaded); bad values are USAGE errors. */

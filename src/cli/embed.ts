@@ -4,7 +4,7 @@ import { PerceiverError } from "../errors.js";
 import { loadImageFile } from "../io/image-node.js";
 import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
 import { preprocessBatch } from "../perceiver/image-processor.js";
-import { COMPUTE_HELP, COMPUTE_OPTIONS, applyComputeOptions, loadCliModel, positiveInt } from "./common.js";
+import { COMPUTE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt } from "./common.js";
 import { inferenceProgress, progressEnabled } from "./progress.js";
 
 export const EMBED_HELP = `Usage: perceiver embed <image...> [options]
@@ -32,15 +32,10 @@ export async function embed(argv: string[]): Promise<number> {
     allowPositionals: true,
     strict: true,
     options: {
-      model: { type: "string" },
-      revision: { type: "string" },
+      ...MODEL_COMMAND_OPTIONS,
       json: { type: "boolean", default: false },
       latents: { type: "boolean", default: false },
       "batch-size": { type: "string" },
-      ...COMPUTE_OPTIONS,
-      quiet: { type: "boolean", default: false },
-      debug: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
