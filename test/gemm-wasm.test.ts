@@ -25,103 +25,15 @@ import { KC, SUB, gemmKernelModule } from "../src/tensor/wasm/gemm-kernel.js";
 import { gelu } from "../src/tensor/activations.js";
 import { layerNorm, layerNormRows } from "../src/tensor/layernorm.js";
 import { wasmGemmKernel, wasmGemmMemoryBytes, wasmGemmSupported } from "../src/tensor/wasm/gemm-wasm.js";
+import {
+  ODD, REL, SENTINEL, abs, countBitDiffs, dense, expectOnlyRegionWritten, filled, rand, runLinear, runMatmul,
+  runTransB, strided, worst,
+} from "./helpers/gemm.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
-const REL = 1e-5;
-const SENTINEL = 777.25;
-/** Odd sizes, plus K values that cross SUB runs and KC chunks unevenly. */
-const ODD = [1, 3, 7, 13, 129];
+/** K values that cross SUB runs and KC chunks unevenly (ODD: the odd sizes). */
 const ODD_K = [1, 3, 7, 13, 33, 129, 300, 515];
-
-/** Deterministic uniform values in [-1, 1) (mulberry32). */
-function rand(n: number, seed: number): Float32Array {
-  const x = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    x[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
-  return x;
-}
-
-const abs = (x: Float32Array) => x.map(Math.abs);
-const filled = (n: number) => new Float32Array(n).fill(SENTINEL);
-
-/** Largest violation of the tolerance (≤ 0 means all within), over the whole buffers. */
-function worst(got: Float32Array, want: Float32Array, scale: Float32Array): number {
-  let w = -Infinity;
-  for (let i = 0; i < got.length; i++) {
-    const excess = Math.abs(got[i] - want[i]) - REL * (1 + Math.abs(scale[i]));
-    if (!(excess <= w)) w = Number.isNaN(excess) ? Infinity : excess;
-  }
-  return w;
-}
-
-function countBitDiffs(got: Float32Array, want: Float32Array): number {
-  let d = 0;
-  for (let i = 0; i < got.length; i++) if (!Object.is(got[i], want[i])) d++;
-  return d;
-}
-
-/** Checks that only the [m,n] region at oOff with stride ldo changed from the sentinel. */
-function expectOnlyRegionWritten(out: Float32Array, m: number, n: number, oOff: number, ldo: number): void {
-  let stray = 0;
-  let missing = 0;
-  for (let idx = 0; idx < out.length; idx++) {
-    const rel = idx - oOff;
-    const inRegion = rel >= 0 && Math.floor(rel / ldo) < m && rel % ldo < n;
-    if (!inRegion && out[idx] !== SENTINEL) stray++;
-    if (inRegion && out[idx] === SENTINEL) missing++;
-  }
-  expect({ stray, missing }).toEqual({ stray: 0, missing: 0 });
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// runners: optimized, naive and |.|-scale on the same (strided) problem; return [got, want, scale]
-
-interface Strides { aOff: number; lda: number; bOff: number; ldb: number; oOff: number; ldo: number }
-
-function runLinear(m: number, n: number, k: number, withBias: boolean, seed: number): Float32Array[] {
-  const a = rand(m * k, seed), w = rand(n * k, seed + 1);
-  const bias = withBias ? rand(n, seed + 2) : null;
-  const got = filled(m * n + 5), want = filled(m * n + 5), scale = filled(m * n + 5);
-  linear(a, packWeight(w, n, k), bias, got, m);
-  linearNaive(a, w, bias, want, m, n, k);
-  linearNaive(abs(a), abs(w), bias && abs(bias), scale, m, n, k);
-  expectOnlyRegionWritten(got, m, n, 0, n);
-  return [got, want, scale];
-}
-
-function runTransB(m: number, n: number, k: number, s: Strides, alpha: number, seed: number): Float32Array[] {
-  const a = rand(s.aOff + m * s.lda + 3, seed), b = rand(s.bOff + n * s.ldb + 3, seed + 1);
-  const size = s.oOff + m * s.ldo + 4;
-  const got = filled(size), want = filled(size), scale = filled(size);
-  matmulTransB(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, got, s.oOff, s.ldo, alpha);
-  matmulTransBNaive(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, want, s.oOff, s.ldo, alpha);
-  matmulTransBNaive(m, n, k, abs(a), s.aOff, s.lda, abs(b), s.bOff, s.ldb, scale, s.oOff, s.ldo, Math.abs(alpha));
-  expectOnlyRegionWritten(got, m, n, s.oOff, s.ldo);
-  return [got, want, scale];
-}
-
-function runMatmul(m: number, n: number, k: number, s: Strides, seed: number): Float32Array[] {
-  const a = rand(s.aOff + m * s.lda + 3, seed), b = rand(s.bOff + k * s.ldb + 3, seed + 1);
-  const size = s.oOff + m * s.ldo + 4;
-  const got = filled(size), want = filled(size), scale = filled(size);
-  matmul(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, got, s.oOff, s.ldo);
-  matmulNaive(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, want, s.oOff, s.ldo);
-  matmulNaive(m, n, k, abs(a), s.aOff, s.lda, abs(b), s.bOff, s.ldb, scale, s.oOff, s.ldo);
-  expectOnlyRegionWritten(got, m, n, s.oOff, s.ldo);
-  return [got, want, scale];
-}
-
-const dense = (m: number, n: number, k: number, transB: boolean): Strides =>
-  ({ aOff: 0, lda: k, bOff: 0, ldb: transB ? k : n, oOff: 0, ldo: n });
-const strided = (m: number, n: number, k: number, transB: boolean): Strides =>
-  ({ aOff: 5, lda: k + 3, bOff: 2, ldb: (transB ? k : n) + 1, oOff: 7, ldo: n + 2 });
 
 // ---------------------------------------------------------------------------------------------------------------
 
