@@ -61,6 +61,11 @@ function alignLog2(bytes: number): number {
   return bytes === 1 ? 0 : bytes === 2 ? 1 : bytes === 4 ? 2 : bytes === 8 ? 3 : 4;
 }
 
+/** 32-bit lanes -> the 16 byte indices of i8x16.shuffle (lanes 4..7 pick from the second operand). */
+export function lanes32(...l: number[]): number[] {
+  return l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]);
+}
+
 /** One function body under construction. Locals 0..params-1 are the parameters. */
 export class Code {
   readonly bytes: number[] = [];

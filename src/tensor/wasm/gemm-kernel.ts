@@ -28,7 +28,7 @@
  *
  * Option `fma`: f32x4.relaxed_madd (Relaxed SIMD: fused or not, depending on the engine) instead of mul + add.
  */
-import { Code, F64, I32, V128, wasmModule } from "./assembler.js";
+import { Code, F64, I32, V128, lanes32, wasmModule } from "./assembler.js";
 import { geluCode } from "./gelu-kernel.js";
 import { layerNormCode } from "./layernorm-kernel.js";
 import { expLanesCode, softmaxCode } from "./softmax-kernel.js";
@@ -164,7 +164,7 @@ function blockCode(opts: KernelOptions): Code {
         for (let h = 0; h < 2; h++) {
           f.get(cp).get(cp).v128Load(32 * h).get(acc[r][h]).f64x2PromoteLowF32x4().f64x2Add().v128Store(32 * h);
           f.get(cp).get(cp).v128Load(32 * h + 16)
-            .get(acc[r][h]).get(acc[r][h]).i8x16Shuffle(lanes(2, 3, 2, 3)).f64x2PromoteLowF32x4()
+            .get(acc[r][h]).get(acc[r][h]).i8x16Shuffle(lanes32(2, 3, 2, 3)).f64x2PromoteLowF32x4()
             .f64x2Add().v128Store(32 * h + 16);
         }
       });
@@ -178,7 +178,7 @@ function blockCode(opts: KernelOptions): Code {
           f.get(op);
           f.get(cp).v128Load(32 * h).get(alpha).f64x2Mul().f32x4DemoteF64x2Zero();
           f.get(cp).v128Load(32 * h + 16).get(alpha).f64x2Mul().f32x4DemoteF64x2Zero();
-          f.i8x16Shuffle(lanes(0, 1, 4, 5)).v128Store(16 * h);
+          f.i8x16Shuffle(lanes32(0, 1, 4, 5)).v128Store(16 * h);
         }
         if (r < MR - 1) f.get(op).get(P.ldo).i32Add().set(op);
       });
@@ -199,11 +199,6 @@ function blockCode(opts: KernelOptions): Code {
   f.br(0);
   f.end().end();
   return f;
-}
-
-/** 32-bit lanes -> the 16 byte indices of i8x16.shuffle (lanes 4..7 pick from the second operand). */
-function lanes(...l: number[]): number[] {
-  return l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]);
 }
 
 // transpose(src, lds, dst, panels, k4): src rows [panels·4, k4] (byte stride lds), k4 a multiple of 4
@@ -227,15 +222,15 @@ function transposeCode(): Code {
   f.loop();
   for (let i = 0; i < 4; i++) f.get(s[i]).v128Load().set(r[i]);
   // t0 = r0[0] r1[0] r0[1] r1[1], t1 = r0[2] r1[2] r0[3] r1[3], t2/t3 the same for r2, r3
-  f.get(r[0]).get(r[1]).i8x16Shuffle(lanes(0, 4, 1, 5)).set(t[0]);
-  f.get(r[0]).get(r[1]).i8x16Shuffle(lanes(2, 6, 3, 7)).set(t[1]);
-  f.get(r[2]).get(r[3]).i8x16Shuffle(lanes(0, 4, 1, 5)).set(t[2]);
-  f.get(r[2]).get(r[3]).i8x16Shuffle(lanes(2, 6, 3, 7)).set(t[3]);
+  f.get(r[0]).get(r[1]).i8x16Shuffle(lanes32(0, 4, 1, 5)).set(t[0]);
+  f.get(r[0]).get(r[1]).i8x16Shuffle(lanes32(2, 6, 3, 7)).set(t[1]);
+  f.get(r[2]).get(r[3]).i8x16Shuffle(lanes32(0, 4, 1, 5)).set(t[2]);
+  f.get(r[2]).get(r[3]).i8x16Shuffle(lanes32(2, 6, 3, 7)).set(t[3]);
   // column p+c of the 4 rows
-  f.get(d).get(t[0]).get(t[2]).i8x16Shuffle(lanes(0, 1, 4, 5)).v128Store(0);
-  f.get(d).get(t[0]).get(t[2]).i8x16Shuffle(lanes(2, 3, 6, 7)).v128Store(16);
-  f.get(d).get(t[1]).get(t[3]).i8x16Shuffle(lanes(0, 1, 4, 5)).v128Store(32);
-  f.get(d).get(t[1]).get(t[3]).i8x16Shuffle(lanes(2, 3, 6, 7)).v128Store(48);
+  f.get(d).get(t[0]).get(t[2]).i8x16Shuffle(lanes32(0, 1, 4, 5)).v128Store(0);
+  f.get(d).get(t[0]).get(t[2]).i8x16Shuffle(lanes32(2, 3, 6, 7)).v128Store(16);
+  f.get(d).get(t[1]).get(t[3]).i8x16Shuffle(lanes32(0, 1, 4, 5)).v128Store(32);
+  f.get(d).get(t[1]).get(t[3]).i8x16Shuffle(lanes32(2, 3, 6, 7)).v128Store(48);
   for (let i = 0; i < 4; i++) f.get(s[i]).i32Const(16).i32Add().set(s[i]);
   f.get(d).i32Const(64).i32Add().set(d);
   f.get(s[0]).get(end).i32LtU().brIf(0);

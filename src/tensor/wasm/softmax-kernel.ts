@@ -8,7 +8,7 @@
  * 2^k built from its exponent bits. Arguments below -708 are clamped there (exp(-708) ≈ 3e-308 rounds to float32
  * 0 like the true value). Within ~1e-15 relative of Math.exp, so the float32 outputs almost always match bit for bit.
  */
-import { Code, F32, F64, I32, V128 } from "./assembler.js";
+import { Code, F32, F64, I32, V128, lanes32 } from "./assembler.js";
 
 /** fdlibm's split of ln 2: LN2_HI has 32 trailing zero bits (k·LN2_HI is exact), LN2_HI + LN2_LO = ln 2. */
 const LN2_HI = 6.93147180369123816490e-1;
@@ -19,11 +19,6 @@ const INV_FACT = Array.from({ length: 13 }, (_, n) => {
   for (let i = 2; i <= n; i++) f *= i;
   return 1 / f;
 });
-
-/** Lanes of i8x16.shuffle picking 32-bit lanes a..d (4..7 pick from the second operand). */
-function lanes(...l: number[]): number[] {
-  return l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]);
-}
 
 // softmax(p, rows, cols, ld): x [rows, cols] float32 at byte address p, row stride ld bytes -> softmax of each
 //   row, in place
@@ -84,10 +79,10 @@ export function softmaxCode(expIndex: number): Code {
       f.get(q).v128Load().set(v);
       f.get(v).f64x2PromoteLowF32x4().get(md).f64x2Sub().set(lo);
       exp(lo, lo);
-      f.get(v).get(v).i8x16Shuffle(lanes(2, 3, 2, 3)).f64x2PromoteLowF32x4().get(md).f64x2Sub().set(hi);
+      f.get(v).get(v).i8x16Shuffle(lanes32(2, 3, 2, 3)).f64x2PromoteLowF32x4().get(md).f64x2Sub().set(hi);
       exp(hi, hi);
       f.get(sum).get(lo).f64x2Add().get(hi).f64x2Add().set(sum);
-      f.get(q).get(lo).f32x4DemoteF64x2Zero().get(hi).f32x4DemoteF64x2Zero().i8x16Shuffle(lanes(0, 1, 4, 5)).v128Store();
+      f.get(q).get(lo).f32x4DemoteF64x2Zero().get(hi).f32x4DemoteF64x2Zero().i8x16Shuffle(lanes32(0, 1, 4, 5)).v128Store();
     }, () => {
       f.get(q).f32Load().f64PromoteF32().get(md).f64x2ExtractLane(0).f64Sub().f64x2Splat().set(lo);
       exp(lo, lo);
@@ -106,8 +101,8 @@ export function softmaxCode(expIndex: number): Code {
       f.get(q).v128Load().set(v);
       f.get(q);
       f.get(v).f64x2PromoteLowF32x4().get(invv).f64x2Mul().f32x4DemoteF64x2Zero();
-      f.get(v).get(v).i8x16Shuffle(lanes(2, 3, 2, 3)).f64x2PromoteLowF32x4().get(invv).f64x2Mul().f32x4DemoteF64x2Zero();
-      f.i8x16Shuffle(lanes(0, 1, 4, 5)).v128Store();
+      f.get(v).get(v).i8x16Shuffle(lanes32(2, 3, 2, 3)).f64x2PromoteLowF32x4().get(invv).f64x2Mul().f32x4DemoteF64x2Zero();
+      f.i8x16Shuffle(lanes32(0, 1, 4, 5)).v128Store();
     }, () => {
       f.get(q).get(q).f32Load().f64PromoteF32().get(inv).f64Mul().f32DemoteF64().f32Store();
     });
