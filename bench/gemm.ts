@@ -13,16 +13,8 @@ import {
   packWeight, setBackend,
 } from "../src/tensor/gemm.js";
 import { wasmGemmKernel, wasmGemmSupported } from "../src/tensor/wasm/gemm-wasm.js";
+import { randomArray } from "./common.js";
 
-function rand(n: number, seed: number): Float32Array {
-  const x = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    x[i] = s / 4294967296 - 0.5;
-  }
-  return x;
-}
 
 /** Best wall time in ms of `fn` over `rounds` runs after one warm-up, stopping early past `budgetMs`. */
 function best(fn: () => void, rounds: number, budgetMs = 3000): number {
@@ -86,7 +78,7 @@ function measure(s: Shape): [number, number, number[]] {
   const { m, n, k } = s;
   const rows = Math.max(1, Math.min(m, Math.floor(32e6 / (n * k))));
   if (s.kind === "linear") {
-    const a = rand(m * k, 1), w = rand(n * k, 2), bias = rand(n, 3), out = new Float32Array(m * n);
+    const a = randomArray(m * k, 1), w = randomArray(n * k, 2), bias = randomArray(n, 3), out = new Float32Array(m * n);
     const pw = packWeight(w, n, k);
     const naive = best(() => linearNaive(a, w, bias, out, rows, n, k), 2);
     return [naive, rows, perBackend(() => linear(a, pw, bias, out, m))];
@@ -94,12 +86,12 @@ function measure(s: Shape): [number, number, number[]] {
   const ld = s.ld;
   if (s.kind === "matmulTransB") {
     const lda = ld ?? k, ldb = ld ?? k;
-    const a = rand(m * lda, 1), b = rand(n * ldb, 2), out = new Float32Array(m * n);
+    const a = randomArray(m * lda, 1), b = randomArray(n * ldb, 2), out = new Float32Array(m * n);
     const naive = best(() => matmulTransBNaive(rows, n, k, a, 0, lda, b, 0, ldb, out, 0, n, 0.125), 2);
     return [naive, rows, perBackend(() => matmulTransB(m, n, k, a, 0, lda, b, 0, ldb, out, 0, n, 0.125))];
   }
   const ldb = ld ?? n, ldo = ld ?? n;
-  const a = rand(m * k, 1), b = rand(k * ldb, 2), out = new Float32Array(m * ldo);
+  const a = randomArray(m * k, 1), b = randomArray(k * ldb, 2), out = new Float32Array(m * ldo);
   const naive = best(() => matmulNaive(rows, n, k, a, 0, k, b, 0, ldb, out, 0, ldo), 2);
   return [naive, rows, perBackend(() => matmul(m, n, k, a, 0, k, b, 0, ldb, out, 0, ldo))];
 }

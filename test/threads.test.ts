@@ -12,18 +12,9 @@ import { layerNormRows } from "../src/tensor/layernorm.js";
 import { Code, F32, I32, wasmModule } from "../src/tensor/wasm/assembler.js";
 import { setWasmSplitThreshold, wasmSplitBlocks, wasmThreads } from "../src/tensor/wasm/gemm-wasm.js";
 import { MAX_JOBS, ThreadPool, availableCores, threadsUnavailableReason } from "../src/tensor/wasm/threads.js";
+import { SENTINEL, countBitDiffs as bitDiffs, rand } from "./helpers/gemm.js";
 
-const SENTINEL = 777.25;
 
-function rand(n: number, seed: number): Float32Array {
-  const x = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    x[i] = s / 2 ** 31 - 1;
-  }
-  return x;
-}
 
 /** Runs the three products on one problem; returns their outputs (sentinel-filled, larger than the region). */
 function products(m: number, n: number, k: number, seed: number): Float32Array[] {
@@ -45,11 +36,6 @@ function products(m: number, n: number, k: number, seed: number): Float32Array[]
   return [o1, o2, o3, o4, o5, o6];
 }
 
-function bitDiffs(x: Float32Array, y: Float32Array): number {
-  let d = 0;
-  for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) d++;
-  return d;
-}
 
 const SHAPES: [number, number, number][] = [
   [1, 9, 5], [7, 17, 33], [13, 129, 300], [129, 13, 515], [37, 1000, 322], [300, 64, 1030], [5, 8, 7], [64, 130, 1],
