@@ -36,7 +36,7 @@
  */
 import { PerceiverError } from "../errors.js";
 import {
-  B_PACKED, B_PLAIN, B_TRANS, EPILOGUE_GELU, EPILOGUE_SOFTMAX, gemmWasm, releaseWasmGemm, startWasmThreads, wasmGemmSupported, wasmThreads,
+  B_PLAIN, B_TRANS, EPILOGUE_GELU, EPILOGUE_SOFTMAX, gemmWasm, releaseWasmGemm, startWasmThreads, wasmGemmSupported, wasmThreads,
 } from "./wasm/gemm-wasm.js";
 import { gelu, geluNaive } from "./activations.js";
 import { softmaxRows } from "./softmax.js";
@@ -410,8 +410,9 @@ function kernelDirect1x4(
 // ---------------------------------------------------------------------------------------------------------------
 // driver
 
-// B layouts (shared with the wasm driver): B_PACKED, a PackedWeight's data (float32 panels);
-// B_TRANS, b [N,K] with row stride ldb; B_PLAIN, b [K,N] with row stride ldb
+// B layouts: B_PACKED, a PackedWeight's panels (float32, built by packPanels; the TypeScript kernels only);
+// B_TRANS, b [N,K] with row stride ldb; B_PLAIN, b [K,N] with row stride ldb (both shared with the wasm driver)
+const B_PACKED = 0;
 
 // bias [N] | null, columns [jc, jc+nc) -> s[0, padded): bias or zeros, zero-padded to a multiple of NR
 function packBias(bias: Float32Array | null, jc: number, nc: number, s: number[]): void {

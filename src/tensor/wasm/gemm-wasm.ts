@@ -40,8 +40,7 @@ import { softmaxRows } from "../softmax.js";
 import { ERF_TABLE_BYTES } from "./gelu-kernel.js";
 import { MAX_JOBS, ThreadPool, type Job } from "./threads.js";
 
-/** B layouts (same meaning as in gemm.ts; B_PACKED, the TypeScript kernels' panels, is not taken here). */
-export const B_PACKED = 0; // b is a PackedWeight's panels of 4 columns [ceil(N/4)][K][4] (TypeScript kernels only)
+/** B layouts this driver takes (gemm.ts adds B_PACKED, its own kernels' panels, for the TypeScript path only). */
 export const B_TRANS = 1; // b [N,K] with row stride ldb
 export const B_PLAIN = 2; // b [K,N] with row stride ldb
 
