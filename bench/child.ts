@@ -1,6 +1,6 @@
 /**
  * One measurement in its own process (so each engine's peak RSS and thread pools are its own), started by
- * bench/run.ts as `node --import tsx bench/child.ts '<json task>'`. Progress goes to stderr; the answer is one
+ * bench/run.ts as `node bench/.build/bench/child.js '<json task>'` (compiled by tsc at the start of the run). Progress goes to stderr; the answer is one
  * stdout line: RESULT_MARK + JSON (a GemmResult or ModelResult, or { error }).
  */
 import { RESULT_MARK, type BatchProtocol } from "./common.js";

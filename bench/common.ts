@@ -73,6 +73,8 @@ export interface ModelResult {
   batches: BatchResult[];
   /** peak RSS of the whole process (load + every batch run), MB */
   peakRssMB?: number;
+  /** peak RSS before the weights were loaded: the runtime with the engine imported (its baseline) */
+  rssBeforeLoadMB?: number;
   rssAfterLoadMB?: number;
   /** os.loadavg() just before this configuration's process started (filled by run.ts) */
   loadAvgBefore?: number[];

@@ -13,6 +13,7 @@ export async function oursModel(
   const result: ModelResult = { engine: "perceiver-ts", backend, threads, notes: [], batches: [] };
   const reason = await selectOurBackend(backend, threads);
   if (reason !== null) return { ...result, skipped: reason };
+  result.rssBeforeLoadMB = maxRssMB();
   const t0 = performance.now();
   const model = await PerceiverForImageClassification.fromPretrained(modelDir);
   result.loadS = (performance.now() - t0) / 1000;

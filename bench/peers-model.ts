@@ -33,6 +33,7 @@ export async function peerModel(
     const ort = await import("onnxruntime-node");
     result.backend = "cpu (MLAS)";
     Tensor = ort.Tensor as unknown as typeof Tensor;
+    result.rssBeforeLoadMB = maxRssMB();
     t0 = performance.now();
     session = await ort.InferenceSession.create(files.model, {
       intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential", graphOptimizationLevel: "all",
@@ -42,6 +43,7 @@ export async function peerModel(
     ort.env.wasm.numThreads = threads;
     result.backend = "wasm-simd";
     Tensor = ort.Tensor as unknown as typeof Tensor;
+    result.rssBeforeLoadMB = maxRssMB();
     t0 = performance.now();
     const externalData = [];
     for (const f of files.externalData) externalData.push({ path: f.location, data: new Uint8Array(await readFile(f.path)) });

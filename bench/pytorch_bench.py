@@ -42,6 +42,7 @@ def main():
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
     result["backend"] = f"cpu (torch {torch.__version__})"
+    result["rssBeforeLoadMB"] = rss_mb()
     t0 = time.perf_counter()
     model = PerceiverForImageClassificationConvProcessing.from_pretrained(a.model_dir).eval()
     result["loadS"] = time.perf_counter() - t0

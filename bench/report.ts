@@ -47,7 +47,7 @@ function perImage(r: ModelResult, batch: number): number | null {
 export function modelTable(results: ModelResult[], batches: number[], peers: string[]): string {
   const measured = results.filter((r) => !r.skipped);
   const head = [
-    "engine", "backend", "threads", "load s", ...batches.map((b) => `batch ${b} s/image`), "peak RSS MB",
+    "engine", "backend", "threads", "load s", ...batches.map((b) => `batch ${b} s/image`), "peak RSS MB", "RSS before load MB",
     ...peers.map((p) => `time ÷ ${p} (${batches.map((b) => `b${b}`).join(" / ")})`), "load avg",
   ];
   const rows = measured.map((r) => {
@@ -65,7 +65,7 @@ export function modelTable(results: ModelResult[], batches: number[], peers: str
         const br = r.batches.find((x) => x.batch === b);
         return br?.skipped ? "skipped" : sig(br?.perImageS);
       }),
-      fmt(r.peakRssMB, 0), ...ratios, fmt(r.loadAvgBefore?.[0], 2),
+      fmt(r.peakRssMB, 0), fmt(r.rssBeforeLoadMB, 0), ...ratios, fmt(r.loadAvgBefore?.[0], 2),
     ];
   });
   return table(head, rows);

@@ -6,10 +6,13 @@
  *     RSS; perceiver-ts on weights/full-synthetic, onnxruntime-node/-web on bench/graph_with_ext.onnx with
  *     generated weights, PyTorch (transformers) when importable.
  * Every configuration runs in its own child process (bench/child.ts, bench/pytorch_bench.py): clean peak RSS, and
- * thread pools that are fixed at initialization. Markdown on stdout, progress on stderr, every number in
+ * thread pools that are fixed at initialization. The Node children run plain `node` on JavaScript that tsc
+ * compiles from bench/ and src/ into bench/.build/ at the start of the run (tsconfig.bench.json), as a user of
+ * the built package would: under `--import tsx` every child also carried tsx's module loader thread (about 75 MB
+ * of RSS on this machine) and its on-the-fly compilation. Markdown on stdout, progress on stderr, every number in
  * bench/results/bench-<date>.json. Options: see --help.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -28,6 +31,8 @@ import { gemmTable, modelTable, skippedLines } from "./report.js";
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, "..");
 const RESULTS = join(BENCH, "results");
+/** Where tsconfig.bench.json compiles bench/ (and the src/ and test/ files it imports) to. */
+const BUILD = join(BENCH, ".build");
 const MODEL_PEERS = ["onnxruntime-node", "onnxruntime-web", "pytorch"] as const;
 
 const HELP = `npm run bench -- [options]
@@ -115,8 +120,15 @@ function runChild(cmd: string, args: string[], env: Record<string, string>, time
   });
 }
 
+/** Compiles bench/ with tsc into BUILD (about 2 s); throws with tsc's output if it fails. */
+function buildChildren(): void {
+  const tsc = join(ROOT, "node_modules", "typescript", "bin", "tsc");
+  const r = spawnSync(process.execPath, [tsc, "-p", join(ROOT, "tsconfig.bench.json")], { cwd: ROOT, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`tsc -p tsconfig.bench.json failed:\n${r.stdout}${r.stderr}${r.error?.message ?? ""}`);
+}
+
 function nodeChild(task: ChildTask, env: Record<string, string>, timeoutS: number): Promise<Record<string, unknown>> {
-  return runChild(process.execPath, ["--import", "tsx", join(BENCH, "child.ts"), JSON.stringify(task)], env, timeoutS);
+  return runChild(process.execPath, [join(BUILD, "bench", "child.js"), JSON.stringify(task)], env, timeoutS);
 }
 
 function packageVersion(name: string): string {
@@ -141,6 +153,8 @@ async function main(): Promise<void> {
     process.stderr.write(`[bench ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s] ${m}\n`);
   };
   await mkdir(RESULTS, { recursive: true });
+  log("compiling bench/ for the child processes (tsc -p tsconfig.bench.json)");
+  buildChildren();
   const machine = {
     cpu: os.cpus()[0]?.model ?? "unknown",
     cores: os.cpus().length,
@@ -257,7 +271,8 @@ async function main(): Promise<void> {
       "",
       "load: weights file to ready session/model. batch 1: median of the runs after the first when there was time for " +
         `more (${o.protocol.maxExtra} at most, ${o.protocol.extraBudgetS} s budget), else the first run; larger batches: one run, ` +
-        "after batch 1, divided by the batch. peak RSS: the whole child process (load + every batch). " +
+        "after batch 1, divided by the batch. peak RSS: the whole child process (load + every batch); RSS before load: " +
+        "the same process with the engine imported, before the weights (the runtime's own share). " +
         "time ÷ X: this row's seconds per image over X's at the same thread count (>1: slower than X).",
       "",
     );

@@ -23,6 +23,7 @@ import {
 import { Code, I32, sleb, uleb, wasmModule } from "../src/tensor/wasm/assembler.js";
 import { KC, SUB, gemmKernelModule } from "../src/tensor/wasm/gemm-kernel.js";
 import { gelu } from "../src/tensor/activations.js";
+import { softmaxRows } from "../src/tensor/softmax.js";
 import { layerNorm, layerNormRows } from "../src/tensor/layernorm.js";
 import { wasmGemmKernel, wasmGemmMemoryBytes, wasmGemmSupported } from "../src/tensor/wasm/gemm-wasm.js";
 import {
@@ -363,6 +364,32 @@ describe("matmulTransBSoftmax (attention probabilities)", () => {
     matmulTransBSoftmax(m, n, k, a, 0, k, b, 0, k, got, 0, n, 0.1);
     matmulTransBSoftmaxNaive(m, n, k, a, 0, k, b, 0, k, want, 0, n, 0.1);
     check(got, want, "wide rows");
+  });
+  it("wasm: the float32 exp stays within 4 float32 ulps of Math.exp over the whole range (exact scores)", () => {
+    setBackend("wasm");
+    // a [M,1] = 1, b [N,1] = scores: the product is the scores exactly, so only the softmax differs.
+    // Row r holds N scores spread over [-r·10, 0] plus one 0 (the max), so x - m is exact in float32.
+    const n = 1023, rowsN = 11;
+    const a = new Float32Array(rowsN).fill(1);
+    const got = new Float32Array(rowsN * n), want = new Float32Array(rowsN * n);
+    let worstUlps = 0;
+    for (let r = 0; r < rowsN; r++) {
+      const scores = new Float32Array(n);
+      for (let j = 1; j < n; j++) scores[j] = -((j * 7919) % n) / n * (r === rowsN - 1 ? 90 : r * 10);
+      matmulTransBSoftmax(1, n, 1, a, r, 1, scores, 0, 1, got, r * n, n, 1);
+      want.set(scores, r * n);
+      softmaxRows(want, r * n, 1, n, n);
+    }
+    for (let i = 0; i < got.length; i++) {
+      const ulp = Math.max(2 ** -149, 2 ** (Math.floor(Math.log2(Math.abs(want[i]) || 2 ** -149)) - 23));
+      if (want[i] < 2 ** -126) {
+        expect(Math.abs(got[i] - want[i]), `[${i}] below the normal range`).toBeLessThanOrEqual(2 ** -126);
+        continue;
+      }
+      worstUlps = Math.max(worstUlps, Math.abs(got[i] - want[i]) / ulp);
+    }
+    expect(worstUlps).toBeLessThanOrEqual(4);
+    expect(worstUlps).toBeGreaterThan(0); // a float32 exp, not Math.exp
   });
   it("wasm: a row of -inf scores gives NaN like softmaxRows and torch; large scores do not overflow", () => {
     setBackend("wasm");

@@ -133,7 +133,8 @@ describe("row-chunked attention", () => {
   const linear = (inF: number, outF: number) => new Linear(rand(inF * outF), rand(outF), inF, outF);
 
   it("splits only large score matrices", () => {
-    expect(attentionChunkRows(512, 3025)).toBe(512); // conv model: [512, 3025] in one piece
+    expect(attentionChunkRows(512, 512)).toBe(512); // self-attention: [512, 512] in one piece
+    expect(attentionChunkRows(512, 3025)).toBe(ATTENTION_CHUNK_ROWS); // conv model's cross-attention
     expect(attentionChunkRows(512, 50176)).toBe(ATTENTION_CHUNK_ROWS); // Fourier / learned models
     expect(attentionChunkRows(16, 50176)).toBe(16);
   });

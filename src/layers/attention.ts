@@ -4,8 +4,12 @@ import type { Scratch } from "./scratch.js";
 
 /** Query rows per chunk of attention scores once Tq·Tkv exceeds ATTENTION_UNCHUNKED_LIMIT. */
 export const ATTENTION_CHUNK_ROWS = 64;
-/** Largest score matrix [Tq, Tkv] (elements, 16 MB of float32) computed in one piece. */
-export const ATTENTION_UNCHUNKED_LIMIT = 1 << 22;
+/**
+ * Largest score matrix [Tq, Tkv] (elements, 4 MB of float32) computed in one piece: the self-attention's
+ * [512, 512]; the conv model's cross-attention [512, 3025] goes in chunks (5 MB less peak memory, ~1% more time
+ * in that layer, for staging K and V once per chunk).
+ */
+export const ATTENTION_UNCHUNKED_LIMIT = 1 << 20;
 
 /** Query rows per score chunk: all of them for small products, else ATTENTION_CHUNK_ROWS. */
 export function attentionChunkRows(tq: number, tkv: number): number {

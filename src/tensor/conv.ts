@@ -49,8 +49,8 @@ export function conv2d(
   }
 }
 
-/** Output pixels per im2col chunk of conv2dGemm (4096 x 147 floats = 2.4 MB for a 7x7 kernel on 3 channels). */
-const IM2COL_CHUNK = 4096;
+/** Output pixels per im2col chunk of conv2dGemm (1024 x 147 floats = 0.6 MB for a 7x7 kernel on 3 channels). */
+const IM2COL_CHUNK = 1024;
 
 // x [C,H,W], w packWeight(weight [O,C,KH,KW] as [O, C·KH·KW]), bias [O] | null -> out [O,HO,WO]
 // The same convolution as conv2d (its naive twin), as matrix products: chunks of output pixels are unfolded into

@@ -170,22 +170,28 @@ export class Code {
   f64x2Const(a: number, b: number = a): this {
     return this.simd(0x0c, ...new Uint8Array(new Float64Array([a, b]).buffer));
   }
-  /** v128.const from two int64 lanes (|v| < 2^53) */
-  i64x2Const(a: number, b: number = a): this {
-    return this.simd(0x0c, ...new Uint8Array(new BigInt64Array([BigInt(a), BigInt(b)]).buffer));
+  /** v128.const from four float32 lanes */
+  f32x4Const(v: number): this {
+    return this.simd(0x0c, ...new Uint8Array(new Float32Array([v, v, v, v]).buffer));
+  }
+  /** v128.const from four int32 lanes */
+  i32x4Const(v: number): this {
+    return this.simd(0x0c, ...new Uint8Array(new Int32Array([v, v, v, v]).buffer));
   }
   f32x4ExtractLane(lane: number): this { return this.simd(0x1f, lane); }
   f64x2ExtractLane(lane: number): this { return this.simd(0x21, lane); }
   f32x4Max(): this { return this.simd(0xe9); }
-  f64x2Sub(): this { return this.simd(0xf1); }
-  f64x2Max(): this { return this.simd(0xf5); }
-  f64x2Nearest(): this { return this.simd(0x94); }
-  /** two f64 lanes -> i32 lanes 0, 1 (saturating), lanes 2, 3 zero */
-  i32x4TruncSatF64x2SZero(): this { return this.simd(0xfc); }
-  i64x2ExtendLowI32x4S(): this { return this.simd(0xc7); }
+  f32x4Sub(): this { return this.simd(0xe5); }
+  f32x4Nearest(): this { return this.simd(0x6a); }
+  /** a < b per lane -> all-ones / all-zeros lanes (false where either is NaN) */
+  f32x4Lt(): this { return this.simd(0x43); }
+  /** four f32 lanes -> i32 lanes (saturating) */
+  i32x4TruncSatF32x4S(): this { return this.simd(0xf8); }
+  i32x4Add(): this { return this.simd(0xae); }
   /** (v128, i32 shift) -> v128 */
-  i64x2Shl(): this { return this.simd(0xcb); }
-  i64x2Add(): this { return this.simd(0xce); }
+  i32x4Shl(): this { return this.simd(0xab); }
+  /** a & ~b */
+  v128AndNot(): this { return this.simd(0x4f); }
   f32x4Splat(): this { return this.simd(0x13); }
   f64x2Splat(): this { return this.simd(0x14); }
   f32x4Add(): this { return this.simd(0xe4); }

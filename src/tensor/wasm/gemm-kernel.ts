@@ -3,7 +3,7 @@
  * committed .wasm). The module imports `env.memory` and exports these functions (shape contracts below):
  * `block` (the product, 4x8 register tiles), `transpose` and `panelize` (B layouts -> 4-column panels), and
  * `softmax` (softmax-kernel.ts, for attention scores still in the result block) and `gelu` (gelu-kernel.ts, for
- * the MLP's first product), `layernorm` (layernorm-kernel.ts), plus `expLanes`, which softmax calls.
+ * the MLP's first product), `layernorm` (layernorm-kernel.ts), plus `expF32Lanes`, which softmax calls.
  *
  * block computes a block of C = bias + A·B for `tiles` x 4 rows and `pairs` x 8 columns:
  *  - A (the activations) is staged by the driver as float32 rows with a FIXED stride of A_STRIDE floats, so the
@@ -31,7 +31,7 @@
 import { Code, F64, I32, V128, lanes32, wasmModule } from "./assembler.js";
 import { geluCode } from "./gelu-kernel.js";
 import { layerNormCode } from "./layernorm-kernel.js";
-import { expLanesCode, softmaxCode } from "./softmax-kernel.js";
+import { expF32LanesCode, softmaxCode } from "./softmax-kernel.js";
 
 /** Rows per register tile. */
 export const MR = 4;
@@ -79,7 +79,7 @@ export function gemmKernelModule(opts: KernelOptions = {}): Uint8Array<ArrayBuff
     { name: "transpose", code: transposeCode() },
     { name: "panelize", code: panelizeCode() },
     { name: "softmax", code: softmaxCode(4) }, // softmax-kernel.ts: run on the result block in place
-    { name: "expLanes", code: expLanesCode() }, // function 4, called by softmax
+    { name: "expF32Lanes", code: expF32LanesCode() }, // function 4, called by softmax
     { name: "gelu", code: geluCode() }, // gelu-kernel.ts: run on linear's result block in place
     { name: "layernorm", code: layerNormCode() }, // layernorm-kernel.ts: on rows staged by layerNormWasm
   ] });
