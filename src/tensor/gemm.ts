@@ -26,7 +26,7 @@
  *
  * Backends: `linear`, `matmulTransB` and `matmul` run either the TypeScript kernels here ("ts": double
  * accumulation, bit-exact with the naive twins) or the WebAssembly SIMD kernel of `wasm/` ("wasm", ~8x faster on one thread:
- * float32 products summed in float32 over runs of 32 and the runs in float64, rounded once; within ~2e-6
+ * float32 products summed in float32 over runs of 64 and the runs in float64, rounded once; within ~4e-6
  * relative of the twins, see wasm/gemm-kernel.ts). "wasm" is chosen at load when the runtime validates the
  * kernel module (WebAssembly with 128-bit SIMD), else "ts"; `PERCEIVER_BACKEND=ts|wasm` (read once, at load,
  * where `process` exists) or `setBackend` override it. Both backends take the same PackedWeight, a view of the
