@@ -1,7 +1,8 @@
 /**
  * The WebAssembly SIMD GEMM kernel, generated as bytes by the assembler in `assembler.ts` (no compiler, no
  * committed .wasm). The module imports `env.memory` and exports these functions (shape contracts below):
- * `block` (the product, 4x8 register tiles), `transpose` and `panelize` (B layouts -> 4-column panels), and
+ * `block` (the product, 4x8 register tiles) and `product` (block over every K chunk: one thread's job),
+ * `transpose` and `panelize` (B layouts -> 4-column panels), and
  * `softmax` (softmax-kernel.ts, for attention scores still in the result block) and `gelu` (gelu-kernel.ts, for
  * the MLP's first product), `layernorm` (layernorm-kernel.ts), plus `expF32Lanes`, which softmax calls.
  *
@@ -84,7 +85,41 @@ export function gemmKernelModule(opts: KernelOptions = {}): Uint8Array<ArrayBuff
     { name: "expF32Lanes", code: expF32LanesCode() }, // function 4, called by softmax
     { name: "gelu", code: geluCode() }, // gelu-kernel.ts: run on linear's result block in place
     { name: "layernorm", code: layerNormCode() }, // layernorm-kernel.ts: on rows staged by layerNormWasm
+    { name: "product", code: productCode(0) }, // block over every K chunk
   ] });
+}
+
+/** Signature of the exported `product` function (see productCode). */
+export type ProductFn = (
+  a: number, aChunk: number, b: number, panel: number, bias: number, c: number, ldc: number, out: number, ldo: number,
+  tiles: number, pairs: number, k: number, kcs: number, alpha: number,
+) => void;
+
+// product(a, aChunk, b, panel, bias, c, ldc, out, ldo, tiles, pairs, k, kcs, alpha): the whole K of a block,
+//   as block() once per K chunk of kcs steps (the last one shorter): chunk q's A at a + q·aChunk (row stride
+//   A_STRIDE), its B panels from b + q·kcs·16; C starts from the bias, out = alpha·C after the last chunk.
+//   One call is one thread's job: a row block and a range of column pairs, through every chunk (blockIndex: the
+//   module's index of block).
+function productCode(blockIndex: number): Code {
+  const P = { a: 0, aChunk: 1, b: 2, panel: 3, bias: 4, c: 5, ldc: 6, out: 7, ldo: 8, tiles: 9, pairs: 10, k: 11, kcs: 12, alpha: 13 };
+  const f = new Code([I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F64]);
+  const p = f.local(I32), kc = f.local(I32), aq = f.local(I32), bq = f.local(I32);
+  f.get(P.a).set(aq).get(P.b).set(bq);
+  f.i32Const(0).set(p);
+  f.loop();
+  // kc = min(kcs, k - p)
+  f.get(P.k).get(p).i32Sub().set(kc);
+  f.get(P.kcs).get(kc).get(P.kcs).get(kc).i32LtU().select().set(kc);
+  f.get(aq).get(bq).get(P.panel).get(P.bias).get(P.c).get(P.ldc).get(P.out).get(P.ldo).get(P.tiles).get(P.pairs).get(kc);
+  f.get(p); // accumulate: every chunk after the first
+  f.get(p).get(kc).i32Add().get(P.k).i32GeU(); // finish: the last chunk
+  f.get(P.alpha).call(blockIndex);
+  f.get(p).get(kc).i32Add().set(p);
+  f.get(aq).get(P.aChunk).i32Add().set(aq);
+  f.get(bq).get(kc).i32Const(4).i32Shl().i32Add().set(bq);
+  f.get(p).get(P.k).i32LtU().brIf(0);
+  f.end();
+  return f;
 }
 
 // block(a, b, panel, bias, c, ldc, out, ldo, tiles, pairs, kc, accumulate, finish, alpha)

@@ -5,16 +5,17 @@
  * Memory layout of one call (byte offsets from 0; every region 16-byte aligned), per block of nc ≤ ~8 MB / (4K)
  * columns (usually all of N):
  *
- *   bias [ncPad] f64 | B panels [ncPad/4][K][4] f32 | A chunk [mcPad, A_STRIDE] f32 | C [mcPad, ncPad+4] f64 |
- *   result [mcPad, ncPad+4] f32
+ *   bias [ncPad] f64 | B panels [ncPad/4][K][4] f32 | A [chunks][rows, A_STRIDE] f32 | C [rows, ncPad+4] f64 |
+ *   result [rows, ncPad+4] f32
  *
  *  - B: matmulTransB's b [N,K] (and linear's weight, a view of the checkpoint's [N,K] array: no packed copy is
  *    kept) and matmul's b [K,N] are copied row by row into the space of A and C (free at that point) and cut into
  *    4-column panels by the kernel module's `transpose` / `panelize` (split across threads when large). Columns
  *    are zero-padded to a multiple of NR = 8.
- *  - A: MC rows at a time, one K chunk (≤ KC) at a time, row stride A_STRIDE; rows past M up to a multiple of
- *    MR = 4 are zeros (each output row depends only on its own A row: they only cost time). Each A element is
- *    copied once per call (per column block).
+ *  - A: a round of rows at a time (whole row blocks of MC = 128 rows while C and the result stay within
+ *    C_BLOCK_BYTES: all 512 latents for the model's products), cut into K chunks (≤ KC) of row stride A_STRIDE;
+ *    rows past M up to a multiple of MR = 4 are zeros (each output row depends only on its own A row: they only
+ *    cost time). Each A element is copied once per call (per column block).
  *  - C: float64, starts from the bias and takes the float32 run sums of every chunk; after the last chunk the
  *    kernel writes alpha·C rounded once to float32 into the result block, whose [mc, nc] part is copied out.
  * Each output element is the same sum in the same order whatever M, the row block or the column block: results
@@ -25,15 +26,17 @@
  *
  * Threads (`startWasmThreads`): the memory becomes a shared WebAssembly.Memory (maximum MAX_SHARED_PAGES) that
  * every worker of a ThreadPool (threads.ts) instantiates the same module on. The calling thread stages A and B as
- * above; each `block` call is then cut by columns into jobs: a job computes the 8-column pairs [p0, p1) of the
- * block for all rows, on its own slices of B, bias, C and the result (disjoint), reading the shared A. Each output
- * element is still one thread's same sum in the same order, so results are bit-identical for any thread count.
- * Blocks under MIN_SPLIT_FLOP run on the calling thread alone. The softmax of attention scores (gemm.ts's
+ * above; each round is then cut into jobs (runProduct): a job computes the 8-column pairs [p0, p1) of one row
+ * block through every K chunk, on its own slices of C and the result (disjoint), reading the shared A and B. So the
+ * threads meet once per round (once per product, for the model's), not once per row block and K chunk: the
+ * caller's time waiting for the last job halved (0.84 -> 0.39 s of a 2-thread forward pass in node --cpu-prof).
+ * Each output element is still one thread's same sum in the same order, so results are bit-identical for any
+ * thread count. Rounds under MIN_SPLIT_FLOP run on the calling thread alone. The softmax of attention scores (gemm.ts's
  * matmulTransBSoftmax) runs on the result block in place before it is copied out, split by rows.
  */
 import {
   A_STRIDE, KC, MR, NR, gemmKernelModule, type BlockFn, type GeluFn, type KernelOptions, type PanelizeFn,
-  type SoftmaxFn, type TransposeFn,
+  type ProductFn, type SoftmaxFn, type TransposeFn,
 } from "./gemm-kernel.js";
 import { ERF_TABLE } from "../activations.js";
 import { softmaxRows } from "../softmax.js";
@@ -44,8 +47,10 @@ import { MAX_JOBS, ThreadPool, type Job } from "./threads.js";
 export const B_TRANS = 1; // b [N,K] with row stride ldb
 export const B_PLAIN = 2; // b [K,N] with row stride ldb
 
-/** Rows of A per staged block. */
+/** Rows of A per row block (one thread's job reads one block's A chunk: 128 x 256 floats, in L2). */
 const MC = 128;
+/** Most row blocks staged and run in one round (the pool takes at most MAX_JOBS jobs per round). */
+const MAX_ROUND_BLOCKS = 16;
 /** Largest staged B block (bytes) before columns are split into blocks. */
 const B_BLOCK_BYTES = 8 << 20;
 /** Largest C + result block (bytes, 12 per element) before columns are split: 4096 columns of 128 rows. */
@@ -58,12 +63,12 @@ const MIN_SPLIT_FLOP = 1 << 21;
 /** Jobs per thread a split block is cut into (load balancing; each job costs ~1 µs to hand out). */
 const JOBS_PER_THREAD = 8;
 /** Exports the pool's workers may call, by index. */
-const EXPORTS = ["block", "transpose", "panelize", "softmax", "gelu", "layernorm"];
-const BLOCK = 0;
+const EXPORTS = ["block", "transpose", "panelize", "softmax", "gelu", "layernorm", "product"];
 const TRANSPOSE = 1;
 const SOFTMAX = 3;
 const GELU = 4;
 const LAYERNORM = 5;
+const PRODUCT = 6;
 /** Constants at the start of the memory (the erf table of the GELU kernel); the staging regions follow. */
 const ERF_TABLE_AT = 0;
 const CONST_BYTES = Math.ceil(ERF_TABLE_BYTES / 64) * 64;
@@ -82,6 +87,7 @@ interface Instance {
   panelize: PanelizeFn;
   softmax: SoftmaxFn;
   gelu: GeluFn;
+  product: ProductFn;
   f32: Float32Array;
   f64: Float64Array;
   /** worker threads sharing `memory` (null: this thread only) */
@@ -149,6 +155,7 @@ function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory, poo
   return {
     memory, block: exports.block as BlockFn, transpose: exports.transpose as TransposeFn,
     panelize: exports.panelize as PanelizeFn, softmax: exports.softmax as SoftmaxFn, gelu: exports.gelu as GeluFn,
+    product: exports.product as ProductFn,
     f32: new Float32Array(memory.buffer), f64, pool, fns,
   };
 }
@@ -216,27 +223,44 @@ export function wasmThreads(): number {
 }
 
 /**
- * block(...) over `pairs` 8-column pairs, cut by columns into jobs for the pool's threads when it is big enough:
- * about JOBS_PER_THREAD jobs per thread, so a thread that runs slower (or starts later) takes fewer of them.
- * The job for pairs [p0, p1) reads its B panels, bias, C and result columns p0·NR columns in.
+ * The product of one round of staged rows (`tiles` tiles of MR rows, every K chunk staged): on the calling thread,
+ * one `product` call per row block of MC rows (so a block's A chunk stays in L2 while the 8-column pairs stream
+ * past it); or, when big enough, as one round of jobs for the pool: (row block, range of pairs), up to MAX_JOBS
+ * (small jobs: a thread that runs slower, or starts later, takes fewer), each through every K chunk, so the
+ * threads meet once per round, not once per row block and K chunk. The job for pairs [p0, p1) of row block r
+ * reads its B panels, bias, C and result columns p0·NR columns in and its rows r·MC rows down.
  */
-function runBlock(
-  w: Instance, a: number, b: number, panel: number, bias: number, c: number, ldc: number, out: number, ldo: number,
-  tiles: number, pairs: number, kc: number, accumulate: number, finish: number, alpha: number,
+function runProduct(
+  w: Instance, a: number, aChunk: number, b: number, panel: number, bias: number, c: number, ldc: number,
+  out: number, ldo: number, tiles: number, pairs: number, k: number, kcs: number, alpha: number,
 ): void {
   const pool = w.pool;
-  if (pool === null || pairs < 2 || 2 * tiles * MR * pairs * NR * kc < minSplitFlop) {
-    w.block(a, b, panel, bias, c, ldc, out, ldo, tiles, pairs, kc, accumulate, finish, alpha);
+  const blockTiles = MC / MR;
+  const rowBlocks = Math.ceil(tiles / blockTiles);
+  const rowArgs = (r: number) => {
+    const t0 = r * blockTiles;
+    return { a: a + t0 * MR * A_STRIDE * 4, c: c + t0 * MR * ldc, out: out + t0 * MR * ldo, tiles: Math.min(blockTiles, tiles - t0) };
+  };
+  if (pool === null || 2 * tiles * MR * pairs * NR * k < minSplitFlop) {
+    for (let r = 0; r < rowBlocks; r++) {
+      const x = rowArgs(r);
+      w.product(x.a, aChunk, b, panel, bias, x.c, ldc, x.out, ldo, x.tiles, pairs, k, kcs, alpha);
+    }
     return;
   }
-  const per = Math.ceil(pairs / Math.min(pairs, pool.threads * JOBS_PER_THREAD, MAX_JOBS));
+  // jobs in row-block order: a thread's next job is usually in the same row block (its A still in L2)
+  const colJobs = Math.max(1, Math.min(pairs, Math.floor(MAX_JOBS / rowBlocks)));
+  const per = Math.ceil(pairs / colJobs);
   const jobs: Job[] = [];
-  for (let p0 = 0; p0 < pairs; p0 += per) {
-    const p1 = Math.min(pairs, p0 + per);
-    jobs.push({ fn: BLOCK, args: [
-      a, b + p0 * 2 * panel, panel, bias + p0 * NR * 8, c + p0 * NR * 8, ldc, out + p0 * NR * 4, ldo,
-      tiles, p1 - p0, kc, accumulate, finish, alpha,
-    ] });
+  for (let r = 0; r < rowBlocks; r++) {
+    const x = rowArgs(r);
+    for (let p0 = 0; p0 < pairs; p0 += per) {
+      const p1 = Math.min(pairs, p0 + per);
+      jobs.push({ fn: PRODUCT, args: [
+        x.a, aChunk, b + p0 * 2 * panel, panel, bias + p0 * NR * 8, x.c + p0 * NR * 8, ldc, x.out + p0 * NR * 4, ldo,
+        x.tiles, p1 - p0, k, kcs, alpha,
+      ] });
+    }
   }
   splitBlocks++;
   pool.run(jobs, w.fns);
@@ -362,8 +386,9 @@ export function gemmWasm(
   if (w === null) return false;
   const chunks = Math.max(1, Math.ceil(k / KC));
   const kcs = Math.ceil(k / chunks);
-  const mcMax = Math.min(MC, roundUp(m, MR));
-  // columns per block: a multiple of NR, at least NR, so that B and C stay within their budgets
+  const mPad = roundUp(m, MR);
+  const mcMax = Math.min(MC, mPad);
+  // columns per block: a multiple of NR, at least NR, so that B and C (of one row block) stay within their budgets
   const colBytes = Math.max(Math.max(1, k) * 4 + 16, (mcMax * 12 * B_BLOCK_BYTES) / C_BLOCK_BYTES);
   const ncMax = Math.max(NR, Math.floor(B_BLOCK_BYTES / colBytes / NR) * NR);
   const softmaxInWasm = epilogue === EPILOGUE_SOFTMAX && n <= ncMax;
@@ -373,16 +398,19 @@ export function gemmWasm(
     const ncPad = roundUp(nc, NR);
     const pairs = ncPad / NR;
     const ldc = ncPad + 4; // row stride of C (doubles) and of the float32 result (floats)
+    // rows per round (staged at once, every K chunk): whole row blocks while C and the result fit C_BLOCK_BYTES
+    const roundRows = Math.min(mPad, MC * Math.max(1, Math.min(MAX_ROUND_BLOCKS, Math.floor(C_BLOCK_BYTES / (ldc * 12) / MC))));
+    const aChunk = roundRows * A_STRIDE * 4; // bytes of one K chunk of the staged rows
     // panel length in k steps: k, but transposed panels come in steps of 4 (k rounded up; the tail is never read)
     const kp = kind === B_TRANS ? roundUp(k, 4) : k;
     // byte offsets; the raw rows of matmul's and matmulTransB's B share the space of A and C (used before them)
     const biasB = CONST_BYTES;
     const bB = biasB + ncPad * 8;
     const aB = bB + ncPad * kp * 4;
-    const cB = aB + mcMax * A_STRIDE * 4;
-    const oB = cB + mcMax * ldc * 8;
+    const cB = aB + chunks * aChunk;
+    const oB = cB + roundRows * ldc * 8;
     const rawBytes = kind === B_TRANS ? ncPad * kp * 4 : kind === B_PLAIN ? k * ncPad * 4 : 0;
-    if (!reserve(w, Math.max(oB + mcMax * ldc * 4, aB + rawBytes))) return false;
+    if (!reserve(w, Math.max(oB + roundRows * ldc * 4, aB + rawBytes))) return false;
     const f = w.f32;
     const f64 = w.f64;
 
@@ -418,21 +446,21 @@ export function gemmWasm(
       w.panelize(aB, ncPad * 4, bB, ncPad / 4, k);
     }
 
-    for (let ic = 0; ic < m; ic += mcMax) {
-      const mc = Math.min(mcMax, m - ic);
+    for (let ic = 0; ic < m; ic += roundRows) {
+      const mc = Math.min(roundRows, m - ic);
       const tiles = Math.ceil(mc / MR);
-      const aF = aB >> 2;
+      // A rows [ic, ic+mc), chunk q at aB + q·aChunk (rows past mc up to a whole tile: zeros)
       for (let q = 0; q < chunks; q++) {
         const p0 = q * kcs;
         const kc = Math.min(kcs, k - p0);
+        const aF = (aB + q * aChunk) >> 2;
         for (let i = 0; i < mc; i++) {
           const src = aOff + (ic + i) * lda + p0;
           f.set(a.subarray(src, src + kc), aF + i * A_STRIDE);
         }
         for (let i = mc; i < tiles * MR; i++) f.fill(0, aF + i * A_STRIDE, aF + i * A_STRIDE + kc);
-        const last = q === chunks - 1 ? 1 : 0;
-        runBlock(w, aB, bB + p0 * 16, kp * 16, biasB, cB, ldc * 8, oB, ldc * 4, tiles, pairs, kc, q > 0 ? 1 : 0, last, alpha);
       }
+      runProduct(w, aB, aChunk, bB, kp * 16, biasB, cB, ldc * 8, oB, ldc * 4, tiles, pairs, k, kcs, alpha);
       if (softmaxInWasm) runSoftmax(w, oB, mc, nc, ldc * 4);
       else if (epilogue === EPILOGUE_GELU) runGelu(w, oB, mc, nc, ldc * 4);
       const oF = oB >> 2;
