@@ -7,21 +7,16 @@
  * float32 values as their naive twins; they only run faster.
  *
  * How (GotoBLAS-style, sized for V8 rather than for SIMD):
- *  - B is copied into a scratch array of doubles as panels of NR=4 columns, k-major inside a panel, zero-padded
- *    to a multiple of NR columns. For `linear` the weight is pre-packed once by `packWeight` (float32, same
- *    layout), so each call only widens it to double with a straight copy. The bias (or zeros) goes there too.
- *  - A is copied, MR=4 rows at a time, into the same scratch (row-interleaved, k-major), MC rows per block.
- *  - The 4x4 micro-kernel keeps 16 double accumulators in locals and streams one A micro-panel and one B panel.
- *    Rows left over after the last full 4-row tile go through a 1x4 kernel that reads A directly; products with
- *    fewer than 4 rows (the decoder's single query) skip packing and read B in place.
- *  - The scratch is a plain JS array of doubles (V8's PACKED_DOUBLE_ELEMENTS), not a typed array: V8's optimizing
- *    compiler reads it with ~4 instructions per element (index, bounds check, load) against ~6-8 for a
- *    Float32Array (plus pointer arithmetic, float->double conversion and, once any ArrayBuffer in the process has
- *    been transferred, a detached-buffer check). One array for both operands means one map check per iteration,
- *    and `| 0` on indices avoids overflow checks.
- * Measured on this machine (bench/gemm.ts): tiles from 2x4 to 6x4 were within noise of each other (bigger tiles
- * spill accumulators to the stack), 4x4 was the most consistent, and 4 divides the model's 512/1024/128 sizes.
- * The scratch array is module-level, grows when needed and is reused (no allocation per call in steady state).
+ *  - Operands are staged into one Float32Array heap (gemm-asm.ts): the bias, B cut into panels of NR = 4 columns
+ *    (k-major inside a panel, zero-padded to a multiple of NR columns; for `linear` the weight's panels are built
+ *    once, on first use, and copied in with one `set`), and A, MC rows at a time (MC·K ≤ A_BLOCK: a quarter of
+ *    this machine's L2), as tiles of MR = 4 rows, row-interleaved and k-major, zero rows up to a whole tile.
+ *  - The micro-kernel (gemm-asm.ts's `block`, an asm.js module) keeps a 4x4 tile of double accumulators in
+ *    registers, streaming one A tile past one B panel, and writes alpha·(bias + a·b) into a C block in the heap,
+ *    whose valid rows and columns are then copied out. asm.js: about 6 GFLOP/s here against about 4 for the best
+ *    plain-JS form (a JS array of doubles), see gemm-asm.ts.
+ *  - Products with fewer rows than a tile (the decoder's single query) skip the heap and read B in place.
+ * The heap is module-level, grows when needed and is reused (no allocation per call in steady state).
  * Outputs must not alias inputs.
  *
  * Backends: `linear`, `matmulTransB` and `matmul` run either the TypeScript kernels here ("ts": double
@@ -39,6 +34,7 @@ import {
   B_PLAIN, B_TRANS, EPILOGUE_GELU, EPILOGUE_SOFTMAX, gemmWasm, releaseWasmGemm, startWasmThreads, wasmGemmSupported, wasmThreads,
 } from "./wasm/gemm-wasm.js";
 import { gelu, geluNaive } from "./activations.js";
+import { asmHeap, releaseAsmHeap } from "./gemm-asm.js";
 import { softmaxRows } from "./softmax.js";
 import { availableCores } from "./wasm/threads.js";
 
@@ -70,12 +66,12 @@ export class PackedWeight {
 const MR = 4;
 /** Columns of B per register tile and per packed panel. */
 const NR = 4;
-/** Packed A block size in doubles (256 KB: half of this machine's L2). */
+/** Packed A block size in floats (128 KB: a quarter of this machine's L2). */
 const A_BLOCK = 32 * 1024;
-/** Packed B block size in doubles (2 MB: a slice of L3). */
+/** Packed B block size in floats (1 MB: a slice of L3). */
 const B_BLOCK = 256 * 1024;
 
-/** Bias block, packed B block, packed A block (see `gemm`). Holds only doubles (see the header). */
+/** The bias of the few-row path (`gemmFewRows`), as doubles. */
 let scratch = doubles(0);
 
 /** A packed (no holes) JS array of `size` doubles. Filled by push so V8 never sees a hole or a non-double. */
@@ -90,9 +86,10 @@ function grow(size: number): number[] {
   return scratch;
 }
 
-/** Frees the module-level scratch array and the wasm memory (a few MB at the model's shapes; they grow back on the next call). */
+/** Frees the module-level scratch, the TypeScript kernels' heap and the wasm memory (they grow back on the next call). */
 export function releaseGemmScratch(): void {
   scratch = doubles(0);
+  releaseAsmHeap();
   releaseWasmGemm();
 }
 
@@ -275,118 +272,71 @@ function packPanels(w: Float32Array, n: number, k: number): Float32Array {
   return data;
 }
 
-// a [MC,K] rows (stride lda, from aOff), mc a multiple of MR -> pa from paOff: tiles of MR rows, k-major, row-interleaved
-function packA(a: Float32Array, aOff: number, lda: number, mc: number, k: number, pa: number[], paOff: number): void {
-  for (let t = 0; t < mc; t += MR) {
-    for (let r = 0; r < MR; r++) {
-      const src = aOff + (t + r) * lda;
-      let d = paOff + t * k + r;
-      for (let p = 0; p < k; p++, d += MR) pa[d] = a[src + p];
+// a [mc,K] rows (stride lda, from aOff) -> h from d: tiles of MR rows [ceil(mc/MR)][K][MR], k-major,
+//   row-interleaved; rows past mc up to a whole tile are zeros
+function packA(a: Float32Array, aOff: number, lda: number, mc: number, k: number, h: Float32Array, d: number): void {
+  const mPad = Math.ceil(mc / MR) * MR;
+  for (let i = 0; i < mPad; i++) {
+    let o = d + (i - (i % MR)) * k + (i % MR);
+    if (i < mc) {
+      const src = aOff + i * lda;
+      for (let p = 0; p < k; p++, o += MR) h[o] = a[src + p];
+    } else {
+      for (let p = 0; p < k; p++, o += MR) h[o] = 0;
     }
   }
 }
 
 // b [N,K] rows (stride ldb, from bOff), columns [jc, jc+nc) of the product
-//   -> pb from pbOff: panels of NR, k-major, zero-padded
-function packBTrans(b: Float32Array, bOff: number, ldb: number, jc: number, nc: number, k: number, pb: number[], pbOff: number): void {
+//   -> h from d: panels of NR, k-major, zero-padded
+function packBTrans(b: Float32Array, bOff: number, ldb: number, jc: number, nc: number, k: number, h: Float32Array, d0: number): void {
   const padded = Math.ceil(nc / NR) * NR;
   for (let jj = 0; jj < padded; jj++) {
-    let d = pbOff + (jj - (jj % NR)) * k + (jj % NR);
+    let d = d0 + (jj - (jj % NR)) * k + (jj % NR);
     if (jj < nc) {
       const src = bOff + (jc + jj) * ldb;
-      for (let p = 0; p < k; p++, d += NR) pb[d] = b[src + p];
+      for (let p = 0; p < k; p++, d += NR) h[d] = b[src + p];
     } else {
-      for (let p = 0; p < k; p++, d += NR) pb[d] = 0;
+      for (let p = 0; p < k; p++, d += NR) h[d] = 0;
     }
   }
 }
 
-// b [K,N] rows (stride ldb, from bOff), columns [jc, jc+nc) -> pb from pbOff: panels of NR, k-major, zero-padded
-function packB(b: Float32Array, bOff: number, ldb: number, jc: number, nc: number, k: number, pb: number[], pbOff: number): void {
+// b [K,N] rows (stride ldb, from bOff), columns [jc, jc+nc) -> h from d0: panels of NR, k-major, zero-padded
+function packB(b: Float32Array, bOff: number, ldb: number, jc: number, nc: number, k: number, h: Float32Array, d0: number): void {
   for (let j0 = 0; j0 < nc; j0 += NR) {
     const w = Math.min(NR, nc - j0);
-    let d = pbOff + j0 * k;
+    let d = d0 + j0 * k;
     let src = bOff + jc + j0;
     if (w === NR) {
       for (let p = 0; p < k; p++, d += NR, src += ldb) {
-        pb[d] = b[src];
-        pb[d + 1] = b[src + 1];
-        pb[d + 2] = b[src + 2];
-        pb[d + 3] = b[src + 3];
+        h[d] = b[src];
+        h[d + 1] = b[src + 1];
+        h[d + 2] = b[src + 2];
+        h[d + 3] = b[src + 3];
       }
     } else {
       for (let p = 0; p < k; p++, d += NR, src += ldb) {
-        for (let jj = 0; jj < NR; jj++) pb[d + jj] = jj < w ? b[src + jj] : 0;
+        for (let jj = 0; jj < NR; jj++) h[d + jj] = jj < w ? b[src + jj] : 0;
       }
     }
   }
 }
 
-// packed weight data (float32 panels) from src, size elements -> pb from pbOff (double)
-function copyPanels(w: Float32Array, src: number, pbOff: number, size: number, pb: number[]): void {
-  for (let q = 0; q < size; q++) pb[pbOff + q] = w[src + q];
-}
-
 // ---------------------------------------------------------------------------------------------------------------
-// micro-kernels
+// the few-row kernel (the 4x4 micro-kernel is gemm-asm.ts's block)
 //
-// The kernels have no data-dependent branches around array accesses: they always read NR bias values and always
-// store a whole tile. V8 optimizes a function with the type feedback seen so far and bails out ("deopt") when it
+// It has no data-dependent branches around array accesses: it always reads NR bias values and always stores a
+// whole row of NR. V8 optimizes a function with the type feedback seen so far and bails out ("deopt") when it
 // reaches an access it has never seen executed; a rarely taken edge path inside a kernel would bail out on every
-// call. Partial tiles (fewer than NR valid columns) are therefore stored whole into `edge` and copied from there.
+// call. Partial rows (fewer than NR valid columns) are therefore stored whole into `edge` and copied from there.
 
-/** A whole tile's output when fewer than NR columns are valid; `copyEdge` moves the valid part. */
-const edge = new Float32Array(MR * NR);
+/** A whole row of NR outputs when fewer than NR columns are valid; `copyEdge` moves the valid part. */
+const edge = new Float32Array(NR);
 
-// edge [rows,NR] -> out [rows,nv] at o (row stride ldo)
-function copyEdge(rows: number, nv: number, out: Float32Array, o: number, ldo: number): void {
-  for (let r = 0; r < rows; r++, o += ldo) {
-    for (let c = 0; c < nv; c++) out[o + c] = edge[r * NR + c];
-  }
-}
-
-// s: packed A tile [MR,K] at ai (row-interleaved), packed B panel [K,NR] at bi, bias [NR] at zi
-//   -> out [MR,NR] at o (row stride ldo) = alpha·(bias + a·b)
-function kernel4x4(
-  s: number[], ai: number, bi: number, zi: number, k: number,
-  out: Float32Array, o: number, ldo: number, alpha: number,
-): void {
-  const z0 = s[zi], z1 = s[zi + 1], z2 = s[zi + 2], z3 = s[zi + 3];
-  let c00 = z0, c01 = z1, c02 = z2, c03 = z3;
-  let c10 = z0, c11 = z1, c12 = z2, c13 = z3;
-  let c20 = z0, c21 = z1, c22 = z2, c23 = z3;
-  let c30 = z0, c31 = z1, c32 = z2, c33 = z3;
-  const aEnd = (ai + MR * k) | 0;
-  for (; ai < aEnd; ai = (ai + 4) | 0, bi = (bi + 4) | 0) {
-    const b0 = s[bi], b1 = s[(bi + 1) | 0], b2 = s[(bi + 2) | 0], b3 = s[(bi + 3) | 0];
-    const a0 = s[ai];
-    c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
-    const a1 = s[(ai + 1) | 0];
-    c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
-    const a2 = s[(ai + 2) | 0];
-    c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
-    const a3 = s[(ai + 3) | 0];
-    c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
-  }
-  out[o] = alpha * c00; out[o + 1] = alpha * c01; out[o + 2] = alpha * c02; out[o + 3] = alpha * c03; o += ldo;
-  out[o] = alpha * c10; out[o + 1] = alpha * c11; out[o + 2] = alpha * c12; out[o + 3] = alpha * c13; o += ldo;
-  out[o] = alpha * c20; out[o + 1] = alpha * c21; out[o + 2] = alpha * c22; out[o + 3] = alpha * c23; o += ldo;
-  out[o] = alpha * c30; out[o + 1] = alpha * c31; out[o + 2] = alpha * c32; out[o + 3] = alpha * c33;
-}
-
-// a row [K] at ai (unpacked float32), s: packed B panel [K,NR] at bi, bias [NR] at zi
-//   -> out [1,NR] at o = alpha·(bias + a·b)
-function kernel1x4(
-  a: Float32Array, ai: number, s: number[], bi: number, zi: number, k: number,
-  out: Float32Array, o: number, alpha: number,
-): void {
-  let c0 = s[zi], c1 = s[zi + 1], c2 = s[zi + 2], c3 = s[zi + 3];
-  const aEnd = (ai + k) | 0;
-  for (; ai < aEnd; ai = (ai + 1) | 0, bi = (bi + 4) | 0) {
-    const x = a[ai];
-    c0 += x * s[bi]; c1 += x * s[(bi + 1) | 0]; c2 += x * s[(bi + 2) | 0]; c3 += x * s[(bi + 3) | 0];
-  }
-  out[o] = alpha * c0; out[o + 1] = alpha * c1; out[o + 2] = alpha * c2; out[o + 3] = alpha * c3;
+// edge [NR] -> out [nv] at o
+function copyEdge(nv: number, out: Float32Array, o: number): void {
+  for (let c = 0; c < nv; c++) out[o + c] = edge[c];
 }
 
 // a row [K] at ai, unpacked b with b(p, j + c) at bi + p·sp + c·sj (nv valid columns), s: bias [NR] at zi
@@ -430,68 +380,65 @@ function gemm(
 ): void {
   if (m === 0 || n === 0) return;
   if (m < MR) {
-    // scratch: bias [N padded]. b(p, j) = b[bi + p·sp + (j mod NR)·sj] from the start bi of column group j
-    const s = grow(Math.ceil(n / NR) * NR);
-    packBias(bias, 0, n, s);
-    const sp = kind === B_PACKED ? NR : kind === B_TRANS ? 1 : ldb;
-    const sj = kind === B_PACKED ? 1 : kind === B_TRANS ? ldb : 1;
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j += NR) {
-        const bi = kind === B_PACKED ? j * k : kind === B_TRANS ? bOff + j * ldb : bOff + j;
-        const nv = Math.min(NR, n - j);
-        const o = oOff + i * ldo + j;
-        if (nv === NR) {
-          kernelDirect1x4(a, aOff + i * lda, b, bi, sp, sj, nv, s, j, k, out, o, alpha);
-        } else {
-          kernelDirect1x4(a, aOff + i * lda, b, bi, sp, sj, nv, s, j, k, edge, 0, alpha);
-          copyEdge(1, nv, out, o, ldo);
-        }
-      }
-    }
+    gemmFewRows(kind, m, n, k, a, aOff, lda, b, bOff, ldb, bias, out, oOff, ldo, alpha);
     return;
   }
-  // scratch: bias block [nc padded] | packed B block [nc padded, K] | packed A block [mc, K]
+  // heap (floats): alpha (a float64) | bias block [ncPad] | packed B block [ncPad, K] | packed A block [mcPad, K] |
+  //   C block [mcPad, ncPad]
   const kk = Math.max(k, 1);
   const ncMax = Math.max(NR, Math.floor(B_BLOCK / kk / NR) * NR);
-  const mcMax = Math.max(MR, Math.floor(A_BLOCK / kk / MR) * MR);
+  const mcMax = Math.min(Math.max(MR, Math.floor(A_BLOCK / kk / MR) * MR), Math.ceil(m / MR) * MR);
   for (let jc = 0; jc < n; jc += ncMax) {
     const nc = Math.min(ncMax, n - jc);
     const panels = Math.ceil(nc / NR);
-    const zSize = panels * NR;
-    const aStart = zSize + panels * NR * k;
-    const s = grow(aStart + Math.min(mcMax, m - (m % MR)) * k);
-    packBias(bias, jc, nc, s);
-    if (kind === B_PACKED) copyPanels(b, jc * k, zSize, panels * NR * k, s);
-    else if (kind === B_TRANS) packBTrans(b, bOff, ldb, jc, nc, k, s, zSize);
-    else packB(b, bOff, ldb, jc, nc, k, s, zSize);
+    const ncPad = panels * NR;
+    const zF = 4;
+    const bF = zF + ncPad;
+    const aF = bF + ncPad * k;
+    const cF = aF + mcMax * k;
+    const heap = asmHeap((cF + mcMax * ncPad) * 4);
+    const h = heap.f32;
+    heap.f64[0] = alpha;
+    for (let c = 0; c < ncPad; c++) h[zF + c] = bias !== null && c < nc ? bias[jc + c] : 0;
+    if (kind === B_PACKED) h.set(b.subarray(jc * k, (jc + ncPad) * k), bF);
+    else if (kind === B_TRANS) packBTrans(b, bOff, ldb, jc, nc, k, h, bF);
+    else packB(b, bOff, ldb, jc, nc, k, h, bF);
 
     for (let ic = 0; ic < m; ic += mcMax) {
       const mc = Math.min(mcMax, m - ic);
-      const mFull = mc - (mc % MR);
-      packA(a, aOff + ic * lda, lda, mFull, k, s, aStart);
-      for (let jp = 0; jp < panels; jp++) {
-        const j = jc + jp * NR;
-        const nv = Math.min(NR, n - j);
-        const bi = zSize + jp * NR * k;
-        const zi = jp * NR;
-        for (let t = 0; t < mFull; t += MR) {
-          const o = oOff + (ic + t) * ldo + j;
-          if (nv === NR) {
-            kernel4x4(s, aStart + t * k, bi, zi, k, out, o, ldo, alpha);
-          } else {
-            kernel4x4(s, aStart + t * k, bi, zi, k, edge, 0, NR, alpha);
-            copyEdge(MR, nv, out, o, ldo);
-          }
-        }
-        for (let i = ic + mFull; i < ic + mc; i++) {
-          const o = oOff + i * ldo + j;
-          if (nv === NR) {
-            kernel1x4(a, aOff + i * lda, s, bi, zi, k, out, o, alpha);
-          } else {
-            kernel1x4(a, aOff + i * lda, s, bi, zi, k, edge, 0, alpha);
-            copyEdge(1, nv, out, o, ldo);
-          }
-        }
+      packA(a, aOff + ic * lda, lda, mc, k, h, aF);
+      heap.block(aF * 4, bF * 4, zF * 4, k, Math.ceil(mc / MR), panels, cF * 4, ncPad * 4);
+      for (let i = 0; i < mc; i++) {
+        const src = cF + i * ncPad;
+        out.set(h.subarray(src, src + nc), oOff + (ic + i) * ldo + jc);
+      }
+    }
+  }
+}
+
+// the same for m < MR rows: no packing, B read in place (packing would cost as much as the product itself)
+function gemmFewRows(
+  kind: number, m: number, n: number, k: number,
+  a: Float32Array, aOff: number, lda: number,
+  b: Float32Array, bOff: number, ldb: number,
+  bias: Float32Array | null,
+  out: Float32Array, oOff: number, ldo: number, alpha: number,
+): void {
+  // scratch: bias [N padded]. b(p, j) = b[bi + p·sp + (j mod NR)·sj] from the start bi of column group j
+  const s = grow(Math.ceil(n / NR) * NR);
+  packBias(bias, 0, n, s);
+  const sp = kind === B_PACKED ? NR : kind === B_TRANS ? 1 : ldb;
+  const sj = kind === B_PACKED ? 1 : kind === B_TRANS ? ldb : 1;
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j += NR) {
+      const bi = kind === B_PACKED ? j * k : kind === B_TRANS ? bOff + j * ldb : bOff + j;
+      const nv = Math.min(NR, n - j);
+      const o = oOff + i * ldo + j;
+      if (nv === NR) {
+        kernelDirect1x4(a, aOff + i * lda, b, bi, sp, sj, nv, s, j, k, out, o, alpha);
+      } else {
+        kernelDirect1x4(a, aOff + i * lda, b, bi, sp, sj, nv, s, j, k, edge, 0, alpha);
+        copyEdge(nv, out, o);
       }
     }
   }
