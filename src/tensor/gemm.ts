@@ -8,9 +8,10 @@
  *
  * How (GotoBLAS-style, sized for V8 rather than for SIMD):
  *  - Operands are staged into one Float32Array heap (gemm-asm.ts): the bias, B cut into panels of NR = 4 columns
- *    (k-major inside a panel, zero-padded to a multiple of NR columns; for `linear` the weight's panels are built
- *    once, on first use, and copied in with one `set`), and A, MC rows at a time (MC·K ≤ A_BLOCK: a quarter of
- *    this machine's L2), as tiles of MR = 4 rows, row-interleaved and k-major, zero rows up to a whole tile.
+ *    (k-major inside a panel, zero-padded to a multiple of NR columns; `linear`'s weight too, at each call: about
+ *    1% of a 512x1024x1024 product, against a second copy of every weight if panels were kept), and A, MC rows at
+ *    a time (MC·K ≤ A_BLOCK: a quarter of this machine's L2), as tiles of MR = 4 rows, row-interleaved and
+ *    k-major, zero rows up to a whole tile.
  *  - The micro-kernel (gemm-asm.ts's `block`, an asm.js module) keeps a 4x4 tile of double accumulators in
  *    registers, streaming one A tile past one B panel, and writes alpha·(bias + a·b) into a C block in the heap,
  *    whose valid rows and columns are then copied out. asm.js: about 6 GFLOP/s here against about 4 for the best
@@ -25,8 +26,8 @@
  * relative of the twins, see wasm/gemm-kernel.ts). "wasm" is chosen at load when the runtime validates the
  * kernel module (WebAssembly with 128-bit SIMD), else "ts"; `PERCEIVER_BACKEND=ts|wasm` (read once, at load,
  * where `process` exists) or `setBackend` override it. Both backends take the same PackedWeight, a view of the
- * caller's [N,K] array: the wasm driver copies its rows into wasm memory and cuts them into panels there per call;
- * the TypeScript kernels build their packed panels on first use. The wasm backend runs on worker threads too
+ * caller's [N,K] array, cut into panels per call (in wasm memory by SIMD code, or in the TypeScript kernels'
+ * heap), so a model holds its weights once: the checkpoint's own arrays. The wasm backend runs on worker threads too
  * (`setThreads`, `PERCEIVER_THREADS`; wasm/threads.ts), with bit-identical results for any thread count.
  */
 import { PerceiverError } from "../errors.js";
@@ -39,27 +40,13 @@ import { softmaxRows } from "./softmax.js";
 import { availableCores } from "./wasm/threads.js";
 
 /**
- * A weight matrix w [N,K] (HF Linear layout) prepared for `linear`. It keeps a view of w, not a copy (do not
- * modify w afterwards): the wasm backend stages w's rows into wasm memory and cuts them into panels there, in
- * SIMD, at each call; the TypeScript kernels need w packed into 4-column panels, which is done on their first
- * use and kept (so a model on the default wasm backend holds its weights once: the checkpoint's own arrays).
+ * A weight matrix w [N,K] (HF Linear layout), checked for `linear`. It keeps a view of w, not a copy (do not
+ * modify w afterwards): both backends cut w's rows into panels at each call (the wasm backend in wasm memory, in
+ * SIMD; the TypeScript kernels in their heap), so a model holds its weights once: the checkpoint's own arrays.
  */
 export class PackedWeight {
-  private panels: Float32Array | null = null;
-
   /** Use packWeight (it checks the shape). */
   constructor(readonly n: number, readonly k: number, readonly raw: Float32Array) {}
-
-  /** The panels of the TypeScript kernels (layout private to this module), built on first use. */
-  get data(): Float32Array {
-    this.panels ??= packPanels(this.raw, this.n, this.k);
-    return this.panels;
-  }
-
-  /** Whether the TypeScript panels have been built (they hold a second copy of the weight). */
-  get packed(): boolean {
-    return this.panels !== null;
-  }
 }
 
 /** Rows of A per register tile. */
@@ -252,24 +239,13 @@ function checkTransB(
 // ---------------------------------------------------------------------------------------------------------------
 // packing
 
-// w [N,K] -> PackedWeight for `linear` (a view of w: no copy until the TypeScript kernels first need panels)
+// w [N,K] -> PackedWeight for `linear` (a view of w, no copy)
 export function packWeight(w: Float32Array, n: number, k: number): PackedWeight {
   checkDims("packWeight", { n, k });
   if (w.length !== n * k) {
     throw new PerceiverError("SHAPE_MISMATCH", `packWeight: weight has ${w.length} elements, expected n*k = ${n}*${k} = ${n * k}`);
   }
   return new PackedWeight(n, k, w);
-}
-
-// w [N,K] -> panels of NR columns [ceil(N/NR)][K][NR], k-major, zero-padded tail panel
-function packPanels(w: Float32Array, n: number, k: number): Float32Array {
-  const data = new Float32Array(Math.ceil(n / NR) * NR * k);
-  for (let j = 0; j < n; j++) {
-    const src = j * k;
-    let d = (j - (j % NR)) * k + (j % NR);
-    for (let p = 0; p < k; p++, d += NR) data[d] = w[src + p];
-  }
-  return data;
 }
 
 // a [mc,K] rows (stride lda, from aOff) -> h from d: tiles of MR rows [ceil(mc/MR)][K][MR], k-major,
@@ -360,9 +336,7 @@ function kernelDirect1x4(
 // ---------------------------------------------------------------------------------------------------------------
 // driver
 
-// B layouts: B_PACKED, a PackedWeight's panels (float32, built by packPanels; the TypeScript kernels only);
-// B_TRANS, b [N,K] with row stride ldb; B_PLAIN, b [K,N] with row stride ldb (both shared with the wasm driver)
-const B_PACKED = 0;
+// B layouts (shared with the wasm driver): B_TRANS, b [N,K] with row stride ldb; B_PLAIN, b [K,N] with row stride ldb
 
 // bias [N] | null, columns [jc, jc+nc) -> s[0, padded): bias or zeros, zero-padded to a multiple of NR
 function packBias(bias: Float32Array | null, jc: number, nc: number, s: number[]): void {
@@ -400,8 +374,7 @@ function gemm(
     const h = heap.f32;
     heap.f64[0] = alpha;
     for (let c = 0; c < ncPad; c++) h[zF + c] = bias !== null && c < nc ? bias[jc + c] : 0;
-    if (kind === B_PACKED) h.set(b.subarray(jc * k, (jc + ncPad) * k), bF);
-    else if (kind === B_TRANS) packBTrans(b, bOff, ldb, jc, nc, k, h, bF);
+    if (kind === B_TRANS) packBTrans(b, bOff, ldb, jc, nc, k, h, bF);
     else packB(b, bOff, ldb, jc, nc, k, h, bF);
 
     for (let ic = 0; ic < m; ic += mcMax) {
@@ -427,11 +400,11 @@ function gemmFewRows(
   // scratch: bias [N padded]. b(p, j) = b[bi + p·sp + (j mod NR)·sj] from the start bi of column group j
   const s = grow(Math.ceil(n / NR) * NR);
   packBias(bias, 0, n, s);
-  const sp = kind === B_PACKED ? NR : kind === B_TRANS ? 1 : ldb;
-  const sj = kind === B_PACKED ? 1 : kind === B_TRANS ? ldb : 1;
+  const sp = kind === B_TRANS ? 1 : ldb;
+  const sj = kind === B_TRANS ? ldb : 1;
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j += NR) {
-      const bi = kind === B_PACKED ? j * k : kind === B_TRANS ? bOff + j * ldb : bOff + j;
+      const bi = kind === B_TRANS ? bOff + j * ldb : bOff + j;
       const nv = Math.min(NR, n - j);
       const o = oOff + i * ldo + j;
       if (nv === NR) {
@@ -452,7 +425,7 @@ export function linear(a: Float32Array, w: PackedWeight, bias: Float32Array | nu
   const { n, k } = w;
   checkLinear("linear", a, w, bias, out, m);
   if (backend === "wasm" && gemmWasm(B_TRANS, m, n, k, a, 0, k, w.raw, 0, k, bias, out, 0, n, 1)) return;
-  gemm(B_PACKED, m, n, k, a, 0, k, w.data, 0, k, bias, out, 0, n, 1);
+  gemm(B_TRANS, m, n, k, a, 0, k, w.raw, 0, k, bias, out, 0, n, 1);
 }
 
 // a [M,K], packed w [N,K], bias [N] | null -> out [M,N] = gelu(a · wᵀ + bias)  (the MLP's first layer)
@@ -462,7 +435,7 @@ export function linearGelu(a: Float32Array, w: PackedWeight, bias: Float32Array 
   const { n, k } = w;
   checkLinear("linearGelu", a, w, bias, out, m);
   if (backend === "wasm" && gemmWasm(B_TRANS, m, n, k, a, 0, k, w.raw, 0, k, bias, out, 0, n, 1, EPILOGUE_GELU)) return;
-  gemm(B_PACKED, m, n, k, a, 0, k, w.data, 0, k, bias, out, 0, n, 1);
+  gemm(B_TRANS, m, n, k, a, 0, k, w.raw, 0, k, bias, out, 0, n, 1);
   gelu(out, out, m * n);
 }
 

@@ -10,9 +10,9 @@
  *  - A (the activations) is staged by the driver as float32 rows with a FIXED stride of A_STRIDE floats, so the
  *    kernel reads a tile's 4 rows through one pointer with constant offsets (0, 1, 2, 3 strides), not 4
  *    pointers. A_STRIDE = KC + 4 floats (1040 bytes), so the 4 rows do not share L1 sets (4 KiB apart would).
- *  - B comes as panels of 4 columns, k-major ([K][4] floats, 16 bytes per k): `packWeight`'s layout, so a
- *    PackedWeight is copied into wasm memory as it is; matmul's and matmulTransB's B are cut into the same
- *    panels by `panelize` / `transpose`. A tile reads two adjacent panels (8 columns) through two pointers.
+ *  - B comes as panels of 4 columns, k-major ([K][4] floats, 16 bytes per k), cut by `transpose` (B [N,K]:
+ *    a linear's weight, attention keys) or `panelize` (B [K,N]: attention values) from rows the driver copied
+ *    into wasm memory. A tile reads two adjacent panels (8 columns) through two pointers.
  *  - The 4x8 tile keeps 8 f32x4 accumulators; per k it loads 2 B vectors, splats 4 A values
  *    (v128.load32_splat) and does 8 f32x4.mul + 8 f32x4.add. 4x8 is the register sweet spot on x86-64:
  *    8 accumulators + 2 B + 4 splats + a temporary fill the 16 SIMD registers; bigger tiles spill.

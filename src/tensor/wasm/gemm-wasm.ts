@@ -43,7 +43,7 @@ import { softmaxRows } from "../softmax.js";
 import { ERF_TABLE_BYTES } from "./gelu-kernel.js";
 import { MAX_JOBS, ThreadPool, type Job } from "./threads.js";
 
-/** B layouts this driver takes (gemm.ts adds B_PACKED, its own kernels' panels, for the TypeScript path only). */
+/** B layouts (the TypeScript kernels of gemm.ts take the same two). */
 export const B_TRANS = 1; // b [N,K] with row stride ldb
 export const B_PLAIN = 2; // b [K,N] with row stride ldb
 
