@@ -1,12 +1,14 @@
 /**
- * Worker threads of the wasm backend (src/tensor/wasm/threads.ts and the column split in gemm-wasm.ts):
- * products on 2 threads are bit-identical to 1 thread on odd shapes, write only their output region, really run
- * on the workers, and failures (a trapping job, a closed pool, bad settings) give PerceiverErrors, not hangs.
+ * Worker threads of both backends (src/tensor/wasm/threads.ts; the wasm backend's jobs in gemm-wasm.ts, the ts
+ * backend's in gemm-asm.ts and gemm.ts): products on 2 and 3 threads are bit-identical to 1 thread on odd shapes,
+ * write only their output region, really run on the workers, and failures (a trapping job, a closed pool, bad
+ * settings) give PerceiverErrors, not hangs.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { PerceiverError } from "../src/errors.js";
 import {
   ensureThreads, getThreads, linear, linearGelu, matmul, matmulTransB, matmulTransBSoftmax, packWeight, setBackend, setThreads,
+  setTsSplitThreshold, tsSplitProducts,
 } from "../src/tensor/gemm.js";
 import { layerNormRows } from "../src/tensor/layernorm.js";
 import { Code, F32, I32, wasmModule } from "../src/tensor/wasm/assembler.js";
@@ -95,13 +97,63 @@ describe("thread pool of the wasm backend", () => {
     expect(getThreads()).toBe(2);
   });
 
-  it("the ts backend reports 1 thread; switching back to wasm uses the pool again", async () => {
+  it("switching to ts starts its own pool on the next ensureThreads; switching back to wasm uses the wasm pool", async () => {
     await setThreads(2);
     setBackend("ts");
-    expect(getThreads()).toBe(1);
+    expect(getThreads()).toBe(1); // not started yet
+    await ensureThreads(); // what the next forward pass does
+    expect(getThreads()).toBe(2);
     setBackend("wasm");
     expect(getThreads()).toBe(2);
     expect(wasmThreads()).toBe(2);
+    setBackend("ts");
+    await setThreads(1);
+    setBackend("wasm");
+  });
+});
+
+describe("thread pool of the ts backend (asm.js jobs on private heaps, operands through an exchange buffer)", () => {
+  let defaultSplit = 0;
+  beforeAll(() => {
+    setBackend("ts");
+    defaultSplit = setTsSplitThreshold(0); // split every product of 4 rows or more
+  });
+  afterAll(async () => {
+    setTsSplitThreshold(defaultSplit);
+    await setThreads(1);
+    setBackend("wasm");
+  });
+
+  it("products on 2 and 3 threads are bit-identical to 1 thread on odd shapes and write only their region", async () => {
+    await setThreads(1);
+    const single = SHAPES.map(([m, n, k], i) => products(m, n, k, 10 * i));
+    for (const threads of [2, 3]) {
+      await setThreads(threads);
+      expect(getThreads()).toBe(threads);
+      const before = tsSplitProducts();
+      SHAPES.forEach(([m, n, k], i) => {
+        const multi = products(m, n, k, 10 * i);
+        for (let p = 0; p < 6; p++) {
+          expect(bitDiffs(multi[p], single[i][p]), `threads=${threads} m=${m} n=${n} k=${k} product ${p}`).toBe(0);
+        }
+      });
+      expect(tsSplitProducts() - before).toBeGreaterThan(SHAPES.length); // the workers did take part
+    }
+    for (const outs of single) for (const o of outs) expect(o.includes(SENTINEL)).toBe(true);
+  });
+
+  it("a product too large for the exchange buffer runs on the calling thread, with the same result", async () => {
+    await setThreads(1);
+    const k = 1 << 21; // 4 rows of A alone fill half the exchange: no room for them and a column block of B
+    const a = rand(4 * k, 7), w = rand(4 * k, 8);
+    const one = new Float32Array(16);
+    linear(a, packWeight(w, 4, k), null, one, 4);
+    await setThreads(2);
+    const before = tsSplitProducts();
+    const two = new Float32Array(16);
+    linear(a, packWeight(w, 4, k), null, two, 4);
+    expect(tsSplitProducts()).toBe(before);
+    expect(bitDiffs(two, one)).toBe(0);
   });
 });
 
@@ -121,7 +173,7 @@ describe("ThreadPool", () => {
 
   it("runs every job of a round, on whichever thread takes it, and returns when all are done", async () => {
     const { module, memory, self } = testModule();
-    const pool = await ThreadPool.create(3, module, memory, ["trap", "put"]);
+    const pool = await ThreadPool.create(3, { kind: "wasm", module, memory, names: ["trap", "put"] });
     try {
       const view = new Float32Array(memory.buffer);
       for (let round = 0; round < 200; round++) {
@@ -140,7 +192,7 @@ describe("ThreadPool", () => {
 
   it("a job that traps throws THREADS after the others finished, and the pool keeps working", async () => {
     const { module, memory, self } = testModule();
-    const pool = await ThreadPool.create(2, module, memory, ["trap", "put"]);
+    const pool = await ThreadPool.create(2, { kind: "wasm", module, memory, names: ["trap", "put"] });
     try {
       const view = new Float32Array(memory.buffer);
       for (let round = 0; round < 20; round++) {
@@ -158,7 +210,7 @@ describe("ThreadPool", () => {
 
   it("a closed pool refuses jobs with THREADS", async () => {
     const { module, memory, self } = testModule();
-    const pool = await ThreadPool.create(2, module, memory, ["trap", "put"]);
+    const pool = await ThreadPool.create(2, { kind: "wasm", module, memory, names: ["trap", "put"] });
     pool.close();
     pool.close(); // idempotent
     expect(() => pool.run([{ fn: 1, args: [0, 1] }], self)).toThrow(expect.objectContaining({ code: "THREADS" }));
@@ -167,7 +219,7 @@ describe("ThreadPool", () => {
   it("a module the workers cannot instantiate fails create with THREADS", async () => {
     const { module } = testModule();
     const unshared = new WebAssembly.Memory({ initial: 1 }); // the module imports a shared memory
-    await expect(ThreadPool.create(2, module, unshared as WebAssembly.Memory, ["trap"])).rejects.toMatchObject({ code: "THREADS" });
+    await expect(ThreadPool.create(2, { kind: "wasm", module, memory: unshared as WebAssembly.Memory, names: ["trap"] })).rejects.toMatchObject({ code: "THREADS" });
   });
 });
 

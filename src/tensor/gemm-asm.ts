@@ -16,9 +16,14 @@
  * asm.js, the same code runs: `blockTs` below in the first case, the source as ordinary JavaScript in the second.
  * Node reports a module that fails validation as a warning ("V8: ... Invalid asm.js"); a test watches for it.
  *
+ * Threads: see startTsThreads below (workers cannot share an asm.js heap; each copies its part of the operands).
+ *
  * Arithmetic: one double accumulator per output, starting from the bias, adding float32·float32 products (exact in
  * double) in the order p = 0..K-1, rounded once to float32 on store: bit-for-bit the naive twins' result.
  */
+
+import { PerceiverError } from "../errors.js";
+import { ThreadPool } from "./wasm/threads.js";
 
 /**
  * block(a, b, z, k, tiles, panels, c, ldc), byte addresses in the heap, alpha the float64 at heap byte 0:
@@ -153,8 +158,113 @@ export function releaseAsmHeap(): void {
   heap = null;
 }
 
-/** For tests: run blockTs instead of the asm.js module (as where `new Function` is refused). */
+/** For tests: run blockTs instead of the asm.js module (as where `new Function` is refused: one thread). */
 export function setAsmBlockForTests(ts: boolean): void {
   forceTs = ts;
   heap = null;
+  if (ts) stopTsThreads();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// threads (the TypeScript backend's share of the worker pool)
+//
+// asm.js links to an ArrayBuffer only (V8: "Invalid heap type: SharedArrayBuffer"), so threads cannot share the
+// heap. The calling thread stages the bias, the B panels and the packed A rows into an exchange SharedArrayBuffer;
+// each job (a range of panels, for every staged row) copies its part into its thread's private asm.js heap, runs
+// `block` there and copies its C columns back; the caller then copies C out. Every output is still one thread's
+// same sum in the same order: bit-identical to one thread.
+
+/** Floats in the exchange buffer (16 MB): bias, B block, packed A rows and C, see gemm.ts's gemmThreaded. */
+export const EXCHANGE_FLOATS = 1 << 22;
+
+/**
+ * The job, as the body of `function (shared, asmSource)` returning
+ * job(gen, aF, bF, zF, cF, k, rows, ncPad, p0, p1, mcMax, alpha), float offsets into the exchange `shared`:
+ *   bias [ncPad] at zF, B panels [ncPad/4][K][4] at bF (staging number `gen`), packed A [rows/4][K][4] at aF
+ *   -> C [rows, ncPad] at cF, columns [4·p0, 4·p1) = alpha·(bias + a·b), computed mcMax rows at a time.
+ * Plain JavaScript (it runs in workers as a string); the panels of one staging are copied once per thread.
+ */
+export const TS_JOB_SOURCE = `
+"use strict";
+const Module = new Function("stdlib", "foreign", "heap", asmSource);
+const sf = new Float32Array(shared);
+const UNIT = ${HEAP_UNIT};
+let hf = null, hd = null, block = null, cached = "";
+const ensure = (floats) => {
+  if (hf !== null && hf.length >= floats) return;
+  const heap = new ArrayBuffer(Math.max(1, Math.ceil((floats * 4) / UNIT)) * UNIT);
+  hf = new Float32Array(heap);
+  hd = new Float64Array(heap);
+  block = Module(globalThis, {}, heap).block;
+  cached = "";
+};
+return (gen, aF, bF, zF, cF, k, rows, ncPad, p0, p1, mcMax, alpha) => {
+  const w = (p1 - p0) * 4;
+  const zP = 4, bP = zP + w, aP = bP + w * k, cP = aP + mcMax * k;
+  ensure(cP + mcMax * w);
+  hd[0] = alpha;
+  const key = gen + ":" + p0 + ":" + p1;
+  if (key !== cached) {
+    hf.set(sf.subarray(zF + p0 * 4, zF + p1 * 4), zP);
+    hf.set(sf.subarray(bF + p0 * 4 * k, bF + p1 * 4 * k), bP);
+    cached = key;
+  }
+  for (let r0 = 0; r0 < rows; r0 += mcMax) {
+    const mr = Math.min(mcMax, rows - r0);
+    hf.set(sf.subarray(aF + r0 * k, aF + (r0 + mr) * k), aP);
+    block(aP * 4, bP * 4, zP * 4, k, mr >> 2, p1 - p0, cP * 4, w * 4);
+    for (let i = 0; i < mr; i++) sf.set(hf.subarray(cP + i * w, cP + (i + 1) * w), cF + (r0 + i) * ncPad + p0 * 4);
+  }
+};
+`;
+
+/** The job signature (see TS_JOB_SOURCE). */
+export type TsJobFn = (
+  gen: number, aF: number, bF: number, zF: number, cF: number, k: number, rows: number, ncPad: number,
+  p0: number, p1: number, mcMax: number, alpha: number,
+) => void;
+
+/** The TypeScript backend's threads: the pool, the exchange buffer and the calling thread's own job function. */
+export interface TsThreads {
+  pool: ThreadPool;
+  exchange: Float32Array;
+  job: TsJobFn;
+}
+
+let tsThreads: TsThreads | null = null;
+
+/** The running TypeScript-backend threads, or null (one thread). */
+export function tsThreadPool(): TsThreads | null {
+  return tsThreads;
+}
+
+/** Threads the TypeScript backend's products run on. */
+export function tsThreadCount(): number {
+  return tsThreads?.pool.threads ?? 1;
+}
+
+/**
+ * Runs the TypeScript backend's products on `threads` threads (the caller plus workers running TS_JOB_SOURCE).
+ * Rejects with a PerceiverError where workers cannot run or `new Function` is refused, keeping the previous pool.
+ */
+export async function startTsThreads(threads: number): Promise<void> {
+  if (threads === tsThreadCount()) return;
+  if (threads === 1) {
+    stopTsThreads();
+    return;
+  }
+  if (forceTs || compile() === null) {
+    throw new PerceiverError("CONFIG_UNSUPPORTED", "threads for the ts backend need new Function (refused here)");
+  }
+  const shared = new SharedArrayBuffer(EXCHANGE_FLOATS * 4);
+  const pool = await ThreadPool.create(threads, { kind: "js", params: ["shared", "asmSource"], body: TS_JOB_SOURCE, args: [shared, ASM_GEMM_SOURCE] });
+  stopTsThreads();
+  const job = new Function("shared", "asmSource", TS_JOB_SOURCE)(shared, ASM_GEMM_SOURCE) as TsJobFn;
+  tsThreads = { pool, exchange: new Float32Array(shared), job };
+}
+
+/** Stops the TypeScript backend's workers (if any). */
+export function stopTsThreads(): void {
+  tsThreads?.pool.close();
+  tsThreads = null;
 }

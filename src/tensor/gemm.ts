@@ -35,9 +35,11 @@ import {
   B_PLAIN, B_TRANS, EPILOGUE_GELU, EPILOGUE_SOFTMAX, gemmWasm, releaseWasmGemm, startWasmThreads, wasmGemmSupported, wasmThreads,
 } from "./wasm/gemm-wasm.js";
 import { gelu, geluNaive } from "./activations.js";
-import { asmHeap, releaseAsmHeap } from "./gemm-asm.js";
+import {
+  EXCHANGE_FLOATS, asmHeap, releaseAsmHeap, startTsThreads, tsThreadCount, tsThreadPool, type TsThreads,
+} from "./gemm-asm.js";
 import { softmaxRows } from "./softmax.js";
-import { availableCores } from "./wasm/threads.js";
+import { availableCores, type Job } from "./wasm/threads.js";
 
 /**
  * A weight matrix w [N,K] (HF Linear layout), checked for `linear`. It keeps a view of w, not a copy (do not
@@ -116,13 +118,14 @@ export function getBackend(): GemmBackend {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// threads (the wasm backend's worker pool; the TypeScript kernels run on the calling thread only)
+// threads (each backend has its own worker pool: wasm/threads.ts runs the wasm kernels or gemm-asm.ts's jobs)
 
 /** Most threads setThreads accepts. */
 const MAX_THREADS = 64;
-/** Threads wanted: PERCEIVER_THREADS, else the available cores. Applied by setThreads or the first ensureThreads. */
+/** Threads wanted: PERCEIVER_THREADS, else the available cores. Applied by setThreads or ensureThreads. */
 let threadsWanted = initialThreads();
-let threadsApplied = false;
+/** Whether each backend's pool was started (or tried) for threadsWanted. */
+const threadsApplied: Record<GemmBackend, boolean> = { ts: false, wasm: false };
 /** Why the default thread count could not be applied (null if it was, or nothing was tried yet). */
 let threadsFallback: string | null = null;
 
@@ -136,39 +139,50 @@ function initialThreads(): number {
   return cores;
 }
 
+/** Starts (or stops) backend b's workers so that its products run on n threads. */
+async function startThreads(b: GemmBackend, n: number): Promise<void> {
+  if (b === "wasm") {
+    if (wasmGemmSupported()) await startWasmThreads(n);
+  } else {
+    await startTsThreads(n);
+  }
+}
+
 /**
- * Runs the wasm backend's matrix products on `n` threads (the caller plus n - 1 workers sharing its memory;
- * results are bit-identical for every n). Resolves once the workers are running. Rejects with a PerceiverError
- * where threads cannot run (no SharedArrayBuffer: a browser page that is not cross-origin isolated; the
- * browser's main thread, which may not block; Node < 20.16), keeping the previous setting. The TypeScript backend
- * always runs on one thread (getThreads() says so).
+ * Runs the current backend's matrix products on `n` threads (the caller plus n - 1 workers; results are
+ * bit-identical for every n), and the other backend's too once it is selected (on its next forward pass). Resolves
+ * once the workers are running. Rejects with a PerceiverError where threads cannot run (no SharedArrayBuffer: a
+ * browser page that is not cross-origin isolated; the browser's main thread, which may not block; Node < 20.16;
+ * for the ts backend, a Content-Security-Policy that refuses `new Function`), keeping the previous setting.
  */
 export async function setThreads(n: number): Promise<void> {
   if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) {
     throw new PerceiverError("INPUT_INVALID", `setThreads: expected an integer from 1 to ${MAX_THREADS}, got ${n}`);
   }
-  if (wasmGemmSupported()) await startWasmThreads(n);
+  await startThreads(backend, n);
   threadsWanted = n;
-  threadsApplied = true;
+  threadsApplied[backend] = true;
+  threadsApplied[backend === "ts" ? "wasm" : "ts"] = false;
   threadsFallback = null;
 }
 
 /** Threads the current backend's matrix products run on. */
 export function getThreads(): number {
-  return backend === "wasm" ? wasmThreads() : 1;
+  return backend === "wasm" ? wasmThreads() : tsThreadCount();
 }
 
 /**
- * Applies the default thread count (PERCEIVER_THREADS or the available cores) once, unless setThreads already
- * chose one. Where threads cannot start it stays on one thread (threadsFallbackReason() says why; a warning if
- * PERCEIVER_THREADS asked for them). The model calls it before each forward pass.
+ * Applies the wanted thread count (setThreads', else PERCEIVER_THREADS or the available cores) to the current
+ * backend, once per backend. Where threads cannot start it stays on one thread (threadsFallbackReason() says
+ * why; a warning if PERCEIVER_THREADS asked for them). The model calls it before each forward pass.
  */
 export async function ensureThreads(): Promise<void> {
-  if (threadsApplied) return;
-  threadsApplied = true;
-  if (threadsWanted <= 1 || !wasmGemmSupported()) return;
+  const b = backend;
+  if (threadsApplied[b]) return;
+  threadsApplied[b] = true;
+  if (threadsWanted === getThreads()) return;
   try {
-    await startWasmThreads(threadsWanted);
+    await startThreads(b, threadsWanted);
   } catch (e) {
     threadsFallback = (e as Error).message;
     if (typeof process !== "undefined" && process.env?.PERCEIVER_THREADS) {
@@ -357,6 +371,10 @@ function gemm(
     gemmFewRows(kind, m, n, k, a, aOff, lda, b, bOff, ldb, bias, out, oOff, ldo, alpha);
     return;
   }
+  const threads = tsThreadPool();
+  if (threads !== null && 2 * m * n * k >= tsMinSplitFlop && gemmThreaded(threads, kind, m, n, k, a, aOff, lda, b, bOff, ldb, bias, out, oOff, ldo, alpha)) {
+    return;
+  }
   // heap (floats): alpha (a float64) | bias block [ncPad] | packed B block [ncPad, K] | packed A block [mcPad, K] |
   //   C block [mcPad, ncPad]
   const kk = Math.max(k, 1);
@@ -387,6 +405,77 @@ function gemm(
       }
     }
   }
+}
+
+/** Smallest product (floating-point operations) worth splitting across the TypeScript backend's threads. */
+const MIN_SPLIT_FLOP = 1 << 22;
+let tsMinSplitFlop = MIN_SPLIT_FLOP;
+let tsSplits = 0;
+/** Staging number of the B panels in the exchange (jobs keep their copy of one staging's panels). */
+let exchangeGen = 0;
+
+/** For tests: split the TypeScript backend's products from `flop` operations up; returns the previous threshold. */
+export function setTsSplitThreshold(flop: number): number {
+  const prev = tsMinSplitFlop;
+  tsMinSplitFlop = flop;
+  return prev;
+}
+
+/** How many TypeScript-backend products ran on its threads so far (tests check the workers took part). */
+export function tsSplitProducts(): number {
+  return tsSplits;
+}
+
+// gemm on the TypeScript backend's threads (gemm-asm.ts): the operands are staged into the exchange buffer
+// (bias [ncPad] | B panels [ncPad, K] | packed A [rows, K] | C [rows, ncPad]) and each thread's job computes a
+// range of panels for every staged row. Returns false, having written nothing, when one column block of B and
+// four rows of A do not fit the exchange (then the one-thread path runs).
+function gemmThreaded(
+  threads: TsThreads, kind: number, m: number, n: number, k: number,
+  a: Float32Array, aOff: number, lda: number,
+  b: Float32Array, bOff: number, ldb: number,
+  bias: Float32Array | null,
+  out: Float32Array, oOff: number, ldo: number, alpha: number,
+): boolean {
+  const kk = Math.max(k, 1);
+  const ncMax = Math.max(NR, Math.floor(B_BLOCK / kk / NR) * NR);
+  const mcMax = Math.max(MR, Math.floor(A_BLOCK / kk / MR) * MR);
+  const rowsFor = (ncPad: number) => Math.floor((EXCHANGE_FLOATS - ncPad * (k + 1)) / (k + ncPad) / MR) * MR;
+  if (rowsFor(Math.min(ncMax, Math.ceil(n / NR) * NR)) < MR) return false;
+  const h = threads.exchange;
+  const count = threads.pool.threads;
+  tsSplits++;
+  for (let jc = 0; jc < n; jc += ncMax) {
+    const nc = Math.min(ncMax, n - jc);
+    const panels = Math.ceil(nc / NR);
+    const ncPad = panels * NR;
+    const zF = 0;
+    const bF = zF + ncPad;
+    const aF = bF + ncPad * k;
+    const rowsMax = Math.min(rowsFor(ncPad), Math.ceil(m / MR) * MR);
+    const cF = aF + rowsMax * k;
+    for (let c = 0; c < ncPad; c++) h[zF + c] = bias !== null && c < nc ? bias[jc + c] : 0;
+    if (kind === B_TRANS) packBTrans(b, bOff, ldb, jc, nc, k, h, bF);
+    else packB(b, bOff, ldb, jc, nc, k, h, bF);
+    const gen = ++exchangeGen;
+    // one job per thread (each copies the staged A rows into its heap once)
+    const per = Math.ceil(panels / Math.min(panels, count));
+    for (let ic = 0; ic < m; ic += rowsMax) {
+      const mc = Math.min(rowsMax, m - ic);
+      const rows = Math.ceil(mc / MR) * MR;
+      packA(a, aOff + ic * lda, lda, mc, k, h, aF);
+      const jobs: Job[] = [];
+      for (let p0 = 0; p0 < panels; p0 += per) {
+        jobs.push({ fn: 0, args: [gen, aF, bF, zF, cF, k, rows, ncPad, p0, Math.min(panels, p0 + per), mcMax, alpha] });
+      }
+      threads.pool.run(jobs, [threads.job as (...args: number[]) => unknown]);
+      for (let i = 0; i < mc; i++) {
+        const src = cF + i * ncPad;
+        out.set(h.subarray(src, src + nc), oOff + (ic + i) * ldo + jc);
+      }
+    }
+  }
+  return true;
 }
 
 // the same for m < MR rows: no packing, B read in place (packing would cost as much as the product itself)

@@ -189,7 +189,7 @@ export async function startWasmThreads(threads: number): Promise<void> {
     gemmKernelModule({ fma: wasmGemmKernel() === "fma", sharedMaxPages: MAX_SHARED_PAGES }),
   );
   const memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_SHARED_PAGES, shared: true });
-  const pool = await ThreadPool.create(threads, compiledShared, memory, EXPORTS);
+  const pool = await ThreadPool.create(threads, { kind: "wasm", module: compiledShared, memory, names: EXPORTS });
   stopWasmThreads();
   instance = instantiate(compiledShared, memory, pool);
 }

@@ -1,5 +1,6 @@
 /**
- * A pool of worker threads that run exported functions of one WebAssembly module on one shared memory, called
+ * A pool of worker threads that run exported functions of one WebAssembly module on one shared memory (or, for
+ * the TypeScript backend, a JavaScript job function built from source, see WorkerProgram), called
  * synchronously: the calling thread posts a list of jobs (a function and its arguments each), every thread
  * (the caller too) takes the next job from the list until none is left (an atomic counter, so a slower thread
  * simply takes fewer), and the caller returns once all are done. It knows nothing of GEMM; gemm-wasm.ts decides
@@ -32,7 +33,16 @@ const SPIN = 20_000;
 /** Starting workers (spawn + compile) may take this long before the pool gives up. */
 const START_TIMEOUT_MS = 30_000;
 
-/** One call: an exported function's index in `names` and its arguments (numbers). */
+/**
+ * What each worker runs: the exports `names` of a WebAssembly module instantiated on a shared memory, or ("js")
+ * the one function that `new Function(...params, body)(...args)` returns (args are structured-cloned: numbers,
+ * strings, SharedArrayBuffers).
+ */
+export type WorkerProgram =
+  | { kind: "wasm"; module: WebAssembly.Module; memory: WebAssembly.Memory; names: string[] }
+  | { kind: "js"; params: string[]; body: string; args: unknown[] };
+
+/** One call: an exported function's index in `names` (0 for a "js" program) and its arguments (numbers). */
 export interface Job {
   fn: number;
   args: number[];
@@ -46,8 +56,12 @@ const send = (m) => (nodePort ? nodePort.postMessage(m) : self.postMessage(m));
 const onInit = (d) => {
   let fns;
   try {
-    const exports = new WebAssembly.Instance(d.module, { env: { memory: d.memory } }).exports;
-    fns = d.names.map((n) => exports[n]);
+    if (d.kind === "js") {
+      fns = [new Function(...d.params, d.body)(...d.args)];
+    } else {
+      const exports = new WebAssembly.Instance(d.module, { env: { memory: d.memory } }).exports;
+      fns = d.names.map((n) => exports[n]);
+    }
   } catch (e) {
     send({ error: String(e && e.message || e) });
     return;
@@ -146,10 +160,11 @@ export class ThreadPool {
   }
 
   /**
-   * Starts threads - 1 workers, each instantiating `module` on the shared `memory`, able to call the exports
-   * listed in `names` (by index). Rejects with a PerceiverError (and stops whatever started) if any worker fails.
+   * Starts threads - 1 workers, each running `program` (for "wasm": instantiating the module on the shared memory,
+   * able to call the exports listed in `names`, by index). Rejects with a PerceiverError (and stops whatever
+   * started) if any worker fails.
    */
-  static async create(threads: number, module: WebAssembly.Module, memory: WebAssembly.Memory, names: string[]): Promise<ThreadPool> {
+  static async create(threads: number, program: WorkerProgram): Promise<ThreadPool> {
     const why = threadsUnavailableReason();
     if (why) throw new PerceiverError("CONFIG_UNSUPPORTED", `worker threads are not available: ${why}`);
     const n = threads - 1;
@@ -162,7 +177,7 @@ export class ThreadPool {
         workers.push(worker);
         ready.catch(() => {}); // a worker stopped after a failure elsewhere rejects late: not unhandled
         started.push(ready);
-        worker.postMessage({ module, memory, names, control, workers: n, slot: SLOT, slotsAt: SLOTS_AT, maxJobs: MAX_JOBS, spin: SPIN });
+        worker.postMessage({ ...program, control, workers: n, slot: SLOT, slotsAt: SLOTS_AT, maxJobs: MAX_JOBS, spin: SPIN });
       }
       await withTimeout(Promise.all(started), START_TIMEOUT_MS, "worker threads did not start");
     } catch (e) {
