@@ -193,33 +193,23 @@ for (const block of ["asm.js", "typescript"] as const) {
       /** Rows 0, 1, last, and a spread in between. */
       const sampleRows = (m: number) => [...new Set([0, 1, 2, 3, Math.floor(m / 3), Math.floor(m / 2) + 1, m - 2, m - 1])];
 
-      it("linear 512x1024x1024 with bias (the latent self-attention projections)", () => {
-        const m = 512, n = 1024, k = 1024;
-        const a = rand(m * k, 31), w = rand(n * k, 32), bias = rand(n, 33);
-        const out = new Float32Array(m * n);
-        linear(a, packWeight(w, n, k), bias, out, m);
-        const want = new Float32Array(n), scale = new Float32Array(n);
-        for (const i of sampleRows(m)) {
-          const row = a.subarray(i * k, (i + 1) * k);
-          linearNaive(row, w, bias, want, 1, n, k);
-          linearNaive(abs(row), abs(w), abs(bias), scale, 1, n, k);
-          expect(worst(out.subarray(i * n, (i + 1) * n), want, scale), `row ${i}`).toBeLessThanOrEqual(0);
-        }
-      });
-
-      it("linear 3025x322x322 (cross-attention K/V: partial column panel and a leftover row)", () => {
-        const m = 3025, n = 322, k = 322;
-        const a = rand(m * k, 41), w = rand(n * k, 42), bias = rand(n, 43);
-        const out = new Float32Array(m * n);
-        linear(a, packWeight(w, n, k), bias, out, m);
-        const want = new Float32Array(n), scale = new Float32Array(n);
-        for (const i of sampleRows(m)) {
-          const row = a.subarray(i * k, (i + 1) * k);
-          linearNaive(row, w, bias, want, 1, n, k);
-          linearNaive(abs(row), abs(w), abs(bias), scale, 1, n, k);
-          expect(worst(out.subarray(i * n, (i + 1) * n), want, scale), `row ${i}`).toBeLessThanOrEqual(0);
-        }
-      });
+      for (const [m, n, k, seed, what] of [
+        [512, 1024, 1024, 31, "the latent self-attention projections"],
+        [3025, 322, 322, 41, "cross-attention K/V: partial column panel and a leftover row"],
+      ] as const) {
+        it(`linear ${m}x${n}x${k} with bias (${what})`, () => {
+          const a = rand(m * k, seed), w = rand(n * k, seed + 1), bias = rand(n, seed + 2);
+          const out = new Float32Array(m * n);
+          linear(a, packWeight(w, n, k), bias, out, m);
+          const want = new Float32Array(n), scale = new Float32Array(n);
+          for (const i of sampleRows(m)) {
+            const row = a.subarray(i * k, (i + 1) * k);
+            linearNaive(row, w, bias, want, 1, n, k);
+            linearNaive(abs(row), abs(w), abs(bias), scale, 1, n, k);
+            expect(worst(out.subarray(i * n, (i + 1) * n), want, scale), `row ${i}`).toBeLessThanOrEqual(0);
+          }
+        });
+      }
 
       it("attention 512x512x128 scores and 512x128x512 P·V on per-head strided views (lda = ldb = ldo = 1024)", () => {
         const T = 512, C = 1024, dh = 128, h = 5, alpha = 1 / Math.sqrt(dh);

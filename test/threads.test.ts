@@ -43,6 +43,29 @@ const SHAPES: [number, number, number][] = [
   [1, 9, 5], [7, 17, 33], [13, 129, 300], [129, 13, 515], [37, 1000, 322], [300, 64, 1030], [5, 8, 7], [64, 130, 1],
 ];
 
+/**
+ * The current backend's products on 2 and 3 threads against 1 thread, bit for bit; `splits` counts the products
+ * that ran on the workers (each thread count must split more than one per shape).
+ */
+async function expectSameOnThreads(splits: () => number): Promise<void> {
+  await setThreads(1);
+  const single = SHAPES.map(([m, n, k], i) => products(m, n, k, 10 * i));
+  for (const threads of [2, 3]) {
+    await setThreads(threads);
+    expect(getThreads()).toBe(threads);
+    const before = splits();
+    SHAPES.forEach(([m, n, k], i) => {
+      const multi = products(m, n, k, 10 * i);
+      for (let p = 0; p < 6; p++) {
+        expect(bitDiffs(multi[p], single[i][p]), `threads=${threads} m=${m} n=${n} k=${k} product ${p}`).toBe(0);
+      }
+    });
+    expect(splits() - before).toBeGreaterThan(SHAPES.length); // the workers did take part
+  }
+  // the sentinels around each region survived (stray writes by a worker would change them)
+  for (const outs of single) for (const o of outs) expect(o.includes(SENTINEL)).toBe(true);
+}
+
 describe("thread pool of the wasm backend", () => {
   let defaultSplit = 0;
   beforeAll(() => {
@@ -59,24 +82,8 @@ describe("thread pool of the wasm backend", () => {
     expect(availableCores()).toBeGreaterThanOrEqual(1);
   });
 
-  it("products on 2 and 3 threads are bit-identical to 1 thread on odd shapes and write only their region", async () => {
-    await setThreads(1);
-    const single = SHAPES.map(([m, n, k], i) => products(m, n, k, 10 * i));
-    for (const threads of [2, 3]) {
-      await setThreads(threads);
-      expect(getThreads()).toBe(threads);
-      const before = wasmSplitBlocks();
-      SHAPES.forEach(([m, n, k], i) => {
-        const multi = products(m, n, k, 10 * i);
-        for (let p = 0; p < 6; p++) {
-          expect(bitDiffs(multi[p], single[i][p]), `threads=${threads} m=${m} n=${n} k=${k} product ${p}`).toBe(0);
-        }
-      });
-      expect(wasmSplitBlocks() - before).toBeGreaterThan(SHAPES.length); // the workers did take part
-    }
-    // the sentinels around each region survived (stray writes by a worker would change them)
-    for (const outs of single) for (const o of outs) expect(o.includes(SENTINEL)).toBe(true);
-  });
+  it("products on 2 and 3 threads are bit-identical to 1 thread on odd shapes and write only their region", () =>
+    expectSameOnThreads(wasmSplitBlocks));
 
   it("the memory grows while workers are attached (a large product after small ones)", async () => {
     await setThreads(2);
@@ -124,23 +131,8 @@ describe("thread pool of the ts backend (asm.js jobs on private heaps, operands 
     setBackend("wasm");
   });
 
-  it("products on 2 and 3 threads are bit-identical to 1 thread on odd shapes and write only their region", async () => {
-    await setThreads(1);
-    const single = SHAPES.map(([m, n, k], i) => products(m, n, k, 10 * i));
-    for (const threads of [2, 3]) {
-      await setThreads(threads);
-      expect(getThreads()).toBe(threads);
-      const before = tsSplitProducts();
-      SHAPES.forEach(([m, n, k], i) => {
-        const multi = products(m, n, k, 10 * i);
-        for (let p = 0; p < 6; p++) {
-          expect(bitDiffs(multi[p], single[i][p]), `threads=${threads} m=${m} n=${n} k=${k} product ${p}`).toBe(0);
-        }
-      });
-      expect(tsSplitProducts() - before).toBeGreaterThan(SHAPES.length); // the workers did take part
-    }
-    for (const outs of single) for (const o of outs) expect(o.includes(SENTINEL)).toBe(true);
-  });
+  it("products on 2 and 3 threads are bit-identical to 1 thread on odd shapes and write only their region", () =>
+    expectSameOnThreads(tsSplitProducts));
 
   it("a product too large for the exchange buffer runs on the calling thread, with the same result", async () => {
     await setThreads(1);

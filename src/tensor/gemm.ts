@@ -358,6 +358,22 @@ function packBias(bias: Float32Array | null, jc: number, nc: number, s: number[]
   for (let c = 0; c < padded; c++) s[c] = bias !== null && c < nc ? bias[jc + c] : 0;
 }
 
+/** Columns of B per staged block (B_BLOCK floats) and rows of A per packed block (A_BLOCK floats) for this K. */
+function blockSizes(k: number): { ncMax: number; mcMax: number } {
+  const kk = Math.max(k, 1);
+  return { ncMax: Math.max(NR, Math.floor(B_BLOCK / kk / NR) * NR), mcMax: Math.max(MR, Math.floor(A_BLOCK / kk / MR) * MR) };
+}
+
+// bias [N] | null and B (B_TRANS or B_PLAIN), columns [jc, jc+nc) -> h: bias [ncPad] at zF, panels [ncPad, K] at bF
+function stageBiasAndB(
+  kind: number, bias: Float32Array | null, b: Float32Array, bOff: number, ldb: number,
+  jc: number, nc: number, ncPad: number, k: number, h: Float32Array, zF: number, bF: number,
+): void {
+  for (let c = 0; c < ncPad; c++) h[zF + c] = bias !== null && c < nc ? bias[jc + c] : 0;
+  if (kind === B_TRANS) packBTrans(b, bOff, ldb, jc, nc, k, h, bF);
+  else packB(b, bOff, ldb, jc, nc, k, h, bF);
+}
+
 // a [M,K] (stride lda), B in one of three layouts, bias [N] | null -> out [M,N] (stride ldo) = alpha·(bias + a·b)
 function gemm(
   kind: number, m: number, n: number, k: number,
@@ -377,9 +393,8 @@ function gemm(
   }
   // heap (floats): alpha (a float64) | bias block [ncPad] | packed B block [ncPad, K] | packed A block [mcPad, K] |
   //   C block [mcPad, ncPad]
-  const kk = Math.max(k, 1);
-  const ncMax = Math.max(NR, Math.floor(B_BLOCK / kk / NR) * NR);
-  const mcMax = Math.min(Math.max(MR, Math.floor(A_BLOCK / kk / MR) * MR), Math.ceil(m / MR) * MR);
+  const { ncMax } = blockSizes(k);
+  const mcMax = Math.min(blockSizes(k).mcMax, Math.ceil(m / MR) * MR);
   for (let jc = 0; jc < n; jc += ncMax) {
     const nc = Math.min(ncMax, n - jc);
     const panels = Math.ceil(nc / NR);
@@ -391,9 +406,7 @@ function gemm(
     const heap = asmHeap((cF + mcMax * ncPad) * 4);
     const h = heap.f32;
     heap.f64[0] = alpha;
-    for (let c = 0; c < ncPad; c++) h[zF + c] = bias !== null && c < nc ? bias[jc + c] : 0;
-    if (kind === B_TRANS) packBTrans(b, bOff, ldb, jc, nc, k, h, bF);
-    else packB(b, bOff, ldb, jc, nc, k, h, bF);
+    stageBiasAndB(kind, bias, b, bOff, ldb, jc, nc, ncPad, k, h, zF, bF);
 
     for (let ic = 0; ic < m; ic += mcMax) {
       const mc = Math.min(mcMax, m - ic);
@@ -437,9 +450,7 @@ function gemmThreaded(
   bias: Float32Array | null,
   out: Float32Array, oOff: number, ldo: number, alpha: number,
 ): boolean {
-  const kk = Math.max(k, 1);
-  const ncMax = Math.max(NR, Math.floor(B_BLOCK / kk / NR) * NR);
-  const mcMax = Math.max(MR, Math.floor(A_BLOCK / kk / MR) * MR);
+  const { ncMax, mcMax } = blockSizes(k);
   const rowsFor = (ncPad: number) => Math.floor((EXCHANGE_FLOATS - ncPad * (k + 1)) / (k + ncPad) / MR) * MR;
   if (rowsFor(Math.min(ncMax, Math.ceil(n / NR) * NR)) < MR) return false;
   const h = threads.exchange;
@@ -454,9 +465,7 @@ function gemmThreaded(
     const aF = bF + ncPad * k;
     const rowsMax = Math.min(rowsFor(ncPad), Math.ceil(m / MR) * MR);
     const cF = aF + rowsMax * k;
-    for (let c = 0; c < ncPad; c++) h[zF + c] = bias !== null && c < nc ? bias[jc + c] : 0;
-    if (kind === B_TRANS) packBTrans(b, bOff, ldb, jc, nc, k, h, bF);
-    else packB(b, bOff, ldb, jc, nc, k, h, bF);
+    stageBiasAndB(kind, bias, b, bOff, ldb, jc, nc, ncPad, k, h, zF, bF);
     const gen = ++exchangeGen;
     // one job per thread (each copies the staged A rows into its heap once)
     const per = Math.ceil(panels / Math.min(panels, count));
