@@ -8,6 +8,7 @@ import { PerceiverError } from "../errors.js";
 import { relu } from "../tensor/activations.js";
 import { batchNorm2d, conv2dGemm, conv2dOutputSize, maxPool2d } from "../tensor/conv.js";
 import { packWeight, type PackedWeight } from "../tensor/gemm.js";
+import { Scratch } from "../layers/scratch.js";
 import { fourierPositionEncoding } from "./position-encoding.js";
 import type { Preprocessor, PreprocessorOutput } from "./preprocessor.js";
 
@@ -33,6 +34,8 @@ export class ConvPreprocessor implements Preprocessor {
   readonly outChannels = CONV_OUT_CHANNELS;
   readonly numChannels = CONV_OUT_CHANNELS + FOURIER_CHANNELS;
   private posCache: { h: number; w: number; enc: Float32Array } | null = null;
+  /** conv output, pooled features and the encoder inputs, reused by every forward (read before the next one) */
+  private readonly scratch = new Scratch();
   /** convWeight [64, 3·7·7] packed once for conv2dGemm */
   private readonly convPacked: PackedWeight;
 
@@ -77,9 +80,9 @@ export class ConvPreprocessor implements Preprocessor {
     const nc = this.numChannels;
     const pos = this.positionEncoding(gh, gw);
 
-    const conv = new Float32Array(o * ch * cw);
-    const pooled = new Float32Array(o * tokens);
-    const inputs = new Float32Array(batch * tokens * nc);
+    const conv = this.scratch.get("conv", o * ch * cw);
+    const pooled = this.scratch.get("pooled", o * tokens);
+    const inputs = this.scratch.get("inputs", batch * tokens * nc);
     for (let b = 0; b < batch; b++) {
       const x = pixels.subarray(b * c * h * w, (b + 1) * c * h * w);
       conv2dGemm(x, c, h, w, this.convPacked, CONV_KERNEL, CONV_KERNEL, null, { stride: 2, pad: [pad, padAfter, pad, padAfter] }, conv);

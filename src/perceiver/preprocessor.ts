@@ -2,7 +2,10 @@
 
 /** What every image preprocessor produces: the encoder inputs (HF `PerceiverImagePreprocessor` output). */
 export interface PreprocessorOutput {
-  /** [B·T, numChannels]: per token t = row·gridWidth + col, its outChannels features, then the position encoding */
+  /**
+   * [B·T, numChannels]: per token t = row·gridWidth + col, its outChannels features, then the position encoding.
+   * It may be the preprocessor's own buffer, overwritten by its next forward: read (or copy) it before that.
+   */
   inputs: Float32Array;
   numTokens: number;
   numChannels: number;
