@@ -1,13 +1,13 @@
 /**
  * Golden tests against PyTorch dumps of the tiny real-format checkpoints (test/fixtures/tiny-conv*):
  * logits vs PyTorch's float64 run, and every dumped intermediate vs PyTorch fp32, so a failure names the layer.
- * Each checkpoint runs on every backend and thread count: the TypeScript kernels, and the wasm kernel on 1 and on
- * 2 threads (with every block split across the threads, since the tiny model's blocks are under the usual
- * threshold; the test checks that splits happened).
+ * Each checkpoint runs on every backend and thread count: the TypeScript kernels and the wasm kernel, each on 1
+ * and on 2 threads (with every product split across the threads, since the tiny model's products are under the
+ * usual thresholds; the test checks that splits happened).
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { PerceiverForImageClassification, Tensor } from "../src/index.js";
-import { getBackend, getThreads, setBackend, setThreads } from "../src/tensor/gemm.js";
+import { getBackend, getThreads, setBackend, setThreads, setTsSplitThreshold, tsSplitProducts } from "../src/tensor/gemm.js";
 import { setWasmSplitThreshold, wasmSplitBlocks } from "../src/tensor/wasm/gemm-wasm.js";
 import { expectClose, fixture, readGolden } from "./helpers/golden.js";
 
@@ -15,21 +15,30 @@ interface Mode { label: string; backend: "ts" | "wasm"; threads: number }
 const MODES: Mode[] = [
   { label: "wasm, 2 threads", backend: "wasm", threads: 2 },
   { label: "wasm, 1 thread", backend: "wasm", threads: 1 },
-  { label: "ts", backend: "ts", threads: 1 },
+  { label: "ts, 2 threads", backend: "ts", threads: 2 },
+  { label: "ts, 1 thread", backend: "ts", threads: 1 },
 ];
 const DEFAULT_SPLIT = setWasmSplitThreshold(0);
 setWasmSplitThreshold(DEFAULT_SPLIT);
+const DEFAULT_TS_SPLIT = setTsSplitThreshold(0);
+setTsSplitThreshold(DEFAULT_TS_SPLIT);
+/** Products (ts) or blocks (wasm) run on the threads so far. */
+const splitCount = () => wasmSplitBlocks() + tsSplitProducts();
 
 async function useMode(mode: Mode): Promise<void> {
   setBackend(mode.backend);
   await setThreads(mode.threads);
   setWasmSplitThreshold(mode.threads > 1 ? 0 : DEFAULT_SPLIT);
+  setTsSplitThreshold(mode.threads > 1 ? 0 : DEFAULT_TS_SPLIT);
   expect(getBackend()).toBe(mode.backend);
   expect(getThreads()).toBe(mode.threads);
 }
 
 afterAll(async () => {
   setWasmSplitThreshold(DEFAULT_SPLIT);
+  setTsSplitThreshold(DEFAULT_TS_SPLIT);
+  setBackend("ts");
+  await setThreads(1);
   setBackend("wasm");
   await setThreads(1);
 });
@@ -54,9 +63,9 @@ async function runGolden(name: string, mode: Mode) {
   const golden = await readGolden(name, "golden.safetensors");
   const pixels = new Tensor(golden.getFloat32("pixel_values"), golden.info("pixel_values").shape);
   const seen = new Map<string, Tensor>();
-  const splitsBefore = wasmSplitBlocks();
+  const splitsBefore = splitCount();
   const out = await model.forward(pixels, { outputAttentions: true, onIntermediate: (n, t) => seen.set(n, t) });
-  const splits = wasmSplitBlocks() - splitsBefore;
+  const splits = splitCount() - splitsBefore;
   return { model, golden, out, seen, splits };
 }
 
