@@ -21,14 +21,15 @@
  * Outputs must not alias inputs.
  *
  * Backends: `linear`, `matmulTransB` and `matmul` run either the TypeScript kernels here ("ts": double
- * accumulation, bit-exact with the naive twins) or the WebAssembly SIMD kernel of `wasm/` ("wasm", ~8x faster on one thread:
+ * accumulation, bit-exact with the naive twins) or the WebAssembly SIMD kernel of `wasm/` ("wasm", ~7x faster on one thread:
  * float32 products summed in float32 over runs of 64 and the runs in float64, rounded once; within ~4e-6
  * relative of the twins, see wasm/gemm-kernel.ts). "wasm" is chosen at load when the runtime validates the
  * kernel module (WebAssembly with 128-bit SIMD), else "ts"; `PERCEIVER_BACKEND=ts|wasm` (read once, at load,
  * where `process` exists) or `setBackend` override it. Both backends take the same PackedWeight, a view of the
  * caller's [N,K] array, cut into panels per call (in wasm memory by SIMD code, or in the TypeScript kernels'
- * heap), so a model holds its weights once: the checkpoint's own arrays. The wasm backend runs on worker threads too
- * (`setThreads`, `PERCEIVER_THREADS`; wasm/threads.ts), with bit-identical results for any thread count.
+ * heap), so a model holds its weights once: the checkpoint's own arrays. Both backends run on worker threads too
+ * (`setThreads`, `PERCEIVER_THREADS`; wasm/threads.ts; the TypeScript kernels' jobs are in gemm-asm.ts), with
+ * bit-identical results for any thread count.
  */
 import { PerceiverError } from "../errors.js";
 import {
