@@ -36,7 +36,7 @@ describe("full-size vision-perceiver-conv (synthetic weights)", () => {
     console.log(`full model loaded in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
     golden = await readGolden("full", "golden.safetensors");
     const pixels = new Tensor(golden.getFloat32("pixel_values"), golden.info("pixel_values").shape);
-    if (getBackend() === "wasm") await setThreads(2);
+    await setThreads(2);
     threads = getThreads();
     const t1 = performance.now();
     out = await model.forward(pixels, {
@@ -82,7 +82,7 @@ describe("full-size vision-perceiver-conv (synthetic weights)", () => {
     expectClose("cross_attentions.0", actual, expected, 2 ** -24 + ATOL * 0.1, 2 ** -11 + RTOL);
   });
 
-  it.runIf(getBackend() === "wasm")("item 0 alone on 1 thread gives bit-identical logits to the 2-thread batch", async () => {
+  it("item 0 alone on 1 thread gives bit-identical logits to the 2-thread batch", async () => {
     expect(threads).toBe(2);
     const pixels = new Tensor(golden.getFloat32("pixel_values").slice(0, 3 * 224 * 224), [1, 3, 224, 224]);
     await setThreads(1);
