@@ -375,7 +375,12 @@ function stageBiasAndB(
   else packB(b, bOff, ldb, jc, nc, k, h, bF);
 }
 
-// a [M,K] (stride lda), B in one of three layouts, bias [N] | null -> out [M,N] (stride ldo) = alpha·(bias + a·b)
+// C block h [rows, ld] from cF -> out [rows, cols] from o (row stride ldo)
+function copyOut(h: Float32Array, cF: number, ld: number, rows: number, cols: number, out: Float32Array, o: number, ldo: number): void {
+  for (let i = 0; i < rows; i++) out.set(h.subarray(cF + i * ld, cF + i * ld + cols), o + i * ldo);
+}
+
+// a [M,K] (stride lda), B in one of two layouts, bias [N] | null -> out [M,N] (stride ldo) = alpha·(bias + a·b)
 function gemm(
   kind: number, m: number, n: number, k: number,
   a: Float32Array, aOff: number, lda: number,
@@ -394,8 +399,9 @@ function gemm(
   }
   // heap (floats): alpha (a float64) | bias block [ncPad] | packed B block [ncPad, K] | packed A block [mcPad, K] |
   //   C block [mcPad, ncPad]
-  const { ncMax } = blockSizes(k);
-  const mcMax = Math.min(blockSizes(k).mcMax, Math.ceil(m / MR) * MR);
+  const sizes = blockSizes(k);
+  const ncMax = sizes.ncMax;
+  const mcMax = Math.min(sizes.mcMax, Math.ceil(m / MR) * MR);
   for (let jc = 0; jc < n; jc += ncMax) {
     const nc = Math.min(ncMax, n - jc);
     const panels = Math.ceil(nc / NR);
@@ -413,10 +419,7 @@ function gemm(
       const mc = Math.min(mcMax, m - ic);
       packA(a, aOff + ic * lda, lda, mc, k, h, aF);
       heap.block(aF * 4, bF * 4, zF * 4, k, Math.ceil(mc / MR), panels, cF * 4, ncPad * 4);
-      for (let i = 0; i < mc; i++) {
-        const src = cF + i * ncPad;
-        out.set(h.subarray(src, src + nc), oOff + (ic + i) * ldo + jc);
-      }
+      copyOut(h, cF, ncPad, mc, nc, out, oOff + ic * ldo + jc, ldo);
     }
   }
 }
@@ -479,10 +482,7 @@ function gemmThreaded(
         jobs.push({ fn: 0, args: [gen, aF, bF, zF, cF, k, rows, ncPad, p0, Math.min(panels, p0 + per), mcMax, alpha] });
       }
       threads.pool.run(jobs, [threads.job as (...args: number[]) => unknown]);
-      for (let i = 0; i < mc; i++) {
-        const src = cF + i * ncPad;
-        out.set(h.subarray(src, src + nc), oOff + (ic + i) * ldo + jc);
-      }
+      copyOut(h, cF, ncPad, mc, nc, out, oOff + ic * ldo + jc, ldo);
     }
   }
   return true;

@@ -56,26 +56,10 @@ export interface KernelOptions {
   sharedMaxPages?: number;
 }
 
-/** Signature of the exported `block` function (byte addresses and byte strides). */
-export type BlockFn = (
-  a: number, b: number, panel: number, bias: number,
-  c: number, ldc: number, out: number, ldo: number,
-  tiles: number, pairs: number, kc: number, accumulate: number, finish: number, alpha: number,
-) => void;
-
-/** Signature of the exported `transpose` function (see transposeCode). */
-export type TransposeFn = (src: number, lds: number, dst: number, panels: number, k4: number) => void;
-
-/** Signature of the exported `softmax` function (see softmax-kernel.ts). */
-export type SoftmaxFn = (p: number, rows: number, cols: number, ld: number) => void;
-
-/** Signature of the exported `gelu` function (see gelu-kernel.ts). */
-export type GeluFn = (p: number, rows: number, cols: number, ld: number, table: number) => void;
-
 /** Signature of the exported `panelize` function (see panelizeCode). */
 export type PanelizeFn = (src: number, lds: number, dst: number, panels: number, k: number) => void;
 
-/** The module's bytes: imports `env.memory`, exports `block`, `transpose` and `panelize`. */
+/** The module's bytes: imports `env.memory`, exports the functions listed below (shape contracts beside each). */
 export function gemmKernelModule(opts: KernelOptions = {}): Uint8Array<ArrayBuffer> {
   return wasmModule({ memoryMinPages: 1, sharedMaxPages: opts.sharedMaxPages, functions: [
     { name: "block", code: blockCode(opts) },

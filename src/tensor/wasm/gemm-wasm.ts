@@ -35,8 +35,7 @@
  * matmulTransBSoftmax) runs on the result block in place before it is copied out, split by rows.
  */
 import {
-  A_STRIDE, KC, MR, NR, gemmKernelModule, type BlockFn, type GeluFn, type KernelOptions, type PanelizeFn,
-  type ProductFn, type SoftmaxFn, type TransposeFn,
+  A_STRIDE, KC, MR, NR, gemmKernelModule, type KernelOptions, type PanelizeFn, type ProductFn,
 } from "./gemm-kernel.js";
 import { ERF_TABLE } from "../activations.js";
 import { softmaxRows } from "../softmax.js";
@@ -63,12 +62,12 @@ const MIN_SPLIT_FLOP = 1 << 21;
 /** Jobs per thread a split block is cut into (load balancing; each job costs ~1 µs to hand out). */
 const JOBS_PER_THREAD = 8;
 /** Exports the pool's workers may call, by index. */
-const EXPORTS = ["block", "transpose", "panelize", "softmax", "gelu", "layernorm", "product"];
-const TRANSPOSE = 1;
-const SOFTMAX = 3;
-const GELU = 4;
-const LAYERNORM = 5;
-const PRODUCT = 6;
+const EXPORTS = ["transpose", "softmax", "gelu", "layernorm", "product"];
+const TRANSPOSE = EXPORTS.indexOf("transpose");
+const SOFTMAX = EXPORTS.indexOf("softmax");
+const GELU = EXPORTS.indexOf("gelu");
+const LAYERNORM = EXPORTS.indexOf("layernorm");
+const PRODUCT = EXPORTS.indexOf("product");
 /** Constants at the start of the memory (the erf table of the GELU kernel); the staging regions follow. */
 const ERF_TABLE_AT = 0;
 const CONST_BYTES = Math.ceil(ERF_TABLE_BYTES / 64) * 64;
@@ -82,11 +81,7 @@ export const EPILOGUE_GELU = 2;
 
 interface Instance {
   memory: WebAssembly.Memory;
-  block: BlockFn;
-  transpose: TransposeFn;
   panelize: PanelizeFn;
-  softmax: SoftmaxFn;
-  gelu: GeluFn;
   product: ProductFn;
   f32: Float32Array;
   f64: Float64Array;
@@ -153,8 +148,7 @@ function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory, poo
   const f64 = new Float64Array(memory.buffer);
   f64.set(ERF_TABLE.coefficients, ERF_TABLE_AT >> 3);
   return {
-    memory, block: exports.block as BlockFn, transpose: exports.transpose as TransposeFn,
-    panelize: exports.panelize as PanelizeFn, softmax: exports.softmax as SoftmaxFn, gelu: exports.gelu as GeluFn,
+    memory, panelize: exports.panelize as PanelizeFn,
     product: exports.product as ProductFn,
     f32: new Float32Array(memory.buffer), f64, pool, fns,
   };
@@ -266,45 +260,37 @@ function runProduct(
   pool.run(jobs, w.fns);
 }
 
-/** transpose(...) of `panels` 4-row panels, split by panels across threads for big blocks (see transposeCode). */
-function runTranspose(w: Instance, src: number, lds: number, dst: number, panels: number, k4: number): void {
-  const pool = w.pool;
-  if (pool === null || panels < 2 || panels * k4 * 4 < minSplitFlop / 8) {
-    w.transpose(src, lds, dst, panels, k4);
-    return;
-  }
-  const per = Math.ceil(panels / Math.min(panels, pool.threads * JOBS_PER_THREAD, MAX_JOBS));
-  const jobs: Job[] = [];
-  for (let p0 = 0; p0 < panels; p0 += per) {
-    jobs.push({ fn: TRANSPOSE, args: [src + p0 * 4 * lds, lds, dst + p0 * k4 * 16, Math.min(per, panels - p0), k4] });
-  }
-  splitBlocks++;
-  pool.run(jobs, w.fns);
-}
-
 /**
- * Runs `fn(p, units, ...args)` over `count` independent units (rows) starting at byte address p, `unitBytes`
- * apart: on the calling thread, or, when `worth` it, cut into jobs of consecutive units for the pool's threads.
+ * Runs export `fn` over `count` independent units: on the calling thread as fn(...argsOf(0, count)), or, when
+ * `worth` it, cut into jobs of consecutive units [u0, u0 + n) for the pool's threads, fn(...argsOf(u0, n)).
  */
-function runSplit(w: Instance, fn: number, p: number, count: number, unitBytes: number, args: number[], worth: boolean): void {
+function runSplit(w: Instance, fn: number, count: number, worth: boolean, argsOf: (u0: number, n: number) => number[]): void {
   const pool = w.pool;
   if (pool === null || count < 2 || !worth) {
-    w.fns[fn](p, count, ...args);
+    w.fns[fn](...argsOf(0, count));
     return;
   }
   const per = Math.ceil(count / Math.min(count, pool.threads * JOBS_PER_THREAD, MAX_JOBS));
   const jobs: Job[] = [];
-  for (let u0 = 0; u0 < count; u0 += per) jobs.push({ fn, args: [p + u0 * unitBytes, Math.min(per, count - u0), ...args] });
+  for (let u0 = 0; u0 < count; u0 += per) jobs.push({ fn, args: argsOf(u0, Math.min(per, count - u0)) });
   splitBlocks++;
   pool.run(jobs, w.fns);
 }
 
+/** transpose(...) of `panels` 4-row panels, split by panels across threads for big blocks (see transposeCode). */
+function runTranspose(w: Instance, src: number, lds: number, dst: number, panels: number, k4: number): void {
+  runSplit(w, TRANSPOSE, panels, panels * k4 * 4 >= minSplitFlop / 8, (p0, n) => [src + p0 * 4 * lds, lds, dst + p0 * k4 * 16, n, k4]);
+}
+
+/** Rows [r0, r0 + n) of rows `ld` bytes apart from p, then `rest`: the arguments of the row kernels. */
+const rowsFrom = (p: number, ld: number, rest: number[]) => (r0: number, n: number) => [p + r0 * ld, n, ...rest];
+
 /** GELU / softmax of `rows` rows of `cols` floats at byte address p (row stride ld bytes), split by rows. */
 function runGelu(w: Instance, p: number, rows: number, cols: number, ld: number): void {
-  runSplit(w, GELU, p, rows, ld, [cols, ld, ERF_TABLE_AT], rows * cols >= minSplitFlop / 64);
+  runSplit(w, GELU, rows, rows * cols >= minSplitFlop / 64, rowsFrom(p, ld, [cols, ld, ERF_TABLE_AT]));
 }
 function runSoftmax(w: Instance, p: number, rows: number, cols: number, ld: number): void {
-  runSplit(w, SOFTMAX, p, rows, ld, [cols, ld], rows * cols >= minSplitFlop / 64);
+  runSplit(w, SOFTMAX, rows, rows * cols >= minSplitFlop / 64, rowsFrom(p, ld, [cols, ld]));
 }
 
 /**
@@ -330,7 +316,7 @@ export function layerNormWasm(
   for (let r0 = 0; r0 < rows; r0 += per) {
     const n = Math.min(per, rows - r0);
     f.set(x.subarray(r0 * dim, (r0 + n) * dim), xB >> 2);
-    runSplit(w, LAYERNORM, xB, n, dim * 4, [dim, wB, bB, eps], n * dim >= minSplitFlop / 32);
+    runSplit(w, LAYERNORM, n, n * dim >= minSplitFlop / 32, rowsFrom(xB, dim * 4, [dim, wB, bB, eps]));
     out.set(f.subarray(xB >> 2, (xB >> 2) + n * dim), r0 * dim);
   }
   return true;
