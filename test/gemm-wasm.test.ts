@@ -404,6 +404,20 @@ describe("matmulTransBSoftmax (attention probabilities)", () => {
     check(got.subarray(2 * n), want.subarray(2 * n), "row 2 (scores up to 3000)");
     expect(got[3 * n - 1]).toBe(1);
   });
+  it("wasm: a NaN score, in a 4-float group or in the tail, makes its row NaN, as in softmaxRows", () => {
+    setBackend("wasm");
+    for (const at of [1, 5, 8]) { // n = 9: groups of 4 at 0 and 4, the tail at 8
+      const n = 9;
+      const a = new Float32Array([1]);
+      const b = new Float32Array(n).map((_, j) => j - 4);
+      b[at] = NaN;
+      const got = new Float32Array(n), want = new Float32Array(n);
+      matmulTransBSoftmax(1, n, 1, a, 0, 1, b, 0, 1, got, 0, n, 1);
+      matmulTransBSoftmaxNaive(1, n, 1, a, 0, 1, b, 0, 1, want, 0, n, 1);
+      expect(want.every(Number.isNaN), `naive, NaN at ${at}`).toBe(true);
+      expect(got.every(Number.isNaN), `wasm, NaN at ${at}`).toBe(true);
+    }
+  });
 });
 
 describe("linearGelu (the MLP's first layer)", () => {

@@ -181,6 +181,8 @@ export class Code {
   f32x4ExtractLane(lane: number): this { return this.simd(0x1f, lane); }
   f64x2ExtractLane(lane: number): this { return this.simd(0x21, lane); }
   f32x4Max(): this { return this.simd(0xe9); }
+  /** pseudo-max: a < b ? b : a per lane (one maxps on x86, where f32x4.max needs a NaN-exact sequence) */
+  f32x4Pmax(): this { return this.simd(0xeb); }
   f32x4Sub(): this { return this.simd(0xe5); }
   f32x4Nearest(): this { return this.simd(0x6a); }
   /** a < b per lane -> all-ones / all-zeros lanes (false where either is NaN) */

@@ -4,7 +4,7 @@
  * `block` (the product, 4x8 register tiles) and `product` (block over every K chunk: one thread's job),
  * `transpose` and `panelize` (B layouts -> 4-column panels), and
  * `softmax` (softmax-kernel.ts, for attention scores still in the result block) and `gelu` (gelu-kernel.ts, for
- * the MLP's first product), `layernorm` (layernorm-kernel.ts), plus `expF32Lanes`, which softmax calls.
+ * the MLP's first product), and `layernorm` (layernorm-kernel.ts).
  *
  * block computes a block of C = bias + A·B for `tiles` x 4 rows and `pairs` x 8 columns:
  *  - A (the activations) is staged by the driver as float32 rows with a FIXED stride of A_STRIDE floats, so the
@@ -34,7 +34,7 @@
 import { Code, F64, I32, V128, lanes32, wasmModule } from "./assembler.js";
 import { geluCode } from "./gelu-kernel.js";
 import { layerNormCode } from "./layernorm-kernel.js";
-import { expF32LanesCode, softmaxCode } from "./softmax-kernel.js";
+import { softmaxCode } from "./softmax-kernel.js";
 
 /** Rows per register tile. */
 export const MR = 4;
@@ -65,8 +65,7 @@ export function gemmKernelModule(opts: KernelOptions = {}): Uint8Array<ArrayBuff
     { name: "block", code: blockCode(opts) },
     { name: "transpose", code: transposeCode() },
     { name: "panelize", code: panelizeCode() },
-    { name: "softmax", code: softmaxCode(4) }, // softmax-kernel.ts: run on the result block in place
-    { name: "expF32Lanes", code: expF32LanesCode() }, // function 4, called by softmax
+    { name: "softmax", code: softmaxCode() }, // softmax-kernel.ts: run on the result block in place
     { name: "gelu", code: geluCode() }, // gelu-kernel.ts: run on linear's result block in place
     { name: "layernorm", code: layerNormCode() }, // layernorm-kernel.ts: on rows staged by layerNormWasm
     { name: "product", code: productCode(0) }, // block over every K chunk
