@@ -130,7 +130,7 @@ interface ExpLocals {
  * v128.const at each use inside the loop (a few percent faster in V8 11.3).
  */
 function expLocals(f: Code): ExpLocals {
-  // f32.const + splat: 8 bytes less than a v128.const each (the module stays under 4 KB)
+  // f32.const + splat: 8 bytes less than a v128.const each
   const c = (v: number) => { const l = f.local(V128); f.f32Const(v).f32x4Splat().set(l); return l; };
   const e: ExpLocals = {
     min: c(EXP_F32_MIN), log2e: c(Math.LOG2E), magic: c(ROUND_MAGIC), c1: c(EXP_C1), c2: c(EXP_C2),
