@@ -16,7 +16,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { PerceiverError } from "../src/errors.js";
 import {
-  getBackend, linear, linearGelu, linearGeluNaive, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, matmulTransBSoftmax,
+  attentionHeads, attentionHeadsNaive, getBackend, linear, linearGelu, linearGeluNaive, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, matmulTransBSoftmax,
   matmulTransBSoftmaxNaive, packWeight,
   releaseGemmScratch, setBackend,
 } from "../src/tensor/gemm.js";
@@ -25,7 +25,7 @@ import { KC, SUB, gemmKernelModule } from "../src/tensor/wasm/gemm-kernel.js";
 import { gelu } from "../src/tensor/activations.js";
 import { softmaxRows } from "../src/tensor/softmax.js";
 import { layerNorm, layerNormRows } from "../src/tensor/layernorm.js";
-import { wasmGemmKernel, wasmGemmMemoryBytes, wasmGemmSupported } from "../src/tensor/wasm/gemm-wasm.js";
+import { ATTENTION_MAX_KEYS, wasmGemmKernel, wasmGemmMemoryBytes, wasmGemmSupported } from "../src/tensor/wasm/gemm-wasm.js";
 import {
   ODD, REL, SENTINEL, abs, countBitDiffs, dense, expectOnlyRegionWritten, filled, rand, runLinear, runMatmul,
   runTransB, strided, worst,
@@ -453,6 +453,64 @@ describe("linearGelu (the MLP's first layer)", () => {
       }
     });
   }
+});
+
+describe("attentionHeads (multi-head attention in wasm memory)", () => {
+  afterAll(() => setBackend("wasm"));
+  /** q, k, v of `heads` heads with offsets and row strides wider than the heads; out sentinel-filled around its region */
+  const problem = (m: number, n: number, heads: number, dqk: number, dv: number, seed: number) => {
+    const ldq = heads * dqk + 3, ldk = heads * dqk + 1, ldv = heads * dv + 2, ldo = heads * dv + 5;
+    return {
+      q: rand(2 + m * ldq, seed).map((x) => x * 4), ldq, k: rand(1 + n * ldk, seed + 1), ldk,
+      v: rand(3 + n * ldv, seed + 2), ldv, ldo, out: () => filled(4 + m * ldo),
+    };
+  };
+  // (m queries, n keys, heads, qk channels per head, v channels per head): odd sizes, row blocks of 128 crossed,
+  // keys crossing KC chunks, one head and eight
+  const SHAPES_ATT = [[1, 1, 1, 1, 1], [5, 7, 3, 5, 3], [130, 257, 2, 13, 9], [300, 600, 3, 33, 17], [64, 3025, 1, 256, 256], [129, 64, 8, 128, 128]];
+
+  it("wasm: bit-identical to matmulTransBSoftmax then matmul per head, close to the naive twin, writes only its region", () => {
+    setBackend("wasm");
+    let seed = 900;
+    for (const [m, n, heads, dqk, dv] of SHAPES_ATT) {
+      const x = problem(m, n, heads, dqk, dv, (seed += 3));
+      const got = x.out(), perHead = x.out(), naive = x.out();
+      expect(attentionHeads(m, n, heads, dqk, dv, x.q, 2, x.ldq, x.k, 1, x.ldk, x.v, 3, x.ldv, got, 4, x.ldo, 0.3)).toBe(true);
+      const p = new Float32Array(m * n);
+      for (let h = 0; h < heads; h++) {
+        matmulTransBSoftmax(m, n, dqk, x.q, 2 + h * dqk, x.ldq, x.k, 1 + h * dqk, x.ldk, p, 0, n, 0.3);
+        matmul(m, dv, n, p, 0, n, x.v, 3 + h * dv, x.ldv, perHead, 4 + h * dv, x.ldo);
+      }
+      attentionHeadsNaive(m, n, heads, dqk, dv, x.q, 2, x.ldq, x.k, 1, x.ldk, x.v, 3, x.ldv, naive, 4, x.ldo, 0.3);
+      const shape = `m=${m} n=${n} heads=${heads} dqk=${dqk} dv=${dv}`;
+      expect(countBitDiffs(got, perHead), shape).toBe(0);
+      let err = 0;
+      for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i] - naive[i]));
+      expect(err, shape).toBeLessThan(1e-5); // |v| <= 0.5 and the probabilities sum to 1: float32 rounding only
+      expectOnlyRegionWritten(got, m, heads * dv, 4, x.ldo);
+    }
+  });
+
+  it("returns false and writes nothing on the ts backend and past ATTENTION_MAX_KEYS keys", () => {
+    const x = problem(3, 5, 2, 4, 4, 950);
+    setBackend("ts");
+    const out = x.out();
+    expect(attentionHeads(3, 5, 2, 4, 4, x.q, 2, x.ldq, x.k, 1, x.ldk, x.v, 3, x.ldv, out, 4, x.ldo, 1)).toBe(false);
+    expect(out.every((v) => v === SENTINEL)).toBe(true);
+    setBackend("wasm");
+    const n = ATTENTION_MAX_KEYS + 1;
+    const k = rand(n * 4, 951), v = rand(n * 4, 952), q = rand(3 * 4, 953), o = filled(3 * 4);
+    expect(attentionHeads(3, n, 1, 4, 4, q, 0, 4, k, 0, 4, v, 0, 4, o, 0, 4, 1)).toBe(false);
+    expect(o.every((e) => e === SENTINEL)).toBe(true);
+  });
+
+  it("bad shapes throw SHAPE_MISMATCH before anything runs", () => {
+    const q = rand(10, 1), k = rand(10, 2), v = rand(10, 3), out = filled(10);
+    const call = (m: number, ldq: number, ldo: number) => () => attentionHeads(m, 2, 1, 4, 4, q, 0, ldq, k, 0, 4, v, 0, 4, out, 0, ldo, 1);
+    expect(call(3, 4, 4)).toThrow(/q \[3,4\]/); // 12 floats of q, 10 given
+    expect(call(2, 4, 3)).toThrow(/row stride ldo=3/);
+    expect(call(-1, 4, 4)).toThrow(PerceiverError);
+  });
 });
 
 describe("layerNormRows (layer norm in wasm memory)", () => {

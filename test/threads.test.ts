@@ -7,7 +7,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { PerceiverError } from "../src/errors.js";
 import {
-  ensureThreads, getThreads, linear, linearGelu, matmul, matmulTransB, matmulTransBSoftmax, packWeight, setBackend, setThreads,
+  attentionHeads, ensureThreads, getThreads, linear, linearGelu, matmul, matmulTransB, matmulTransBSoftmax, packWeight, setBackend, setThreads,
   setTsSplitThreshold, tsSplitProducts,
 } from "../src/tensor/gemm.js";
 import { layerNormRows } from "../src/tensor/layernorm.js";
@@ -35,7 +35,19 @@ function products(m: number, n: number, k: number, seed: number): Float32Array[]
   linearGelu(aDense, packWeight(w, n, k), bias, o5, m);
   const o6 = new Float32Array(m * k + 1).fill(SENTINEL);
   layerNormRows(aDense, w.subarray(0, k), rand(k, seed + 5), o6, m, k, 1e-5);
-  return [o1, o2, o3, o4, o5, o6];
+  // multi-head attention, m queries and n keys: fused (wasm, at least as many heads as threads) or, as the
+  // attention layer does, per head
+  const heads = 1 + (k % 3), dqk = 1 + (k % 13), dv = 1 + (n % 11), qkW = heads * dqk, vW = heads * dv;
+  const q = rand(3 + m * qkW, seed + 6), kv = rand(n * heads * Math.max(dqk, dv), seed + 7);
+  const o7 = new Float32Array(m * vW + 1).fill(SENTINEL);
+  if (!attentionHeads(m, n, heads, dqk, dv, q, 3, qkW, kv, 0, qkW, kv, 0, vW, o7, 1, vW, 0.37)) {
+    const p = new Float32Array(m * n);
+    for (let h = 0; h < heads; h++) {
+      matmulTransBSoftmax(m, n, dqk, q, 3 + h * dqk, qkW, kv, h * dqk, qkW, p, 0, n, 0.37);
+      matmul(m, dv, n, p, 0, n, kv, h * dv, vW, o7, 1 + h * dv, vW);
+    }
+  }
+  return [o1, o2, o3, o4, o5, o6, o7];
 }
 
 
@@ -56,7 +68,7 @@ async function expectSameOnThreads(splits: () => number): Promise<void> {
     const before = splits();
     SHAPES.forEach(([m, n, k], i) => {
       const multi = products(m, n, k, 10 * i);
-      for (let p = 0; p < 6; p++) {
+      for (let p = 0; p < multi.length; p++) {
         expect(bitDiffs(multi[p], single[i][p]), `threads=${threads} m=${m} n=${n} k=${k} product ${p}`).toBe(0);
       }
     });

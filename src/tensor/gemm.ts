@@ -33,7 +33,7 @@
  */
 import { PerceiverError } from "../errors.js";
 import {
-  B_PLAIN, B_TRANS, EPILOGUE_GELU, EPILOGUE_SOFTMAX, gemmWasm, releaseWasmGemm, startWasmThreads, wasmGemmSupported, wasmThreads,
+  B_PLAIN, B_TRANS, EPILOGUE_GELU, EPILOGUE_SOFTMAX, attentionWasm, gemmWasm, releaseWasmGemm, startWasmThreads, wasmGemmSupported, wasmThreads,
 } from "./wasm/gemm-wasm.js";
 import { gelu, geluNaive } from "./activations.js";
 import {
@@ -648,5 +648,43 @@ export function matmulNaive(
       for (let p = 0; p < k; p++) s += a[aOff + i * lda + p] * b[bOff + p * ldb + j];
       out[oOff + i * ldo + j] = s;
     }
+  }
+}
+
+// q [M, heads·dqk] (row stride ldq, from qOff), k [N, heads·dqk] (ldk), v [N, heads·dv] (ldv)
+//   -> out [M, heads·dv] (ldo) = per head h (its column block): softmax(alpha·q_h·k_hᵀ over each row)·v_h
+// The fused multi-head attention of the wasm backend (every head in wasm memory, a head per thread job), bit-identical
+// to matmulTransBSoftmax followed by matmul on each head there. Returns false, having written nothing, where it does
+// not run (the ts backend, more than ATTENTION_MAX_KEYS keys, fewer heads than threads, no wasm memory): the caller
+// then runs those two products per head (with chunks of rows, in bounded memory).
+export function attentionHeads(
+  m: number, n: number, heads: number, dqk: number, dv: number,
+  q: Float32Array, qOff: number, ldq: number,
+  k: Float32Array, kOff: number, ldk: number,
+  v: Float32Array, vOff: number, ldv: number,
+  out: Float32Array, oOff: number, ldo: number, alpha: number,
+): boolean {
+  const where = "attentionHeads";
+  checkDims(where, { m, n, heads, dqk, dv, qOff, ldq, kOff, ldk, vOff, ldv, oOff, ldo });
+  checkRegion(where, "q", q, qOff, m, heads * dqk, ldq);
+  checkRegion(where, "k", k, kOff, n, heads * dqk, ldk);
+  checkRegion(where, "v", v, vOff, n, heads * dv, ldv);
+  checkRegion(where, "out", out, oOff, m, heads * dv, ldo);
+  checkOut(where, m, heads * dv, ldo);
+  return backend === "wasm" && attentionWasm(m, n, heads, dqk, dv, q, qOff, ldq, k, kOff, ldk, v, vOff, ldv, out, oOff, ldo, alpha);
+}
+
+// naive twin of attentionHeads (always computes): per head, matmulTransBSoftmaxNaive then matmulNaive
+export function attentionHeadsNaive(
+  m: number, n: number, heads: number, dqk: number, dv: number,
+  q: Float32Array, qOff: number, ldq: number,
+  k: Float32Array, kOff: number, ldk: number,
+  v: Float32Array, vOff: number, ldv: number,
+  out: Float32Array, oOff: number, ldo: number, alpha: number,
+): void {
+  const p = new Float32Array(m * n);
+  for (let h = 0; h < heads; h++) {
+    matmulTransBSoftmaxNaive(m, n, dqk, q, qOff + h * dqk, ldq, k, kOff + h * dqk, ldk, p, 0, n, alpha);
+    matmulNaive(m, dv, n, p, 0, n, v, vOff + h * dv, ldv, out, oOff + h * dv, ldo);
   }
 }

@@ -113,6 +113,7 @@ export class Code {
   tee(i: number): this { return this.op(0x22, ...uleb(i)); }
 
   // memory (offset: constant byte offset added to the address operand)
+  i32Load(offset = 0): this { return this.op(0x28, ...this.memarg(4, offset)); }
   f32Load(offset = 0): this { return this.op(0x2a, ...this.memarg(4, offset)); }
   f32Store(offset = 0): this { return this.op(0x38, ...this.memarg(4, offset)); }
   memorySize(): this { return this.op(0x3f, 0x00); }
@@ -123,9 +124,11 @@ export class Code {
   i32Eqz(): this { return this.op(0x45); }
   i32LtU(): this { return this.op(0x49); }
   i32GeU(): this { return this.op(0x4f); }
+  i32LeU(): this { return this.op(0x4d); }
   i32Add(): this { return this.op(0x6a); }
   i32Mul(): this { return this.op(0x6c); }
   i32Shl(): this { return this.op(0x74); }
+  i32ShrU(): this { return this.op(0x76); }
 
   i32Sub(): this { return this.op(0x6b); }
   i32And(): this { return this.op(0x71); }

@@ -4,7 +4,8 @@
  * `block` (the product, 4x8 register tiles) and `product` (block over every K chunk: one thread's job),
  * `transpose` and `panelize` (B layouts -> 4-column panels), and
  * `softmax` (softmax-kernel.ts, for attention scores still in the result block) and `gelu` (gelu-kernel.ts, for
- * the MLP's first product), and `layernorm` (layernorm-kernel.ts).
+ * the MLP's first product), `layernorm` (layernorm-kernel.ts), and `attend` with its helpers `stageRows` and
+ * `copyRows` (attention-kernel.ts: multi-head attention from staged Q, K, V, calling product and softmax).
  *
  * block computes a block of C = bias + A·B for `tiles` x 4 rows and `pairs` x 8 columns:
  *  - A (the activations) is staged by the driver as float32 rows with a FIXED stride of A_STRIDE floats, so the
@@ -35,6 +36,7 @@ import { Code, F64, I32, V128, lanes32, wasmModule } from "./assembler.js";
 import { geluCode } from "./gelu-kernel.js";
 import { layerNormCode } from "./layernorm-kernel.js";
 import { softmaxCode } from "./softmax-kernel.js";
+import { attendCode, copyRowsCode, stageRowsCode } from "./attention-kernel.js";
 
 /** Rows per register tile. */
 export const MR = 4;
@@ -61,15 +63,22 @@ export type PanelizeFn = (src: number, lds: number, dst: number, panels: number,
 
 /** The module's bytes: imports `env.memory`, exports the functions listed below (shape contracts beside each). */
 export function gemmKernelModule(opts: KernelOptions = {}): Uint8Array<ArrayBuffer> {
-  return wasmModule({ memoryMinPages: 1, sharedMaxPages: opts.sharedMaxPages, functions: [
-    { name: "block", code: blockCode(opts) },
-    { name: "transpose", code: transposeCode() },
-    { name: "panelize", code: panelizeCode() },
-    { name: "softmax", code: softmaxCode() }, // softmax-kernel.ts: run on the result block in place
-    { name: "gelu", code: geluCode() }, // gelu-kernel.ts: run on linear's result block in place
-    { name: "layernorm", code: layerNormCode() }, // layernorm-kernel.ts: on rows staged by layerNormWasm
-    { name: "product", code: productCode(0) }, // block over every K chunk
-  ] });
+  // functions in index order; those that call others find them by name
+  const names = ["block", "transpose", "panelize", "softmax", "gelu", "layernorm", "product", "stageRows", "copyRows", "attend"];
+  const at = (name: string) => names.indexOf(name);
+  const code: Record<string, Code> = {
+    block: blockCode(opts),
+    transpose: transposeCode(),
+    panelize: panelizeCode(),
+    softmax: softmaxCode(), // softmax-kernel.ts: run on the result block in place
+    gelu: geluCode(), // gelu-kernel.ts: run on linear's result block in place
+    layernorm: layerNormCode(), // layernorm-kernel.ts: on rows staged by layerNormWasm
+    product: productCode(at("block")), // block over every K chunk
+    stageRows: stageRowsCode(A_STRIDE * 4), // attention-kernel.ts: rows -> product's A layout
+    copyRows: copyRowsCode(),
+    attend: attendCode({ stageRows: at("stageRows"), product: at("product"), softmax: at("softmax"), copyRows: at("copyRows") }, MR),
+  };
+  return wasmModule({ memoryMinPages: 1, sharedMaxPages: opts.sharedMaxPages, functions: names.map((name) => ({ name, code: code[name] })) });
 }
 
 /** Signature of the exported `product` function (see productCode). */

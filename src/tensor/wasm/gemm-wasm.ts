@@ -41,6 +41,7 @@ import { ERF_TABLE } from "../activations.js";
 import { softmaxRows } from "../softmax.js";
 import { ERF_TABLE_BYTES } from "./gelu-kernel.js";
 import { MAX_JOBS, ThreadPool, type Job } from "./threads.js";
+import { ALPHA_AT, ATTEND_ROWS, PARAM, PARAM_BYTES } from "./attention-kernel.js";
 
 /** B layouts (the TypeScript kernels of gemm.ts take the same two). */
 export const B_TRANS = 1; // b [N,K] with row stride ldb
@@ -62,12 +63,14 @@ const MIN_SPLIT_FLOP = 1 << 21;
 /** Jobs per thread a split block is cut into (load balancing; each job costs ~1 µs to hand out). */
 const JOBS_PER_THREAD = 8;
 /** Exports the pool's workers may call, by index. */
-const EXPORTS = ["transpose", "softmax", "gelu", "layernorm", "product"];
+const EXPORTS = ["transpose", "softmax", "gelu", "layernorm", "product", "panelize", "attend"];
 const TRANSPOSE = EXPORTS.indexOf("transpose");
 const SOFTMAX = EXPORTS.indexOf("softmax");
 const GELU = EXPORTS.indexOf("gelu");
 const LAYERNORM = EXPORTS.indexOf("layernorm");
 const PRODUCT = EXPORTS.indexOf("product");
+const PANELIZE = EXPORTS.indexOf("panelize");
+const ATTEND = EXPORTS.indexOf("attend");
 /** Constants at the start of the memory (the erf table of the GELU kernel); the staging regions follow. */
 const ERF_TABLE_AT = 0;
 const CONST_BYTES = Math.ceil(ERF_TABLE_BYTES / 64) * 64;
@@ -459,4 +462,126 @@ export function gemmWasm(
   }
   if (epilogue === EPILOGUE_SOFTMAX && !softmaxInWasm) softmaxRows(out, oOff, m, n, ldo);
   return true;
+}
+
+/** Most keys attentionWasm takes (its score blocks are ATTEND_ROWS x keys); longer inputs take the product path. */
+export const ATTENTION_MAX_KEYS = 4096;
+
+/**
+ * q [M, heads·dqk] (row stride ldq, from qOff), k [N, heads·dqk] (ldk, kOff), v [N, heads·dv] (ldv, vOff)
+ *   -> out [M, heads·dv] (ldo, oOff): per head h (its column block of q, k, v and out),
+ *      out_h = softmax(alpha·q_h·k_hᵀ over each row)·v_h
+ * All in wasm memory (attention-kernel.ts): Q, K and V are staged once; the keys and values of each head are cut
+ * into panels (one job per head); then each job runs `attend` on its heads (a group of heads per job, each job
+ * with its own working blocks), and the context is copied out once. Bit-identical to gemmWasm's scores with the
+ * softmax epilogue followed by its P·V product, head by head (the same sums in the same order).
+ * Returns false (having written nothing) when N > ATTENTION_MAX_KEYS, when threads outnumber the heads (the
+ * per-head products split each product across the threads instead), the memory cannot grow, or the module is
+ * refused: the caller then runs the per-head products.
+ */
+export function attentionWasm(
+  m: number, n: number, heads: number, dqk: number, dv: number,
+  q: Float32Array, qOff: number, ldq: number,
+  k: Float32Array, kOff: number, ldk: number,
+  v: Float32Array, vOff: number, ldv: number,
+  out: Float32Array, oOff: number, ldo: number, alpha: number,
+): boolean {
+  if (m === 0 || heads === 0 || dv === 0) return true;
+  if (n === 0 || dqk === 0 || n > ATTENTION_MAX_KEYS) return false;
+  const w = load();
+  if (w === null || (w.pool !== null && heads < w.pool.threads)) return false;
+  const qkW = heads * dqk, vW = heads * dv; // floats per staged row of Q and K, of V and the context
+  const nPad = roundUp(n, NR), kp = roundUp(dqk, 4), dvPad = roundUp(dv, NR);
+  const chunksQ = Math.max(1, Math.ceil(dqk / KC)), kcsQ = Math.ceil(dqk / chunksQ);
+  const chunksP = Math.max(1, Math.ceil(n / KC)), kcsP = Math.ceil(n / chunksP);
+  const aChunk = ATTEND_ROWS * A_STRIDE * 4;
+  const ldc = (nPad + 4) * 8, ldr = (nPad + 4) * 4, ldc2 = (dvPad + 4) * 8, ldr2 = (dvPad + 4) * 4;
+  // jobs: every head on one thread; with a pool, up to two jobs per thread (each job's heads share its blocks)
+  const jobs = w.pool === null ? 1 : Math.min(heads, 2 * w.pool.threads);
+  // byte layout (16-byte aligned regions): parameter blocks, zeros, Q, K (+ zero rows to nPad, + 4 floats the
+  // last head's transpose may read), V (+ NR floats its panelize may read), key and value panels per head, the
+  // context, then each job's working blocks
+  const al = (x: number) => roundUp(x, 64);
+  const paramB = CONST_BYTES;
+  const zerosB = al(paramB + heads * PARAM_BYTES);
+  const zeroBytes = Math.max(nPad, dvPad, KC) * 8;
+  const qB = al(zerosB + zeroBytes);
+  const kB = al(qB + m * qkW * 4);
+  const vB = al(kB + (nPad * qkW + 4) * 4);
+  const kpB = al(vB + (n * vW + NR) * 4);
+  const kpBytes = nPad * kp * 4;
+  const vpB = al(kpB + heads * kpBytes);
+  const vpBytes = dvPad * n * 4;
+  const ctxB = al(vpB + heads * vpBytes);
+  const workB = al(ctxB + m * vW * 4);
+  const work = { aQ: 0, c: 0, r: 0, aP: 0, c2: 0, r2: 0 };
+  let workBytes = 0;
+  for (const [name, bytes] of [
+    ["aQ", chunksQ * aChunk], ["c", ATTEND_ROWS * ldc], ["r", ATTEND_ROWS * ldr], ["aP", chunksP * aChunk],
+    ["c2", ATTEND_ROWS * ldc2], ["r2", ATTEND_ROWS * ldr2],
+  ] as const) {
+    work[name] = workBytes;
+    workBytes = al(workBytes + bytes);
+  }
+  if (!reserve(w, workB + jobs * workBytes)) return false;
+  const f = w.f32;
+  const i32 = new Int32Array(w.memory.buffer);
+  const f64 = w.f64;
+
+  // stage Q, K, V (rows of heads·dqk or heads·dv floats) and the zeros
+  const stage = (src: Float32Array, off: number, ld: number, rows: number, width: number, at: number) => {
+    if (ld === width) f.set(src.subarray(off, off + rows * width), at >> 2);
+    else for (let i = 0; i < rows; i++) f.set(src.subarray(off + i * ld, off + i * ld + width), (at >> 2) + i * width);
+  };
+  f.fill(0, zerosB >> 2, (zerosB + zeroBytes) >> 2);
+  stage(q, qOff, ldq, m, qkW, qB);
+  stage(k, kOff, ldk, n, qkW, kB);
+  f.fill(0, (kB >> 2) + n * qkW, (kB >> 2) + nPad * qkW + 4);
+  stage(v, vOff, ldv, n, vW, vB);
+  f.fill(0, (vB >> 2) + n * vW, (vB >> 2) + n * vW + NR);
+
+  // panels of each head's keys (transpose) and values (panelize): one round of 2·heads jobs
+  const panelJobs: Job[] = [];
+  for (let h = 0; h < heads; h++) {
+    panelJobs.push({ fn: TRANSPOSE, args: [kB + h * dqk * 4, qkW * 4, kpB + h * kpBytes, nPad / 4, kp] });
+    panelJobs.push({ fn: PANELIZE, args: [vB + h * dv * 4, vW * 4, vpB + h * vpBytes, dvPad / 4, n] });
+  }
+  runJobs(w, panelJobs, 2 * m * n * (dqk + dv) * heads);
+
+  // parameter blocks, grouped by job (job j takes heads j, j + jobs, ...)
+  const attendJobs: Job[] = [];
+  let block = 0;
+  for (let j = 0; j < jobs; j++) {
+    const first = block;
+    for (let h = j; h < heads; h += jobs, block++) {
+      const p = (paramB + block * PARAM_BYTES) >> 2;
+      const wb = workB + j * workBytes;
+      const fields: Record<keyof typeof PARAM, number> = {
+        q: qB + h * dqk * 4, ldq: qkW * 4, kp: kpB + h * kpBytes, kpPanel: kp * 16, vp: vpB + h * vpBytes,
+        vpPanel: n * 16, m, n, dqk, dv, out: ctxB + h * dv * 4, ldo: vW * 4,
+        aQ: wb + work.aQ, c: wb + work.c, r: wb + work.r, aP: wb + work.aP, c2: wb + work.c2, r2: wb + work.r2,
+        zeros: zerosB, pairsS: nPad / NR, pairsV: dvPad / NR, ldc, ldr, ldc2, ldr2, kcsQ, kcsP, aChunk,
+      };
+      for (const key of Object.keys(PARAM) as (keyof typeof PARAM)[]) i32[p + PARAM[key]] = fields[key];
+      f64[(paramB + block * PARAM_BYTES + ALPHA_AT) >> 3] = alpha;
+    }
+    attendJobs.push({ fn: ATTEND, args: [paramB + first * PARAM_BYTES, block - first] });
+  }
+  runJobs(w, attendJobs, 2 * m * n * (dqk + dv) * heads);
+
+  // the context out
+  const ctxF = ctxB >> 2;
+  if (ldo === vW) out.set(f.subarray(ctxF, ctxF + m * vW), oOff);
+  else for (let i = 0; i < m; i++) out.set(f.subarray(ctxF + i * vW, ctxF + (i + 1) * vW), oOff + i * ldo);
+  return true;
+}
+
+/** Runs independent jobs: on the pool when there is one and `flop` is worth splitting, else one after another here. */
+function runJobs(w: Instance, jobs: Job[], flop: number): void {
+  if (w.pool !== null && jobs.length > 1 && flop >= minSplitFlop) {
+    splitBlocks++;
+    for (let j0 = 0; j0 < jobs.length; j0 += MAX_JOBS) w.pool.run(jobs.slice(j0, j0 + MAX_JOBS), w.fns);
+    return;
+  }
+  for (const j of jobs) w.fns[j.fn](...j.args);
 }
