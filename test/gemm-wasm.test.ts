@@ -16,7 +16,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { PerceiverError } from "../src/errors.js";
 import {
-  attentionHeads, attentionHeadsNaive, getBackend, linear, linearGelu, linearGeluNaive, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, matmulTransBSoftmax,
+  attentionHeads, attentionHeadsNaive, getBackend, linear, linearGelu, linearResidual, linearGeluNaive, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, matmulTransBSoftmax,
   matmulTransBSoftmaxNaive, packWeight,
   releaseGemmScratch, setBackend,
 } from "../src/tensor/gemm.js";
@@ -419,6 +419,32 @@ describe("matmulTransBSoftmax (attention probabilities)", () => {
       expect(want.every(Number.isNaN), `naive, NaN at ${at}`).toBe(true);
       expect(got.every(Number.isNaN), `wasm, NaN at ${at}`).toBe(true);
     }
+  });
+});
+
+describe("linearResidual (the output projections with their residual)", () => {
+  afterAll(() => setBackend("wasm"));
+  for (const backend of ["wasm", "ts"] as const) {
+    it(`${backend}: bit-identical to linear followed by the TypeScript add, over row rounds and column blocks`, () => {
+      setBackend(backend);
+      let seed = 520;
+      const shapes = backend === "wasm" ? [[1, 1, 1], [3, 7, 13], [13, 129, 300], [600, 1030, 70], [5, 9000, 33]] : [[1, 1, 1], [3, 7, 13], [13, 129, 300]];
+      for (const [m, n, k] of shapes) {
+        const a = rand(m * k, seed++), w = packWeight(rand(n * k, seed++), n, k), bias = rand(n, seed++);
+        const residual = rand(m * n, seed++).map((v) => v * 100); // big enough that the float32 add rounds
+        const fused = filled(m * n + 3), separate = filled(m * n + 3);
+        linearResidual(a, w, bias, residual, fused, m);
+        linear(a, w, bias, separate, m);
+        for (let i = 0; i < m * n; i++) separate[i] = separate[i] + residual[i];
+        expect(countBitDiffs(fused, separate), `m=${m} n=${n} k=${k}`).toBe(0);
+        expect([...fused.subarray(m * n)]).toEqual([SENTINEL, SENTINEL, SENTINEL]);
+      }
+    });
+  }
+  it("an output overlapping the residual throws SHAPE_MISMATCH", () => {
+    const a = rand(6, 1), w = packWeight(rand(6, 2), 2, 3), buf = rand(8, 3);
+    expect(() => linearResidual(a, w, null, buf.subarray(0, 4), buf.subarray(2, 6), 2)).toThrow(/overlaps residual/);
+    expect(() => linearResidual(a, w, null, buf.subarray(0, 3), buf.subarray(4, 8), 2)).toThrow(/residual \[2,2\]/);
   });
 });
 

@@ -7,7 +7,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { PerceiverError } from "../src/errors.js";
 import {
-  attentionHeads, ensureThreads, getThreads, linear, linearGelu, matmul, matmulTransB, matmulTransBSoftmax, packWeight, setBackend, setThreads,
+  attentionHeads, ensureThreads, getThreads, linear, linearResidual, linearGelu, matmul, matmulTransB, matmulTransBSoftmax, packWeight, setBackend, setThreads,
   setTsSplitThreshold, tsSplitProducts,
 } from "../src/tensor/gemm.js";
 import { layerNormRows } from "../src/tensor/layernorm.js";
@@ -47,7 +47,9 @@ function products(m: number, n: number, k: number, seed: number): Float32Array[]
       matmul(m, dv, n, p, 0, n, kv, h * dv, vW, o7, 1 + h * dv, vW);
     }
   }
-  return [o1, o2, o3, o4, o5, o6, o7];
+  const o8 = new Float32Array(m * n + 1).fill(SENTINEL);
+  linearResidual(aDense, packWeight(w, n, k), bias, rand(m * n, seed + 8), o8, m);
+  return [o1, o2, o3, o4, o5, o6, o7, o8];
 }
 
 

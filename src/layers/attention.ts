@@ -52,12 +52,13 @@ export class MultiHeadAttention {
   }
 
   /**
-   * q [B·Tq, qDim], kv [B·Tkv, kvDim] (already layer-normed) -> out [B·Tq, outChannels].
+   * q [B·Tq, qDim], kv [B·Tkv, kvDim] (already layer-normed) -> out [B·Tq, outChannels] (+ residual
+   * [B·Tq, outChannels] when given, added by the output projection; out must not overlap it).
    * probs, when given, receives the attention probabilities [B, heads, Tq, Tkv].
    */
   forward(
     q: Float32Array, kv: Float32Array, batch: number, tq: number, tkv: number,
-    out: Float32Array, scratch: Scratch, probs?: Float32Array,
+    out: Float32Array, scratch: Scratch, probs?: Float32Array, residual?: Float32Array,
   ): void {
     const qk = this.query.outFeatures;
     const v = this.value.outFeatures;
@@ -94,6 +95,7 @@ export class MultiHeadAttention {
         }
       }
     }
-    this.output.forward(context, batch * tq, out);
+    if (residual) this.output.forwardResidual(context, batch * tq, residual, out);
+    else this.output.forward(context, batch * tq, out);
   }
 }

@@ -1,4 +1,4 @@
-import { linear, linearGelu, packWeight, type PackedWeight } from "../tensor/gemm.js";
+import { linear, linearGelu, linearResidual, packWeight, type PackedWeight } from "../tensor/gemm.js";
 
 /** nn.Linear: y = x·Wᵀ + b with W stored [out, in] (HF layout), kept as given (see PackedWeight). */
 export class Linear {
@@ -18,6 +18,11 @@ export class Linear {
   // x [rows, in] -> out [rows, out]
   forward(x: Float32Array, rows: number, out: Float32Array): void {
     linear(x, this.weight, this.bias, out, rows);
+  }
+
+  // x [rows, in], residual [rows, out] -> out [rows, out] = (x·Wᵀ + b) + residual (out must not overlap residual)
+  forwardResidual(x: Float32Array, rows: number, residual: Float32Array, out: Float32Array): void {
+    linearResidual(x, this.weight, this.bias, residual, out, rows);
   }
 
   // x [rows, in] -> out [rows, out] = gelu(x·Wᵀ + b)

@@ -5,10 +5,11 @@ import type { Scratch } from "./scratch.js";
 export class Mlp {
   constructor(readonly dense1: Linear, readonly dense2: Linear) {}
 
-  // x [rows, dim] -> out [rows, dim]
-  forward(x: Float32Array, rows: number, out: Float32Array, scratch: Scratch): void {
+  // x [rows, dim] (, residual [rows, dim]) -> out [rows, dim] = MLP(x) (+ residual; out must not overlap it)
+  forward(x: Float32Array, rows: number, out: Float32Array, scratch: Scratch, residual?: Float32Array): void {
     const hidden = scratch.get("mlp.hidden", rows * this.dense1.outFeatures);
     this.dense1.forwardGelu(x, rows, hidden); // GELU applied by the product's epilogue
-    this.dense2.forward(hidden, rows, out);
+    if (residual) this.dense2.forwardResidual(hidden, rows, residual, out); // added by the product's epilogue
+    else this.dense2.forward(hidden, rows, out);
   }
 }

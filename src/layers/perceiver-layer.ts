@@ -1,4 +1,3 @@
-import { add } from "../tensor/activations.js";
 import type { MultiHeadAttention } from "./attention.js";
 import type { LayerNorm } from "./layernorm.js";
 import type { Mlp } from "./mlp.js";
@@ -49,11 +48,10 @@ export class PerceiverLayer {
       kvTokens = tkv;
     }
     const attnOut = s.get("layer.attnOut", rows * qDim);
-    this.attention.forward(normed, kv, batch, tq, kvTokens, attnOut, s, probs);
-    if (this.useQueryResidual) add(attnOut, hidden, attnOut, rows * qDim);
+    // the residuals are added by the output projections' epilogues (attnOut and out are distinct from their inputs)
+    this.attention.forward(normed, kv, batch, tq, kvTokens, attnOut, s, probs, this.useQueryResidual ? hidden : undefined);
 
     this.layernorm.forward(attnOut, rows, normed);
-    this.mlp.forward(normed, rows, out, s);
-    add(out, attnOut, out, rows * qDim);
+    this.mlp.forward(normed, rows, out, s, attnOut);
   }
 }

@@ -33,9 +33,9 @@
  */
 import { PerceiverError } from "../errors.js";
 import {
-  B_PLAIN, B_TRANS, EPILOGUE_GELU, EPILOGUE_SOFTMAX, attentionWasm, gemmWasm, releaseWasmGemm, startWasmThreads, wasmGemmSupported, wasmThreads,
+  B_PLAIN, B_TRANS, EPILOGUE_GELU, EPILOGUE_RESIDUAL, EPILOGUE_SOFTMAX, attentionWasm, gemmWasm, releaseWasmGemm, startWasmThreads, wasmGemmSupported, wasmThreads,
 } from "./wasm/gemm-wasm.js";
-import { gelu, geluNaive } from "./activations.js";
+import { add, gelu, geluNaive } from "./activations.js";
 import {
   EXCHANGE_FLOATS, asmHeap, releaseAsmHeap, startTsThreads, tsThreadCount, tsThreadPool, type TsThreads,
 } from "./gemm-asm.js";
@@ -219,6 +219,12 @@ function checkRegion(where: string, name: string, arr: Float32Array, off: number
       `${where}: ${name} [${rows},${cols}] at offset ${off} with row stride ${ld} needs ${last + 1} elements, has ${arr.length}`,
     );
   }
+}
+
+/** Whether the first a and b elements of two arrays share memory. */
+function overlaps(x: Float32Array, a: number, y: Float32Array, b: number): boolean {
+  if (x.buffer !== y.buffer || a === 0 || b === 0) return false;
+  return x.byteOffset < y.byteOffset + 4 * b && y.byteOffset < x.byteOffset + 4 * a;
 }
 
 function checkOut(where: string, m: number, n: number, ldo: number): void {
@@ -530,6 +536,22 @@ export function linear(a: Float32Array, w: PackedWeight, bias: Float32Array | nu
 // a [M,K], packed w [N,K], bias [N] | null -> out [M,N] = gelu(a · wᵀ + bias)  (the MLP's first layer)
 // The same as linear followed by gelu; the wasm backend applies GELU to each result block in wasm memory, split
 // across the threads (bit-identical to `gelu`: wasm/gelu-kernel.ts).
+// a [M,K], w [N,K] (packed), bias [N] | null, residual [M,N] -> out [M,N] = (a·wᵀ + bias) + residual: the product
+// rounded to float32, then the float32 add (as linear then add; out must not overlap residual). The wasm backend adds
+// the residual in wasm memory before the result is copied out (no pass of JavaScript over the output).
+export function linearResidual(
+  a: Float32Array, w: PackedWeight, bias: Float32Array | null, residual: Float32Array, out: Float32Array, m: number,
+): void {
+  const { n, k } = w;
+  checkLinear("linearResidual", a, w, bias, out, m);
+  checkRegion("linearResidual", "residual", residual, 0, m, n, n);
+  if (overlaps(out, m * n, residual, m * n)) {
+    throw new PerceiverError("SHAPE_MISMATCH", "linearResidual: out overlaps residual (the product would overwrite it)");
+  }
+  if (backend === "wasm" && gemmWasm(B_TRANS, m, n, k, a, 0, k, w.raw, 0, k, bias, out, 0, n, 1, EPILOGUE_RESIDUAL, residual)) return;
+  gemm(B_TRANS, m, n, k, a, 0, k, w.raw, 0, k, bias, out, 0, n, 1);
+  add(out, residual, out, m * n);
+}
 export function linearGelu(a: Float32Array, w: PackedWeight, bias: Float32Array | null, out: Float32Array, m: number): void {
   const { n, k } = w;
   checkLinear("linearGelu", a, w, bias, out, m);

@@ -152,6 +152,7 @@ export class Code {
   /** saturating f64 -> i32 (NaN -> 0) */
   i32TruncSatF64S(): this { return this.op(0xfc, 0x02); }
   f32Max(): this { return this.op(0x97); }
+  f32Add(): this { return this.op(0x92); }
   f64Add(): this { return this.op(0xa0); }
   f64Sub(): this { return this.op(0xa1); }
   f64Mul(): this { return this.op(0xa2); }

@@ -11,6 +11,7 @@
  * Exports (shape contracts beside each):
  *  - stageRows: rows -> the staged A layout of `product` (K chunks of rows with stride A_STRIDE)
  *  - copyRows: a strided row copy (the context block -> the head's columns)
+ *  - addRows: dst += src over rows (gemm-wasm.ts's residual epilogue: linearResidual)
  *  - attend: `count` heads, each described by a parameter block of PARAM_BYTES (fields in PARAM)
  */
 import { Code, I32 } from "./assembler.js";
@@ -92,6 +93,35 @@ export function copyRowsCode(): Code {
   f.get(P.src).get(i).get(P.lds).i32Mul().i32Add().set(s);
   f.get(P.dst).get(i).get(P.ldd).i32Mul().i32Add().set(d);
   emitCopy(f, s, d, P.cols, end, end4);
+  f.get(i).i32Const(1).i32Add().set(i);
+  f.br(0);
+  f.end().end();
+  return f;
+}
+
+// addRows(dst, src, ld, rows, cols): dst [rows, cols] += src [rows, cols] in float32, both with row stride ld bytes
+export function addRowsCode(): Code {
+  const P = { dst: 0, src: 1, ld: 2, rows: 3, cols: 4 };
+  const f = new Code([I32, I32, I32, I32, I32]);
+  const i = f.local(I32), s = f.local(I32), d = f.local(I32), end = f.local(I32), end4 = f.local(I32);
+  f.i32Const(0).set(i);
+  f.block().loop();
+  f.get(i).get(P.rows).i32GeU().brIf(1);
+  f.get(P.dst).get(i).get(P.ld).i32Mul().i32Add().set(d);
+  f.get(P.src).get(i).get(P.ld).i32Mul().i32Add().set(s);
+  f.get(d).get(P.cols).i32Const(2).i32Shl().i32Add().set(end);
+  f.get(d).get(P.cols).i32Const(-4).i32And().i32Const(2).i32Shl().i32Add().set(end4);
+  for (const [stop, step] of [[end4, 16], [end, 4]] as const) {
+    f.block().loop();
+    f.get(d).get(stop).i32GeU().brIf(1);
+    f.get(d);
+    if (step === 16) f.get(d).v128Load().get(s).v128Load().f32x4Add().v128Store();
+    else f.get(d).f32Load().get(s).f32Load().f32Add().f32Store();
+    f.get(s).i32Const(step).i32Add().set(s);
+    f.get(d).i32Const(step).i32Add().set(d);
+    f.br(0);
+    f.end().end();
+  }
   f.get(i).i32Const(1).i32Add().set(i);
   f.br(0);
   f.end().end();

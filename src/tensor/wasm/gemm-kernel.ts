@@ -5,7 +5,8 @@
  * `transpose` and `panelize` (B layouts -> 4-column panels), and
  * `softmax` (softmax-kernel.ts, for attention scores still in the result block) and `gelu` (gelu-kernel.ts, for
  * the MLP's first product), `layernorm` (layernorm-kernel.ts), and `attend` with its helpers `stageRows` and
- * `copyRows` (attention-kernel.ts: multi-head attention from staged Q, K, V, calling product and softmax).
+ * `copyRows` (attention-kernel.ts: multi-head attention from staged Q, K, V, calling product and softmax), and
+ * `addRows` (the residual epilogue).
  *
  * block computes a block of C = bias + A·B for `tiles` x 4 rows and `pairs` x 8 columns:
  *  - A (the activations) is staged by the driver as float32 rows with a FIXED stride of A_STRIDE floats, so the
@@ -36,7 +37,7 @@ import { Code, F64, I32, V128, lanes32, wasmModule } from "./assembler.js";
 import { geluCode } from "./gelu-kernel.js";
 import { layerNormCode } from "./layernorm-kernel.js";
 import { softmaxCode } from "./softmax-kernel.js";
-import { attendCode, copyRowsCode, stageRowsCode } from "./attention-kernel.js";
+import { addRowsCode, attendCode, copyRowsCode, stageRowsCode } from "./attention-kernel.js";
 
 /** Rows per register tile. */
 export const MR = 4;
@@ -64,7 +65,7 @@ export type PanelizeFn = (src: number, lds: number, dst: number, panels: number,
 /** The module's bytes: imports `env.memory`, exports the functions listed below (shape contracts beside each). */
 export function gemmKernelModule(opts: KernelOptions = {}): Uint8Array<ArrayBuffer> {
   // functions in index order; those that call others find them by name
-  const names = ["block", "transpose", "panelize", "softmax", "gelu", "layernorm", "product", "stageRows", "copyRows", "attend"];
+  const names = ["block", "transpose", "panelize", "softmax", "gelu", "layernorm", "product", "stageRows", "copyRows", "attend", "addRows"];
   const at = (name: string) => names.indexOf(name);
   const code: Record<string, Code> = {
     block: blockCode(opts),
@@ -76,6 +77,7 @@ export function gemmKernelModule(opts: KernelOptions = {}): Uint8Array<ArrayBuff
     product: productCode(at("block")), // block over every K chunk
     stageRows: stageRowsCode(A_STRIDE * 4), // attention-kernel.ts: rows -> product's A layout
     copyRows: copyRowsCode(),
+    addRows: addRowsCode(), // attention-kernel.ts: the residual epilogue
     attend: attendCode({ stageRows: at("stageRows"), product: at("product"), softmax: at("softmax"), copyRows: at("copyRows") }, MR),
   };
   return wasmModule({ memoryMinPages: 1, sharedMaxPages: opts.sharedMaxPages, functions: names.map((name) => ({ name, code: code[name] })) });

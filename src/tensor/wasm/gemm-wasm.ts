@@ -63,7 +63,7 @@ const MIN_SPLIT_FLOP = 1 << 21;
 /** Jobs per thread a split block is cut into (load balancing; each job costs ~1 µs to hand out). */
 const JOBS_PER_THREAD = 8;
 /** Exports the pool's workers may call, by index. */
-const EXPORTS = ["transpose", "softmax", "gelu", "layernorm", "product", "panelize", "attend"];
+const EXPORTS = ["transpose", "softmax", "gelu", "layernorm", "product", "panelize", "attend", "addRows"];
 const TRANSPOSE = EXPORTS.indexOf("transpose");
 const SOFTMAX = EXPORTS.indexOf("softmax");
 const GELU = EXPORTS.indexOf("gelu");
@@ -71,6 +71,7 @@ const LAYERNORM = EXPORTS.indexOf("layernorm");
 const PRODUCT = EXPORTS.indexOf("product");
 const PANELIZE = EXPORTS.indexOf("panelize");
 const ATTEND = EXPORTS.indexOf("attend");
+const ADD_ROWS = EXPORTS.indexOf("addRows");
 /** Constants at the start of the memory (the erf table of the GELU kernel); the staging regions follow. */
 const ERF_TABLE_AT = 0;
 const CONST_BYTES = Math.ceil(ERF_TABLE_BYTES / 64) * 64;
@@ -81,6 +82,8 @@ export const EPILOGUE_NONE = 0;
 export const EPILOGUE_SOFTMAX = 1;
 /** GELU of every element */
 export const EPILOGUE_GELU = 2;
+/** + residual [M,N] (row stride N), added in float32 to the float32 result, as a separate add would */
+export const EPILOGUE_RESIDUAL = 3;
 
 interface Instance {
   memory: WebAssembly.Memory;
@@ -359,7 +362,8 @@ const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
 /**
  * a [M,K] (stride lda, from aOff), B in one of three layouts, bias [N] | null
  *   -> out [M,N] (stride ldo, from oOff) = alpha·(bias + a·b): float32 runs of SUB products, summed in float64;
- *   then the epilogue: softmax over each row of out (in wasm memory when all N columns fit one block), or GELU.
+ *   then the epilogue: softmax over each row of out (in wasm memory when all N columns fit one block), GELU, or
+ *   out += residual (EPILOGUE_RESIDUAL: residual [M,N] dense, read before out is written, so out may alias it).
  * Arguments are already checked by gemm.ts. Returns false (having written nothing) if the wasm memory could not
  * grow to the size this product needs, or the engine refused the module.
  */
@@ -369,7 +373,7 @@ export function gemmWasm(
   b: Float32Array, bOff: number, ldb: number,
   bias: Float32Array | null,
   out: Float32Array, oOff: number, ldo: number, alpha: number,
-  epilogue = EPILOGUE_NONE,
+  epilogue = EPILOGUE_NONE, residual: Float32Array | null = null,
 ): boolean {
   if (m === 0 || n === 0) return true;
   const w = load();
@@ -399,8 +403,10 @@ export function gemmWasm(
     const aB = bB + ncPad * kp * 4;
     const cB = aB + chunks * aChunk;
     const oB = cB + roundRows * ldc * 8;
+    const resB = oB + roundRows * ldc * 4; // the residual block (EPILOGUE_RESIDUAL), laid out as the result block
     const rawBytes = kind === B_TRANS ? ncPad * kp * 4 : kind === B_PLAIN ? k * ncPad * 4 : 0;
-    if (!reserve(w, Math.max(oB + roundRows * ldc * 4, aB + rawBytes))) return false;
+    const withResidual = epilogue === EPILOGUE_RESIDUAL && residual !== null;
+    if (!reserve(w, Math.max(resB + (withResidual ? roundRows * ldc * 4 : 0), aB + rawBytes))) return false;
     const f = w.f32;
     const f64 = w.f64;
 
@@ -453,6 +459,13 @@ export function gemmWasm(
       runProduct(w, aB, aChunk, bB, kp * 16, biasB, cB, ldc * 8, oB, ldc * 4, tiles, pairs, k, kcs, alpha);
       if (softmaxInWasm) runSoftmax(w, oB, mc, nc, ldc * 4);
       else if (epilogue === EPILOGUE_GELU) runGelu(w, oB, mc, nc, ldc * 4);
+      else if (withResidual) {
+        for (let i = 0; i < mc; i++) {
+          const src = (ic + i) * n + jc;
+          f.set(residual.subarray(src, src + nc), (resB >> 2) + i * ldc);
+        }
+        runSplit(w, ADD_ROWS, mc, mc * nc >= minSplitFlop / 16, (r0, rows) => [oB + r0 * ldc * 4, resB + r0 * ldc * 4, ldc * 4, rows, nc]);
+      }
       const oF = oB >> 2;
       for (let i = 0; i < mc; i++) {
         const src = oF + i * ldc;
