@@ -477,8 +477,12 @@ export function gemmWasm(
   return true;
 }
 
-/** Most keys attentionWasm takes (its score blocks are ATTEND_ROWS x keys); longer inputs take the product path. */
-export const ATTENTION_MAX_KEYS = 4096;
+/**
+ * Most keys attentionWasm takes; longer inputs take the per-head products, whose score chunks keep memory bounded.
+ * (Its working set grows with the keys: the conv model's cross-attention, 3025 keys of 322 channels, would need
+ * 23 MB of wasm memory against 13 MB for the self-attention, for a layer that is 1% of the work.)
+ */
+export const ATTENTION_MAX_KEYS = 2048;
 
 /**
  * q [M, heads·dqk] (row stride ldq, from qOff), k [N, heads·dqk] (ldk, kOff), v [N, heads·dv] (ldv, vOff)
