@@ -363,7 +363,7 @@ const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
  * a [M,K] (stride lda, from aOff), B in one of three layouts, bias [N] | null
  *   -> out [M,N] (stride ldo, from oOff) = alpha·(bias + a·b): float32 runs of SUB products, summed in float64;
  *   then the epilogue: softmax over each row of out (in wasm memory when all N columns fit one block), GELU, or
- *   out += residual (EPILOGUE_RESIDUAL: residual [M,N] dense, read before out is written, so out may alias it).
+ *   out += residual (EPILOGUE_RESIDUAL: residual [M,N] dense; gemm.ts refuses an out that overlaps it).
  * Arguments are already checked by gemm.ts. Returns false (having written nothing) if the wasm memory could not
  * grow to the size this product needs, or the engine refused the module.
  */
