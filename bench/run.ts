@@ -43,6 +43,7 @@ const HELP = `npm run bench -- [options]
   --batch 1,4          full-model batch sizes (default: 1,4; by default a batch whose estimate exceeds
                        --batch-budget is skipped, an explicit --batch always runs)
   --batch-budget S     seconds (default: 240)
+  --extra-budget S     seconds for the batch-1 runs after the first (default: 45; 10 with --quick)
   --gemm-only | --model-only
   --python PATH        Python for bench/pytorch_bench.py (default: .venv/bin/python if present, else python3)
   --no-pytorch         skip PyTorch`;
@@ -62,6 +63,7 @@ function options() {
       threads: { type: "string", default: "1,2" },
       batch: { type: "string" },
       "batch-budget": { type: "string", default: "240" },
+      "extra-budget": { type: "string" },
       "gemm-only": { type: "boolean", default: false },
       "model-only": { type: "boolean", default: false },
       python: { type: "string" },
@@ -74,9 +76,12 @@ function options() {
     process.exit(0);
   }
   if (values.only !== undefined && values.only !== "ours" && values.only !== "peers") throw new Error(`--only: expected ours or peers, got "${values.only}"`);
+  if (values["extra-budget"] !== undefined && !(Number(values["extra-budget"]) >= 0)) {
+    throw new Error(`--extra-budget: expected seconds >= 0, got "${values["extra-budget"]}"`);
+  }
   const batches = values.batch !== undefined ? list(values.batch, "batch") : values.quick ? [1] : [1, 4];
   const protocol: BatchProtocol = {
-    extraBudgetS: values.quick ? 10 : 30,
+    extraBudgetS: values["extra-budget"] !== undefined ? Number(values["extra-budget"]) : values.quick ? 10 : 45,
     maxExtra: 3,
     batchBudgetS: values.batch !== undefined ? null : Number(values["batch-budget"]),
   };
