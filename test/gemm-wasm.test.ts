@@ -27,7 +27,7 @@ import { softmaxRows } from "../src/tensor/softmax.js";
 import { layerNorm, layerNormRows } from "../src/tensor/layernorm.js";
 import { ATTENTION_MAX_KEYS, wasmGemmKernel, wasmGemmMemoryBytes, wasmGemmSupported } from "../src/tensor/wasm/gemm-wasm.js";
 import {
-  ODD, REL, SENTINEL, abs, countBitDiffs, dense, expectOnlyRegionWritten, filled, rand, runLinear, runMatmul,
+  ODD, REL, SENTINEL, abs, attentionPerHead, countBitDiffs, dense, expectOnlyRegionWritten, filled, rand, runLinear, runMatmul,
   runTransB, strided, worst,
 } from "./helpers/gemm.js";
 
@@ -502,11 +502,7 @@ describe("attentionHeads (multi-head attention in wasm memory)", () => {
       const x = problem(m, n, heads, dqk, dv, (seed += 3));
       const got = x.out(), perHead = x.out(), naive = x.out();
       expect(attentionHeads(m, n, heads, dqk, dv, x.q, 2, x.ldq, x.k, 1, x.ldk, x.v, 3, x.ldv, got, 4, x.ldo, 0.3)).toBe(true);
-      const p = new Float32Array(m * n);
-      for (let h = 0; h < heads; h++) {
-        matmulTransBSoftmax(m, n, dqk, x.q, 2 + h * dqk, x.ldq, x.k, 1 + h * dqk, x.ldk, p, 0, n, 0.3);
-        matmul(m, dv, n, p, 0, n, x.v, 3 + h * dv, x.ldv, perHead, 4 + h * dv, x.ldo);
-      }
+      attentionPerHead(m, n, heads, dqk, dv, x.q, 2, x.ldq, x.k, 1, x.ldk, x.v, 3, x.ldv, perHead, 4, x.ldo, 0.3);
       attentionHeadsNaive(m, n, heads, dqk, dv, x.q, 2, x.ldq, x.k, 1, x.ldk, x.v, 3, x.ldv, naive, 4, x.ldo, 0.3);
       const shape = `m=${m} n=${n} heads=${heads} dqk=${dqk} dv=${dv}`;
       expect(countBitDiffs(got, perHead), shape).toBe(0);

@@ -14,7 +14,7 @@ import { layerNormRows } from "../src/tensor/layernorm.js";
 import { Code, F32, I32, wasmModule } from "../src/tensor/wasm/assembler.js";
 import { setWasmSplitThreshold, wasmSplitBlocks, wasmThreads } from "../src/tensor/wasm/gemm-wasm.js";
 import { MAX_JOBS, ThreadPool, availableCores, threadsUnavailableReason } from "../src/tensor/wasm/threads.js";
-import { SENTINEL, countBitDiffs as bitDiffs, rand } from "./helpers/gemm.js";
+import { SENTINEL, attentionPerHead, countBitDiffs as bitDiffs, rand } from "./helpers/gemm.js";
 
 
 
@@ -41,11 +41,7 @@ function products(m: number, n: number, k: number, seed: number): Float32Array[]
   const q = rand(3 + m * qkW, seed + 6), kv = rand(n * heads * Math.max(dqk, dv), seed + 7);
   const o7 = new Float32Array(m * vW + 1).fill(SENTINEL);
   if (!attentionHeads(m, n, heads, dqk, dv, q, 3, qkW, kv, 0, qkW, kv, 0, vW, o7, 1, vW, 0.37)) {
-    const p = new Float32Array(m * n);
-    for (let h = 0; h < heads; h++) {
-      matmulTransBSoftmax(m, n, dqk, q, 3 + h * dqk, qkW, kv, h * dqk, qkW, p, 0, n, 0.37);
-      matmul(m, dv, n, p, 0, n, kv, h * dv, vW, o7, 1 + h * dv, vW);
-    }
+    attentionPerHead(m, n, heads, dqk, dv, q, 3, qkW, kv, 0, qkW, kv, 0, vW, o7, 1, vW, 0.37);
   }
   const o8 = new Float32Array(m * n + 1).fill(SENTINEL);
   linearResidual(aDense, packWeight(w, n, k), bias, rand(m * n, seed + 8), o8, m);

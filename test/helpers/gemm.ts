@@ -8,12 +8,28 @@
  */
 import { expect } from "vitest";
 import {
-  linear, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, packWeight,
+  linear, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, matmulTransBSoftmax, packWeight,
 } from "../../src/tensor/gemm.js";
 
 export const REL = 1e-5;
 export const SENTINEL = 777.25;
 export const ODD = [1, 3, 7, 13, 129];
+
+/**
+ * Multi-head attention as the attention layer's per-head path computes it (matmulTransBSoftmax, then matmul, per
+ * head; arguments as attentionHeads'): what the fused attentionHeads must match bit for bit.
+ */
+export function attentionPerHead(
+  m: number, n: number, heads: number, dqk: number, dv: number,
+  q: Float32Array, qOff: number, ldq: number, k: Float32Array, kOff: number, ldk: number,
+  v: Float32Array, vOff: number, ldv: number, out: Float32Array, oOff: number, ldo: number, alpha: number,
+): void {
+  const p = new Float32Array(m * n);
+  for (let h = 0; h < heads; h++) {
+    matmulTransBSoftmax(m, n, dqk, q, qOff + h * dqk, ldq, k, kOff + h * dqk, ldk, p, 0, n, alpha);
+    matmul(m, dv, n, p, 0, n, v, vOff + h * dv, ldv, out, oOff + h * dv, ldo);
+  }
+}
 
 /** Deterministic uniform values in [-1, 1) (mulberry32). */
 export function rand(n: number, seed: number): Float32Array {

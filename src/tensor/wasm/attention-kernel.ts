@@ -1,6 +1,6 @@
 /**
  * Multi-head attention in WebAssembly, one head at a time, from operands already in wasm memory (gemm-wasm.ts
- * attentionWasm stages them): for each block of up to MC query rows, the head's scores
+ * attentionWasm stages them): for each block of up to ATTEND_ROWS query rows, the head's scores
  * S = alpha·Q_h·K_hᵀ (the GEMM kernel's `product` on the keys' 4-column panels), softmax over each row in
  * place (`softmax`), then context_h = P·V_h (`product` again, on the values' panels), written into the head's
  * columns of the context. Generated as bytes like the GEMM kernel and in the same module; it only calls the
@@ -31,16 +31,28 @@ export const PARAM = {
 } as const;
 export const ALPHA_AT = 120;
 
-/** Emits: copy `n` floats from address local s to address local d (16 bytes at a time, then one by one). */
-function emitCopy(f: Code, s: number, d: number, n: number, end: number, end4: number): void {
+/**
+ * Emits: `n` floats from address local s to address local d, 16 bytes at a time, then one by one: copied (d = s)
+ * or added (d += s, in float32). s and d advance past the row.
+ */
+function emitRow(f: Code, op: "copy" | "add", s: number, d: number, n: number, end: number, end4: number): void {
   f.get(s).get(n).i32Const(2).i32Shl().i32Add().set(end);
   f.get(s).get(n).i32Const(-4).i32And().i32Const(2).i32Shl().i32Add().set(end4);
   for (const [stop, step] of [[end4, 16], [end, 4]] as const) {
     f.block().loop();
     f.get(s).get(stop).i32GeU().brIf(1);
     f.get(d);
-    if (step === 16) f.get(s).v128Load().v128Store();
-    else f.get(s).f32Load().f32Store();
+    if (step === 16) {
+      if (op === "add") f.get(d).v128Load();
+      f.get(s).v128Load();
+      if (op === "add") f.f32x4Add();
+      f.v128Store();
+    } else {
+      if (op === "add") f.get(d).f32Load();
+      f.get(s).f32Load();
+      if (op === "add") f.f32Add();
+      f.f32Store();
+    }
     f.get(s).i32Const(step).i32Add().set(s);
     f.get(d).i32Const(step).i32Add().set(d);
     f.br(0);
@@ -70,7 +82,7 @@ export function stageRowsCode(rowBytes: number): Code {
   f.get(P.src).get(i).get(P.lds).i32Mul().i32Add().get(c0).i32Const(2).i32Shl().i32Add();
   f.get(P.zeros).get(i).get(P.rows).i32LtU().select().set(s);
   f.get(chunk).get(i).i32Const(rowBytes).i32Mul().i32Add().set(d);
-  emitCopy(f, s, d, kc, end, end4);
+  emitRow(f, "copy", s, d, kc, end, end4);
   f.get(i).i32Const(1).i32Add().set(i);
   f.br(0);
   f.end().end();
@@ -83,7 +95,8 @@ export function stageRowsCode(rowBytes: number): Code {
 
 // copyRows(src, lds, dst, ldd, rows, cols): src [rows, cols] f32 (row stride lds bytes) -> dst [rows, cols]
 //   (row stride ldd bytes)
-export function copyRowsCode(): Code {
+// addRows(src, lds, dst, ldd, rows, cols): the same rows, dst += src in float32 (gemm-wasm.ts's residual epilogue)
+export function rowsCode(op: "copy" | "add"): Code {
   const P = { src: 0, lds: 1, dst: 2, ldd: 3, rows: 4, cols: 5 };
   const f = new Code([I32, I32, I32, I32, I32, I32]);
   const i = f.local(I32), s = f.local(I32), d = f.local(I32), end = f.local(I32), end4 = f.local(I32);
@@ -92,36 +105,7 @@ export function copyRowsCode(): Code {
   f.get(i).get(P.rows).i32GeU().brIf(1);
   f.get(P.src).get(i).get(P.lds).i32Mul().i32Add().set(s);
   f.get(P.dst).get(i).get(P.ldd).i32Mul().i32Add().set(d);
-  emitCopy(f, s, d, P.cols, end, end4);
-  f.get(i).i32Const(1).i32Add().set(i);
-  f.br(0);
-  f.end().end();
-  return f;
-}
-
-// addRows(dst, src, ld, rows, cols): dst [rows, cols] += src [rows, cols] in float32, both with row stride ld bytes
-export function addRowsCode(): Code {
-  const P = { dst: 0, src: 1, ld: 2, rows: 3, cols: 4 };
-  const f = new Code([I32, I32, I32, I32, I32]);
-  const i = f.local(I32), s = f.local(I32), d = f.local(I32), end = f.local(I32), end4 = f.local(I32);
-  f.i32Const(0).set(i);
-  f.block().loop();
-  f.get(i).get(P.rows).i32GeU().brIf(1);
-  f.get(P.dst).get(i).get(P.ld).i32Mul().i32Add().set(d);
-  f.get(P.src).get(i).get(P.ld).i32Mul().i32Add().set(s);
-  f.get(d).get(P.cols).i32Const(2).i32Shl().i32Add().set(end);
-  f.get(d).get(P.cols).i32Const(-4).i32And().i32Const(2).i32Shl().i32Add().set(end4);
-  for (const [stop, step] of [[end4, 16], [end, 4]] as const) {
-    f.block().loop();
-    f.get(d).get(stop).i32GeU().brIf(1);
-    f.get(d);
-    if (step === 16) f.get(d).v128Load().get(s).v128Load().f32x4Add().v128Store();
-    else f.get(d).f32Load().get(s).f32Load().f32Add().f32Store();
-    f.get(s).i32Const(step).i32Add().set(s);
-    f.get(d).i32Const(step).i32Add().set(d);
-    f.br(0);
-    f.end().end();
-  }
+  emitRow(f, op, s, d, P.cols, end, end4);
   f.get(i).i32Const(1).i32Add().set(i);
   f.br(0);
   f.end().end();

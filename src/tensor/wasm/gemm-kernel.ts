@@ -37,7 +37,7 @@ import { Code, F64, I32, V128, lanes32, wasmModule } from "./assembler.js";
 import { geluCode } from "./gelu-kernel.js";
 import { layerNormCode } from "./layernorm-kernel.js";
 import { softmaxCode } from "./softmax-kernel.js";
-import { addRowsCode, attendCode, copyRowsCode, stageRowsCode } from "./attention-kernel.js";
+import { attendCode, rowsCode, stageRowsCode } from "./attention-kernel.js";
 
 /** Rows per register tile. */
 export const MR = 4;
@@ -76,8 +76,8 @@ export function gemmKernelModule(opts: KernelOptions = {}): Uint8Array<ArrayBuff
     layernorm: layerNormCode(), // layernorm-kernel.ts: on rows staged by layerNormWasm
     product: productCode(at("block")), // block over every K chunk
     stageRows: stageRowsCode(A_STRIDE * 4), // attention-kernel.ts: rows -> product's A layout
-    copyRows: copyRowsCode(),
-    addRows: addRowsCode(), // attention-kernel.ts: the residual epilogue
+    copyRows: rowsCode("copy"),
+    addRows: rowsCode("add"), // attention-kernel.ts: the residual epilogue
     attend: attendCode({ stageRows: at("stageRows"), product: at("product"), softmax: at("softmax"), copyRows: at("copyRows") }, MR),
   };
   return wasmModule({ memoryMinPages: 1, sharedMaxPages: opts.sharedMaxPages, functions: names.map((name) => ({ name, code: code[name] })) });

@@ -464,7 +464,7 @@ export function gemmWasm(
           const src = (ic + i) * n + jc;
           f.set(residual.subarray(src, src + nc), (resB >> 2) + i * ldc);
         }
-        runSplit(w, ADD_ROWS, mc, mc * nc >= minSplitFlop / 16, (r0, rows) => [oB + r0 * ldc * 4, resB + r0 * ldc * 4, ldc * 4, rows, nc]);
+        runSplit(w, ADD_ROWS, mc, mc * nc >= minSplitFlop / 16, (r0, rows) => [resB + r0 * ldc * 4, ldc * 4, oB + r0 * ldc * 4, ldc * 4, rows, nc]);
       }
       const oF = oB >> 2;
       for (let i = 0; i < mc; i++) {
