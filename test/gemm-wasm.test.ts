@@ -463,6 +463,24 @@ describe("linearGelu (the MLP's first layer)", () => {
       expect([...fused.subarray(m * n)]).toEqual([SENTINEL, SENTINEL, SENTINEL]);
     }
   });
+  it("wasm: GELU of special values (±0, tiny, the erf cut-off 6·√2, huge, ±Inf, NaN) is the TypeScript gelu's, in the 4-wide loop and the tail", () => {
+    setBackend("wasm");
+    // a [m,1] times a weight of ones [n,1], no bias: every output row is a[i] (x·1 + 0: -0 becomes +0)
+    const values = [0, -0, 1e-30, -1e-30, 0.5, -0.5, 1 / 32, 3 / 32, -5.99, 6 * Math.SQRT2, -6 * Math.SQRT2, Math.fround(6 * Math.SQRT2) * (1 - 2 ** -23),
+      8.49, -8.49, 100, -100, 3.4e38, -3.4e38, Infinity, -Infinity, NaN];
+    const a = new Float32Array(values);
+    for (const n of [1, 3, 4, 5, 8, 11]) {
+      const got = filled(values.length * n), want = filled(values.length * n), w = packWeight(new Float32Array(n).fill(1), n, 1);
+      linearGelu(a, w, null, got, values.length);
+      linear(a, w, null, want, values.length);
+      for (let i = 0; i < want.length; i++) expect(Object.is(want[i], a[Math.floor(i / n)] + 0), `linear: x=${a[Math.floor(i / n)]}`).toBe(true);
+      gelu(want, want, want.length);
+      for (let i = 0; i < want.length; i++) {
+        if (Number.isNaN(want[i])) expect(got[i], `n=${n} x=${a[Math.floor(i / n)]}`).toBeNaN();
+        else expect(Object.is(got[i], want[i]), `n=${n} x=${a[Math.floor(i / n)]}: ${got[i]} vs ${want[i]}`).toBe(true);
+      }
+    }
+  });
   for (const backend of ["wasm", "ts"] as const) {
     it(`${backend}: matches linearGeluNaive on odd shapes`, () => {
       setBackend(backend);

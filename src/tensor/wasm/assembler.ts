@@ -165,6 +165,10 @@ export class Code {
   v128Load(offset = 0): this { return this.simd(0x00, ...this.memarg(16, offset)); }
   v128Load32Splat(offset = 0): this { return this.simd(0x09, ...this.memarg(4, offset)); }
   v128Store(offset = 0): this { return this.simd(0x0b, ...this.memarg(16, offset)); }
+  /** one float64 at the address into both lanes */
+  v128Load64Splat(offset = 0): this { return this.simd(0x0a, ...this.memarg(8, offset)); }
+  /** (address, v128) -> the v128 with 64-bit lane `lane` loaded from the address */
+  v128Load64Lane(offset: number, lane: number): this { return this.simd(0x57, ...this.memarg(8, offset), lane); }
   /** 16 lane indices into the concatenation of the two operands (bytes 0..31). */
   i8x16Shuffle(lanes: readonly number[]): this {
     if (lanes.length !== 16) throw new RangeError("i8x16.shuffle takes 16 lane indices");
@@ -184,6 +188,7 @@ export class Code {
   }
   f32x4ExtractLane(lane: number): this { return this.simd(0x1f, lane); }
   f64x2ExtractLane(lane: number): this { return this.simd(0x21, lane); }
+  i32x4ExtractLane(lane: number): this { return this.simd(0x1b, lane); }
   f32x4Max(): this { return this.simd(0xe9); }
   /** pseudo-max: a < b ? b : a per lane (one maxps on x86, where f32x4.max needs a NaN-exact sequence) */
   f32x4Pmax(): this { return this.simd(0xeb); }
@@ -194,6 +199,16 @@ export class Code {
   /** four f32 lanes -> i32 lanes (saturating) */
   i32x4TruncSatF32x4S(): this { return this.simd(0xf8); }
   i32x4Add(): this { return this.simd(0xae); }
+  i32x4MinS(): this { return this.simd(0xb6); }
+  /** two f64 lanes -> i32 lanes 0, 1 (truncated, saturating, NaN -> 0); lanes 2, 3 zero */
+  i32x4TruncSatF64x2SZero(): this { return this.simd(0xfc); }
+  /** i32 lanes 0, 1 -> two f64 lanes (exact) */
+  f64x2ConvertLowI32x4S(): this { return this.simd(0xfe); }
+  f64x2Abs(): this { return this.simd(0xec); }
+  /** a >= b per lane -> all-ones / all-zeros lanes (false where either is NaN) */
+  f64x2Ge(): this { return this.simd(0x4c); }
+  /** (a, b, mask) -> a where mask bits are set, b elsewhere */
+  v128Bitselect(): this { return this.simd(0x52); }
   /** (v128, i32 shift) -> v128 */
   i32x4Shl(): this { return this.simd(0xab); }
   /** a & ~b */

@@ -164,7 +164,7 @@ function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory, poo
 function load(): Instance | null {
   if (instance) return instance;
   try {
-    // synchronous compile: the module is ~5.5 KB. A page's main thread may compile up to 8 MB so in Chrome 114+
+    // synchronous compile: the module is ~6.6 KB. A page's main thread may compile up to 8 MB so in Chrome 114+
     // (Firefox and Safari: no limit); older Chromes refuse above 4 KB, and the TypeScript kernels run instead
     compiled ??= new WebAssembly.Module(gemmKernelModule({ fma: wasmGemmKernel() === "fma" }));
     instance = instantiate(compiled, new WebAssembly.Memory({ initial: 16 }), null);
