@@ -80,8 +80,32 @@ export interface ModelResult {
   loadAvgBefore?: number[];
 }
 
+/** One configuration's paired rounds (run.ts): a batch-1 forward per round, taken in turn with the others. */
+export interface RoundsResult {
+  engine: string;
+  backend: string;
+  threads: number;
+  /** seconds of each round's run (null: that run failed, see errors) */
+  seconds: (number | null)[];
+  errors: string[];
+  /** the 1-minute load average before each round's run */
+  loadAvgBefore: number[];
+}
+
+/** A model measurement and, when the engine ran, its forward (to serve paired rounds, see child.ts). */
+export interface ModelRun {
+  result: ModelResult;
+  run?: (batch: number) => Promise<void>;
+}
+
 /** Marker of the one stdout line a child process answers with. */
 export const RESULT_MARK = "@@BENCH_RESULT ";
+/**
+ * Paired rounds (run.ts): a model child started with `serve` stays alive after its answer and reads commands on
+ * stdin, one per line: "run" times one more batch-1 forward and answers ROUND_MARK + JSON { seconds } (or
+ * { error }); "exit" (or the end of stdin) ends the process.
+ */
+export const ROUND_MARK = "@@BENCH_ROUND ";
 
 export function maxRssMB(): number {
   return process.resourceUsage().maxRSS / 1024; // KB on Linux and macOS (Node normalizes)

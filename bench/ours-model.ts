@@ -3,24 +3,24 @@
  * by run.ts through ensureFullCheckpoint before this process starts) with `fromPretrained`, then time `forward`.
  */
 import { PerceiverForImageClassification, Tensor } from "../src/index.js";
-import { maxRssMB, pixelBatch, timeBatches, type BatchProtocol, type ModelResult } from "./common.js";
+import { maxRssMB, pixelBatch, timeBatches, type BatchProtocol, type ModelResult, type ModelRun } from "./common.js";
 import { selectOurBackend } from "./ours-backend.js";
 
 export async function oursModel(
   backend: string, threads: number, batches: number[], modelDir: string,
   protocol: BatchProtocol,
-): Promise<ModelResult> {
+): Promise<ModelRun> {
   const result: ModelResult = { engine: "perceiver-ts", backend, threads, notes: [], batches: [] };
   const reason = await selectOurBackend(backend, threads);
-  if (reason !== null) return { ...result, skipped: reason };
+  if (reason !== null) return { result: { ...result, skipped: reason } };
   result.rssBeforeLoadMB = maxRssMB();
   const t0 = performance.now();
   const model = await PerceiverForImageClassification.fromPretrained(modelDir);
   result.loadS = (performance.now() - t0) / 1000;
   result.rssAfterLoadMB = maxRssMB();
-  const inputs = new Map(batches.map((b) => [b, new Tensor(pixelBatch(b), [b, 3, 224, 224])]));
+  const inputs = new Map([1, ...batches].map((b) => [b, new Tensor(pixelBatch(b), [b, 3, 224, 224])]));
   const tty = process.stderr.isTTY;
-  result.batches = await timeBatches(batches, async (b) => {
+  const run = async (b: number) => {
     const { logits } = await model.forward(inputs.get(b)!, {
       onProgress: tty ? (d, t) => process.stderr.write(`\r    layers ${d}/${t}`) : undefined,
     });
@@ -28,7 +28,8 @@ export async function oursModel(
     if (logits.shape[0] !== b || logits.shape[1] !== 1000) {
       throw new Error(`perceiver-ts: logits have shape [${logits.shape.join(",")}], expected [${b},1000]`);
     }
-  }, protocol);
+  };
+  result.batches = await timeBatches(batches, run, protocol);
   result.peakRssMB = maxRssMB();
-  return result;
+  return { result, run };
 }

@@ -6,7 +6,7 @@
  * Load = reading the model and its weights and creating the session; latency = session.run on pixel_values.
  */
 import { readFile } from "node:fs/promises";
-import { maxRssMB, pixelBatch, timeBatches, type BatchProtocol, type ModelResult } from "./common.js";
+import { maxRssMB, pixelBatch, timeBatches, type BatchProtocol, type ModelResult, type ModelRun } from "./common.js";
 
 export interface OnnxModelFiles {
   /** the .onnx graph, with its external data files next to it */
@@ -24,7 +24,7 @@ interface Session {
 export async function peerModel(
   engine: "onnxruntime-node" | "onnxruntime-web", threads: number, batches: number[], files: OnnxModelFiles,
   protocol: BatchProtocol,
-): Promise<ModelResult> {
+): Promise<ModelRun> {
   const result: ModelResult = { engine, backend: "", threads, notes: [], batches: [] };
   let Tensor: new (type: "float32", data: Float32Array, dims: number[]) => unknown;
   let session: Session;
@@ -51,7 +51,7 @@ export async function peerModel(
       executionProviders: ["wasm"], graphOptimizationLevel: "all", externalData,
     });
     if (ort.env.wasm.numThreads !== threads) {
-      return { ...result, skipped: `env.wasm.numThreads became ${ort.env.wasm.numThreads}` };
+      return { result: { ...result, skipped: `env.wasm.numThreads became ${ort.env.wasm.numThreads}` } };
     }
   }
   result.loadS = (performance.now() - t0) / 1000;
@@ -61,12 +61,13 @@ export async function peerModel(
   if (session.inputNames.length !== 1 || input !== "pixel_values" || output !== "logits") {
     throw new Error(`${files.model}: expected pixel_values -> logits, the graph has ${session.inputNames.join(", ")} -> ${session.outputNames.join(", ")}`);
   }
-  const feeds = new Map(batches.map((b) => [b, new Tensor("float32", pixelBatch(b), [b, 3, 224, 224])]));
-  result.batches = await timeBatches(batches, async (b) => {
+  const feeds = new Map([1, ...batches].map((b) => [b, new Tensor("float32", pixelBatch(b), [b, 3, 224, 224])]));
+  const run = async (b: number) => {
     const out = await session.run({ [input]: feeds.get(b) });
     const dims = out[output].dims;
     if (dims[0] !== b || dims[1] !== 1000) throw new Error(`${engine}: logits have shape [${dims.join(",")}], expected [${b},1000]`);
-  }, protocol);
+  };
+  result.batches = await timeBatches(batches, run, protocol);
   result.peakRssMB = maxRssMB();
-  return result;
+  return { result, run };
 }

@@ -1,6 +1,9 @@
 """PyTorch CPU reference for `npm run bench`: transformers' PerceiverForImageClassificationConvProcessing on
 weights/full-synthetic, same batch protocol as bench/common.ts (timeBatches). Started by bench/run.ts, one process
 per thread count; answers with one stdout line: "@@BENCH_RESULT " + JSON (a ModelResult, or one with "skipped").
+With --serve it then stays alive for run.ts's paired rounds (bench/common.ts ROUND_MARK): each "run" line on stdin
+times one more batch-1 forward and answers "@@BENCH_ROUND " + JSON {"seconds"} (or {"error"}); "exit" or the end
+of stdin ends it.
 
     python3 bench/pytorch_bench.py --model-dir weights/full-synthetic --threads 1 --batch 1,4
 """
@@ -12,6 +15,7 @@ import sys
 import time
 
 MARK = "@@BENCH_RESULT "
+ROUND_MARK = "@@BENCH_ROUND "
 
 
 def rss_mb():
@@ -30,6 +34,7 @@ def main():
     p.add_argument("--extra-budget", type=float, default=30.0, help="seconds for extra batch-1 runs")
     p.add_argument("--max-extra", type=int, default=3)
     p.add_argument("--batch-budget", type=float, default=None, help="skip a batch > 1 estimated above this (s)")
+    p.add_argument("--serve", action="store_true", help="after the answer, serve paired rounds on stdin")
     a = p.parse_args()
     result = {"engine": "pytorch", "backend": "cpu", "threads": a.threads, "notes": [], "batches": []}
     try:
@@ -49,7 +54,7 @@ def main():
     result["rssAfterLoadMB"] = rss_mb()
     gen = torch.Generator().manual_seed(7)
     batches = sorted(int(b) for b in a.batch.split(","))
-    inputs = {b: (torch.rand(b, 3, 224, 224, generator=gen) - 0.5) * 4 for b in batches}
+    inputs = {b: (torch.rand(b, 3, 224, 224, generator=gen) - 0.5) * 4 for b in sorted({1, *batches})}
 
     def run(b):
         with torch.inference_mode():
@@ -78,6 +83,24 @@ def main():
         print(f"    batch {b}: {', '.join(f'{s:.2f}' for s in runs)} s", file=sys.stderr, flush=True)
     result["peakRssMB"] = rss_mb()
     answer(result)
+    if a.serve:
+        serve(run)
+
+
+def serve(run):
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "exit":
+            return
+        if command != "run":
+            print(ROUND_MARK + json.dumps({"error": f"unknown command {command!r}"}), flush=True)
+            continue
+        try:
+            t = time.perf_counter()
+            run(1)
+            print(ROUND_MARK + json.dumps({"seconds": time.perf_counter() - t}), flush=True)
+        except Exception as e:  # noqa: BLE001 - reported to run.ts, which notes it
+            print(ROUND_MARK + json.dumps({"error": str(e)}), flush=True)
 
 
 if __name__ == "__main__":

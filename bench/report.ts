@@ -4,7 +4,7 @@
  * Rows are keyed by engine, backend and threads, so a new backend or thread count is just another row.
  * "load avg" is the 1-minute load average when the row's process started (the machine is shared).
  */
-import { GEMM_SHAPES, type GemmResult, type ModelResult } from "./common.js";
+import { GEMM_SHAPES, median, type GemmResult, type ModelResult, type RoundsResult } from "./common.js";
 
 const fmt = (x: number | null | undefined, digits: number): string =>
   x === null || x === undefined || !Number.isFinite(x) ? "–" : x.toFixed(digits);
@@ -47,7 +47,8 @@ function perImage(r: ModelResult, batch: number): number | null {
 export function modelTable(results: ModelResult[], batches: number[], peers: string[]): string {
   const measured = results.filter((r) => !r.skipped);
   const head = [
-    "engine", "backend", "threads", "load s", ...batches.map((b) => `batch ${b} s/image`), "peak RSS MB", "RSS before load MB",
+    "engine", "backend", "threads", "load s", ...batches.map((b) => `batch ${b} s/image`), "peak RSS MB",
+    ...(batches.includes(1) && batches.length > 1 ? ["peak RSS to batch 1 MB"] : []), "RSS before load MB",
     ...peers.map((p) => `time ÷ ${p} (${batches.map((b) => `b${b}`).join(" / ")})`), "load avg",
   ];
   const rows = measured.map((r) => {
@@ -65,19 +66,44 @@ export function modelTable(results: ModelResult[], batches: number[], peers: str
         const br = r.batches.find((x) => x.batch === b);
         return br?.skipped ? "skipped" : sig(br?.perImageS);
       }),
-      fmt(r.peakRssMB, 0), fmt(r.rssBeforeLoadMB, 0), ...ratios, fmt(r.loadAvgBefore?.[0], 2),
+      fmt(r.peakRssMB, 0), ...(batches.includes(1) && batches.length > 1 ? [fmt(r.batches.find((b) => b.batch === 1)?.maxRssMB, 0)] : []),
+      fmt(r.rssBeforeLoadMB, 0), ...ratios, fmt(r.loadAvgBefore?.[0], 2),
+    ];
+  });
+  return table(head, rows);
+}
+
+/**
+ * Paired rounds: each configuration's seconds per round and their median, and against each peer of the same thread
+ * count the median (lowest-highest) over the rounds of the two runs' ratio within a round.
+ */
+export function roundsTable(rounds: RoundsResult[], peers: string[]): string {
+  const head = ["engine", "backend", "threads", "batch 1 s, round by round", "median s", ...peers.map((p) => `time ÷ ${p}`)];
+  const rows = rounds.map((r) => {
+    const done = r.seconds.filter((x): x is number => x !== null);
+    const ratios = peers.map((p) => {
+      const peer = rounds.find((x) => x.engine === p && x.threads === r.threads);
+      if (!peer || peer === r) return "–";
+      const within = r.seconds.flatMap((x, i) => (x !== null && peer.seconds[i] != null ? [x / peer.seconds[i]!] : []));
+      if (within.length === 0) return "–";
+      return `${sig(median(within))}× (${sig(Math.min(...within))}-${sig(Math.max(...within))})`;
+    });
+    return [
+      r.engine, r.backend, String(r.threads), r.seconds.map((x) => (x === null ? "failed" : sig(x))).join(", "),
+      done.length ? sig(median(done)) : "–", ...ratios,
     ];
   });
   return table(head, rows);
 }
 
 /** One line per configuration or batch that was not measured, with the reason. */
-export function skippedLines(gemm: GemmResult[], model: ModelResult[]): string[] {
+export function skippedLines(gemm: GemmResult[], model: ModelResult[], rounds: RoundsResult[] = []): string[] {
   const lines: string[] = [];
   for (const r of gemm) if (r.skipped) lines.push(`GEMM ${r.engine} ${r.backend} ${r.threads}T: ${r.skipped}`);
   for (const r of model) {
     if (r.skipped) lines.push(`model ${r.engine} ${r.backend} ${r.threads}T: ${r.skipped}`);
     for (const b of r.batches) if (b.skipped) lines.push(`model ${r.engine} ${r.backend} ${r.threads}T batch ${b.batch}: ${b.skipped}`);
   }
+  for (const r of rounds) for (const e of r.errors) lines.push(`paired rounds ${r.engine} ${r.backend} ${r.threads}T ${e}`);
   return lines;
 }

@@ -6,7 +6,11 @@
  *     RSS; perceiver-ts on weights/full-synthetic, onnxruntime-node/-web on bench/graph_with_ext.onnx with
  *     generated weights, PyTorch (transformers) when importable.
  * Every configuration runs in its own child process (bench/child.ts, bench/pytorch_bench.py): clean peak RSS, and
- * thread pools that are fixed at initialization. The Node children run plain `node` on JavaScript that tsc
+ * thread pools that are fixed at initialization.
+ *  3. Paired rounds (--rounds, default 3): the full-model children of each thread count stay alive after their own
+ *     measurement, and then run one batch-1 forward each, in turn, round after round (the order rotating), so that
+ *     every ratio is also taken between runs seconds apart, under the same machine conditions.
+ * The Node children run plain `node` on JavaScript that tsc
  * compiles from bench/ and src/ into bench/.build/ at the start of the run (tsconfig.bench.json), as a user of
  * the built package would: under `--import tsx` every child also carried tsx's module loader thread (about 75 MB
  * of RSS on this machine) and its on-the-fly compilation. Markdown on stdout, progress on stderr, every number in
@@ -21,12 +25,14 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ensureFullCheckpoint } from "../test/helpers/full-model.js";
 import type { ChildTask } from "./child.js";
-import { GEMM_SHAPES, RESULT_MARK, type BatchProtocol, type GemmResult, type ModelResult } from "./common.js";
+import {
+  GEMM_SHAPES, RESULT_MARK, ROUND_MARK, type BatchProtocol, type GemmResult, type ModelResult, type RoundsResult,
+} from "./common.js";
 import { withSymbolicBatch } from "./onnx-proto.js";
 import { ensureOnnxWeights } from "./onnx-weights.js";
 import { PEER_GEMM_ENGINES, type PeerGemmEngine } from "./peers-gemm.js";
 import type { OnnxModelFiles } from "./peers-model.js";
-import { gemmTable, modelTable, skippedLines } from "./report.js";
+import { gemmTable, modelTable, roundsTable, skippedLines } from "./report.js";
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, "..");
@@ -34,6 +40,10 @@ const RESULTS = join(BENCH, "results");
 /** Where tsconfig.bench.json compiles bench/ (and the src/ and test/ files it imports) to. */
 const BUILD = join(BENCH, ".build");
 const MODEL_PEERS = ["onnxruntime-node", "onnxruntime-web", "pytorch"] as const;
+/** Configurations slower than this (batch 1, s/image) sit out the paired rounds (perceiver-ts's pure-TS backend). */
+const ROUND_LIMIT_S = 40;
+/** Pause before each paired-round run, so that the previous engine's threads have stopped spinning. */
+const ROUND_PAUSE_MS = 1500;
 
 const HELP = `npm run bench -- [options]
   --quick              GEMM table + full model at batch 1 only, fewer repeats
@@ -44,6 +54,9 @@ const HELP = `npm run bench -- [options]
                        --batch-budget is skipped, an explicit --batch always runs)
   --batch-budget S     seconds (default: 240)
   --extra-budget S     seconds for the batch-1 runs after the first (default: 45; 10 with --quick)
+  --rounds N           paired rounds after the full-model rows (default: 3; 1 with --quick; 0: none): every
+                       engine of a thread count runs batch 1 once per round, in turn (configurations slower
+                       than ${ROUND_LIMIT_S} s/image sit out)
   --gemm-only | --model-only
   --python PATH        Python for bench/pytorch_bench.py (default: .venv/bin/python if present, else python3)
   --no-pytorch         skip PyTorch`;
@@ -64,6 +77,7 @@ function options() {
       batch: { type: "string" },
       "batch-budget": { type: "string", default: "240" },
       "extra-budget": { type: "string" },
+      rounds: { type: "string" },
       "gemm-only": { type: "boolean", default: false },
       "model-only": { type: "boolean", default: false },
       python: { type: "string" },
@@ -79,6 +93,7 @@ function options() {
   if (values["extra-budget"] !== undefined && !(Number(values["extra-budget"]) >= 0)) {
     throw new Error(`--extra-budget: expected seconds >= 0, got "${values["extra-budget"]}"`);
   }
+  if (values.rounds !== undefined && !/^\d+$/.test(values.rounds)) throw new Error(`--rounds: expected an integer >= 0, got "${values.rounds}"`);
   const batches = values.batch !== undefined ? list(values.batch, "batch") : values.quick ? [1] : [1, 4];
   const protocol: BatchProtocol = {
     extraBudgetS: values["extra-budget"] !== undefined ? Number(values["extra-budget"]) : values.quick ? 10 : 45,
@@ -94,6 +109,7 @@ function options() {
     threads: list(values.threads, "threads"),
     batches,
     protocol,
+    rounds: values.rounds !== undefined ? Number(values.rounds) : values.quick ? 1 : 3,
     gemm: !values["model-only"],
     model: !values["gemm-only"],
     python: values.python ?? (existsSync(venv) ? venv : "python3"),
@@ -101,28 +117,76 @@ function options() {
   };
 }
 
-/** Runs one child process and returns its answer (the RESULT_MARK line), or { error }. */
-function runChild(cmd: string, args: string[], env: Record<string, string>, timeoutS: number): Promise<Record<string, unknown>> {
-  return new Promise((done) => {
-    const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (d: string) => {
-      out += d;
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutS * 1000);
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      done({ error: `${cmd}: ${e.message}` });
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      const line = out.split("\n").find((l) => l.startsWith(RESULT_MARK));
-      for (const l of out.split("\n")) if (l && !l.startsWith(RESULT_MARK)) process.stderr.write(`${l}\n`);
-      if (line) done(JSON.parse(line.slice(RESULT_MARK.length)) as Record<string, unknown>);
-      else done({ error: signal ? `killed by ${signal}${signal === "SIGKILL" ? ` (timeout ${timeoutS} s?)` : ""}` : `exited with code ${code} without a result` });
-    });
+/** A child process (bench/child.ts or pytorch_bench.py): its answer, and with `serve` its paired rounds. */
+interface Child {
+  /** the answer (the RESULT_MARK line), or { error }; without `serve`, once the process has ended */
+  result: Promise<Record<string, unknown>>;
+  /** one paired round (serve only): "run" -> the ROUND_MARK answer, or { error } (the process is killed after timeoutS) */
+  round(timeoutS: number): Promise<{ seconds?: number; error?: string }>;
+  /** ends a served process ("exit"; killed if it has not ended within 10 s) */
+  close(): Promise<void>;
+}
+
+/** Starts a child; it is killed if it has not answered within timeoutS. Its other stdout lines go to stderr. */
+function startChild(cmd: string, args: string[], env: Record<string, string>, timeoutS: number, serve = false): Child {
+  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: [serve ? "pipe" : "ignore", "pipe", "inherit"] });
+  let answer: Record<string, unknown> | null = null;
+  let settle!: (r: Record<string, unknown>) => void;
+  const result = new Promise<Record<string, unknown>>((done) => (settle = done));
+  const rounds: ((line: string | null) => void)[] = [];
+  let ended = false;
+  const ends = new Promise<void>((done) => child.on("close", () => done()));
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutS * 1000);
+  let buffered = "";
+  child.stdin?.on("error", () => {}); // a process that already ended: "exit" finds the pipe closed (EPIPE)
+  const stdout = child.stdout!; // stdio[1] is "pipe"
+  stdout.setEncoding("utf8");
+  stdout.on("data", (d: string) => {
+    buffered += d;
+    for (let i = buffered.indexOf("\n"); i >= 0; i = buffered.indexOf("\n")) {
+      const line = buffered.slice(0, i);
+      buffered = buffered.slice(i + 1);
+      if (line.startsWith(RESULT_MARK) && answer === null) {
+        answer = JSON.parse(line.slice(RESULT_MARK.length)) as Record<string, unknown>;
+        if (serve) {
+          clearTimeout(timer);
+          settle(answer);
+        }
+      } else if (line.startsWith(ROUND_MARK)) rounds.shift()?.(line.slice(ROUND_MARK.length));
+      else if (line) process.stderr.write(`${line}\n`);
+    }
   });
+  child.on("error", (e) => {
+    clearTimeout(timer);
+    settle({ error: `${cmd}: ${e.message}` });
+  });
+  child.on("close", (code, signal) => {
+    ended = true;
+    clearTimeout(timer);
+    for (const r of rounds.splice(0)) r(null);
+    if (answer) settle(answer);
+    else settle({ error: signal ? `killed by ${signal}${signal === "SIGKILL" ? ` (timeout ${timeoutS} s?)` : ""}` : `exited with code ${code} without a result` });
+  });
+  return {
+    result,
+    round(roundTimeoutS) {
+      if (ended || !child.stdin) return Promise.resolve({ error: "the process has ended" });
+      return new Promise((done) => {
+        const kill = setTimeout(() => child.kill("SIGKILL"), roundTimeoutS * 1000);
+        rounds.push((line) => {
+          clearTimeout(kill);
+          done(line === null ? { error: `the process ended during the run (timeout ${roundTimeoutS.toFixed(0)} s?)` } : JSON.parse(line) as { seconds?: number; error?: string });
+        });
+        child.stdin!.write("run\n");
+      });
+    },
+    async close() {
+      if (!ended && child.stdin) child.stdin.end("exit\n");
+      const kill = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      await ends;
+      clearTimeout(kill);
+    },
+  };
 }
 
 /** Compiles bench/ with tsc into BUILD (about 2 s); throws with tsc's output if it fails. */
@@ -132,8 +196,8 @@ function buildChildren(): void {
   if (r.status !== 0) throw new Error(`tsc -p tsconfig.bench.json failed:\n${r.stdout}${r.stderr}${r.error?.message ?? ""}`);
 }
 
-function nodeChild(task: ChildTask, env: Record<string, string>, timeoutS: number): Promise<Record<string, unknown>> {
-  return runChild(process.execPath, [join(BUILD, "bench", "child.js"), JSON.stringify(task)], env, timeoutS);
+function nodeChild(task: ChildTask, env: Record<string, string>, timeoutS: number, serve = false): Child {
+  return startChild(process.execPath, [join(BUILD, "bench", "child.js"), JSON.stringify({ ...task, serve })], env, timeoutS, serve);
 }
 
 function packageVersion(name: string): string {
@@ -175,10 +239,11 @@ async function main(): Promise<void> {
   }
   const gemm: GemmResult[] = [];
   const model: ModelResult[] = [];
+  const rounds: RoundsResult[] = [];
   const file = join(RESULTS, `bench-${started.toISOString().replace(/[:.]/g, "-").slice(0, 19)}.json`);
   const save = (): Promise<void> => writeFile(file, `${JSON.stringify({
     started: started.toISOString(), durationS: (Date.now() - started.getTime()) / 1000, machine, versions, options: o,
-    gemmShapes: GEMM_SHAPES, gemm, model,
+    gemmShapes: GEMM_SHAPES, gemm, model, rounds,
   }, null, 2)}\n`);
   let loadAvgBefore = os.loadavg();
   const asResult = <T extends GemmResult | ModelResult>(r: Record<string, unknown>, base: Omit<T, "notes">): T =>
@@ -192,7 +257,7 @@ async function main(): Promise<void> {
     for (const c of configs) {
       log(`GEMM ${c.engine} ${c.backend} ${c.threads} thread(s)`);
       loadAvgBefore = os.loadavg();
-      const r = await nodeChild({ task: "gemm", ...c }, { PERCEIVER_BACKEND: c.backend || "ts", PERCEIVER_THREADS: String(c.threads) }, 900);
+      const r = await nodeChild({ task: "gemm", ...c }, { PERCEIVER_BACKEND: c.backend || "ts", PERCEIVER_THREADS: String(c.threads) }, 900).result;
       gemm.push(asResult<GemmResult>(r, { engine: c.engine, backend: c.backend, threads: c.threads, shapes: [] }));
       await save();
     }
@@ -204,17 +269,25 @@ async function main(): Promise<void> {
     const modelDir = needCheckpoint ? await ensureFullCheckpoint(log) : "";
     const onnx = o.peers ? await prepareOnnx(log) : { model: "", externalData: [] };
     const timeoutS = 3600;
+    // children kept for the paired rounds: whose result was measured and fast enough, else closed right away
+    const serving: { child: Child; result: ModelResult }[] = [];
+    const keep = async (child: Child, result: ModelResult): Promise<void> => {
+      const b1 = result.batches.find((b) => b.batch === 1)?.perImageS ?? null;
+      if (o.rounds > 0 && !result.skipped && b1 !== null && b1 <= ROUND_LIMIT_S) serving.push({ child, result });
+      else await child.close();
+    };
     if (o.ours) {
       for (const b of o.backends) {
         for (const t of o.threads) {
           log(`model perceiver-ts ${b} ${t} thread(s), batch ${o.batches.join(",")}`);
           loadAvgBefore = os.loadavg();
-          const r = await nodeChild(
+          const child = nodeChild(
             { task: "model", engine: "perceiver-ts", backend: b, threads: t, batches: o.batches, modelDir, onnx, protocol: o.protocol },
-            { PERCEIVER_BACKEND: b, PERCEIVER_THREADS: String(t) }, timeoutS,
+            { PERCEIVER_BACKEND: b, PERCEIVER_THREADS: String(t) }, timeoutS, o.rounds > 0,
           );
-          model.push(asResult<ModelResult>(r, { engine: "perceiver-ts", backend: b, threads: t, batches: [] }));
+          model.push(asResult<ModelResult>(await child.result, { engine: "perceiver-ts", backend: b, threads: t, batches: [] }));
           await save();
+          await keep(child, model[model.length - 1]);
         }
       }
     }
@@ -223,11 +296,12 @@ async function main(): Promise<void> {
         for (const t of o.threads) {
           log(`model ${engine} ${t} thread(s), batch ${o.batches.join(",")}`);
           loadAvgBefore = os.loadavg();
-          const r = await nodeChild(
-            { task: "model", engine, backend: "", threads: t, batches: o.batches, modelDir, onnx, protocol: o.protocol }, {}, timeoutS,
+          const child = nodeChild(
+            { task: "model", engine, backend: "", threads: t, batches: o.batches, modelDir, onnx, protocol: o.protocol }, {}, timeoutS, o.rounds > 0,
           );
-          model.push(asResult<ModelResult>(r, { engine, backend: "", threads: t, batches: [] }));
+          model.push(asResult<ModelResult>(await child.result, { engine, backend: "", threads: t, batches: [] }));
           await save();
+          await keep(child, model[model.length - 1]);
         }
       }
       if (o.pytorch) {
@@ -237,16 +311,44 @@ async function main(): Promise<void> {
             join(BENCH, "pytorch_bench.py"), "--model-dir", modelDir, "--threads", String(t), "--batch", o.batches.join(","),
             "--extra-budget", String(o.protocol.extraBudgetS), "--max-extra", String(o.protocol.maxExtra),
             ...(o.protocol.batchBudgetS !== null ? ["--batch-budget", String(o.protocol.batchBudgetS)] : []),
+            ...(o.rounds > 0 ? ["--serve"] : []),
           ];
           const env = { HF_HUB_DISABLE_PROGRESS_BARS: "1", TRANSFORMERS_VERBOSITY: "error", OMP_NUM_THREADS: String(t), HF_HUB_OFFLINE: "1" };
           loadAvgBefore = os.loadavg();
-          const r = await runChild(o.python, args, env, timeoutS);
-          model.push(asResult<ModelResult>(r, { engine: "pytorch", backend: "cpu", threads: t, batches: [] }));
+          const child = startChild(o.python, args, env, timeoutS, o.rounds > 0);
+          model.push(asResult<ModelResult>(await child.result, { engine: "pytorch", backend: "cpu", threads: t, batches: [] }));
           await save();
+          await keep(child, model[model.length - 1]);
           if (model[model.length - 1].skipped) break; // not importable: once is enough
         }
       }
     }
+
+    // 3. paired rounds: per thread count, each kept child runs batch 1 once per round, in turn
+    for (const t of o.threads) {
+      const group = serving.filter((s) => s.result.threads === t);
+      if (group.length < 2) continue;
+      const entries: RoundsResult[] = group.map((s) => ({
+        engine: s.result.engine, backend: s.result.backend, threads: t, seconds: [], errors: [], loadAvgBefore: [],
+      }));
+      for (let r = 0; r < o.rounds; r++) {
+        for (let i = 0; i < group.length; i++) {
+          const j = (i + r) % group.length; // the order rotates: no engine always runs first
+          const e = entries[j];
+          log(`round ${r + 1}/${o.rounds} ${t} thread(s): ${e.engine} ${e.backend}`);
+          await new Promise((done) => setTimeout(done, ROUND_PAUSE_MS));
+          e.loadAvgBefore.push(os.loadavg()[0]);
+          const b1 = group[j].result.batches.find((b) => b.batch === 1)?.perImageS ?? ROUND_LIMIT_S;
+          const answer = await group[j].child.round(60 + 10 * b1);
+          e.seconds.push(answer.seconds ?? null);
+          if (answer.error) e.errors.push(`round ${r + 1}: ${answer.error}`);
+          if (answer.seconds !== undefined) process.stderr.write(`    ${answer.seconds.toFixed(2)} s\n`);
+        }
+      }
+      rounds.push(...entries);
+      await save();
+    }
+    await Promise.all(serving.map((s) => s.child.close()));
   }
 
   machine.loadAvgEnd = os.loadavg();
@@ -276,13 +378,28 @@ async function main(): Promise<void> {
       "",
       "load: weights file to ready session/model. batch 1: median of the runs after the first when there was time for " +
         `more (${o.protocol.maxExtra} at most, ${o.protocol.extraBudgetS} s budget), else the first run; larger batches: one run, ` +
-        "after batch 1, divided by the batch. peak RSS: the whole child process (load + every batch); RSS before load: " +
+        "after batch 1, divided by the batch. peak RSS: the whole child process (load + every batch); peak RSS to batch 1: " +
+        "the same, read after the batch-1 runs (load + batch 1 only); RSS before load: " +
         "the same process with the engine imported, before the weights (the runtime's own share). " +
         "time ÷ X: this row's seconds per image over X's at the same thread count (>1: slower than X).",
       "",
     );
   }
-  const skipped = skippedLines(gemm, model);
+  if (rounds.length) {
+    const peers = MODEL_PEERS.filter((p) => rounds.some((r) => r.engine === p));
+    lines.push(
+      `## Paired rounds: batch 1, every engine of a thread count in turn, ${o.rounds} round(s)`,
+      "",
+      roundsTable(rounds, peers),
+      "",
+      "Each round runs one batch-1 forward per engine, one after another (the order rotating from round to round, " +
+        `${ROUND_PAUSE_MS / 1000} s apart), in the processes of the rows above (already warm). time ÷ X: the median over the rounds of ` +
+        "this row's seconds over X's in the same round, with the lowest and highest in brackets. Configurations slower " +
+        `than ${ROUND_LIMIT_S} s/image sit out.`,
+      "",
+    );
+  }
+  const skipped = skippedLines(gemm, model, rounds);
   if (skipped.length) lines.push("Not measured:", ...skipped.map((s) => `- ${s}`), "");
   lines.push(`All numbers: ${file} (run took ${((Date.now() - started.getTime()) / 60000).toFixed(1)} min)`);
   console.log(lines.join("\n"));
