@@ -7,9 +7,9 @@
  *     generated weights, PyTorch (transformers) when importable.
  * Every configuration runs in its own child process (bench/child.ts, bench/pytorch_bench.py): clean peak RSS, and
  * thread pools that are fixed at initialization.
- *  3. Paired rounds (--rounds, default 3): the full-model children of each thread count stay alive after their own
- *     measurement, and then run one batch-1 forward each, in turn, round after round (the order rotating), so that
- *     every ratio is also taken between runs seconds apart, under the same machine conditions.
+ *  3. Paired rounds (--rounds, default 3): per thread count, a fresh child per engine loads the model and runs
+ *     batch 1 once; then each runs one more batch-1 forward, in turn, round after round (the order rotating), so
+ *     that every ratio is also taken between runs seconds apart, under the same machine conditions.
  * The Node children run plain `node` on JavaScript that tsc
  * compiles from bench/ and src/ into bench/.build/ at the start of the run (tsconfig.bench.json), as a user of
  * the built package would: under `--import tsx` every child also carried tsx's module loader thread (about 75 MB
@@ -269,86 +269,76 @@ async function main(): Promise<void> {
     const modelDir = needCheckpoint ? await ensureFullCheckpoint(log) : "";
     const onnx = o.peers ? await prepareOnnx(log) : { model: "", externalData: [] };
     const timeoutS = 3600;
-    // children kept for the paired rounds: whose result was measured and fast enough, else closed right away
-    const serving: { child: Child; result: ModelResult }[] = [];
-    const keep = async (child: Child, result: ModelResult): Promise<void> => {
-      const b1 = result.batches.find((b) => b.batch === 1)?.perImageS ?? null;
-      if (o.rounds > 0 && !result.skipped && b1 !== null && b1 <= ROUND_LIMIT_S) serving.push({ child, result });
-      else await child.close();
+    /** A full-model child (Node or Python) for one configuration. */
+    const modelChild = (engine: string, backend: string, t: number, batches: number[], protocol: BatchProtocol, serve: boolean): Child => {
+      if (engine === "pytorch") {
+        const args = [
+          join(BENCH, "pytorch_bench.py"), "--model-dir", modelDir, "--threads", String(t), "--batch", batches.join(","),
+          "--extra-budget", String(protocol.extraBudgetS), "--max-extra", String(protocol.maxExtra),
+          ...(protocol.batchBudgetS !== null ? ["--batch-budget", String(protocol.batchBudgetS)] : []),
+          ...(serve ? ["--serve"] : []),
+        ];
+        const env = { HF_HUB_DISABLE_PROGRESS_BARS: "1", TRANSFORMERS_VERBOSITY: "error", OMP_NUM_THREADS: String(t), HF_HUB_OFFLINE: "1" };
+        return startChild(o.python, args, env, timeoutS, serve);
+      }
+      const task: ChildTask = engine === "perceiver-ts"
+        ? { task: "model", engine, backend, threads: t, batches, modelDir, onnx, protocol }
+        : { task: "model", engine: engine as "onnxruntime-node" | "onnxruntime-web", backend: "", threads: t, batches, modelDir, onnx, protocol };
+      const env: Record<string, string> = engine === "perceiver-ts" ? { PERCEIVER_BACKEND: backend, PERCEIVER_THREADS: String(t) } : {};
+      return nodeChild(task, env, timeoutS, serve);
     };
-    if (o.ours) {
-      for (const b of o.backends) {
-        for (const t of o.threads) {
-          log(`model perceiver-ts ${b} ${t} thread(s), batch ${o.batches.join(",")}`);
-          loadAvgBefore = os.loadavg();
-          const child = nodeChild(
-            { task: "model", engine: "perceiver-ts", backend: b, threads: t, batches: o.batches, modelDir, onnx, protocol: o.protocol },
-            { PERCEIVER_BACKEND: b, PERCEIVER_THREADS: String(t) }, timeoutS, o.rounds > 0,
-          );
-          model.push(asResult<ModelResult>(await child.result, { engine: "perceiver-ts", backend: b, threads: t, batches: [] }));
-          await save();
-          await keep(child, model[model.length - 1]);
-        }
-      }
-    }
+    const configs: { engine: string; backend: string; threads: number }[] = [];
+    if (o.ours) for (const b of o.backends) for (const t of o.threads) configs.push({ engine: "perceiver-ts", backend: b, threads: t });
     if (o.peers) {
-      for (const engine of ["onnxruntime-node", "onnxruntime-web"] as const) {
-        for (const t of o.threads) {
-          log(`model ${engine} ${t} thread(s), batch ${o.batches.join(",")}`);
-          loadAvgBefore = os.loadavg();
-          const child = nodeChild(
-            { task: "model", engine, backend: "", threads: t, batches: o.batches, modelDir, onnx, protocol: o.protocol }, {}, timeoutS, o.rounds > 0,
-          );
-          model.push(asResult<ModelResult>(await child.result, { engine, backend: "", threads: t, batches: [] }));
-          await save();
-          await keep(child, model[model.length - 1]);
-        }
-      }
-      if (o.pytorch) {
-        for (const t of o.threads) {
-          log(`model pytorch ${t} thread(s) (${o.python}), batch ${o.batches.join(",")}`);
-          const args = [
-            join(BENCH, "pytorch_bench.py"), "--model-dir", modelDir, "--threads", String(t), "--batch", o.batches.join(","),
-            "--extra-budget", String(o.protocol.extraBudgetS), "--max-extra", String(o.protocol.maxExtra),
-            ...(o.protocol.batchBudgetS !== null ? ["--batch-budget", String(o.protocol.batchBudgetS)] : []),
-            ...(o.rounds > 0 ? ["--serve"] : []),
-          ];
-          const env = { HF_HUB_DISABLE_PROGRESS_BARS: "1", TRANSFORMERS_VERBOSITY: "error", OMP_NUM_THREADS: String(t), HF_HUB_OFFLINE: "1" };
-          loadAvgBefore = os.loadavg();
-          const child = startChild(o.python, args, env, timeoutS, o.rounds > 0);
-          model.push(asResult<ModelResult>(await child.result, { engine: "pytorch", backend: "cpu", threads: t, batches: [] }));
-          await save();
-          await keep(child, model[model.length - 1]);
-          if (model[model.length - 1].skipped) break; // not importable: once is enough
-        }
-      }
+      for (const engine of ["onnxruntime-node", "onnxruntime-web"]) for (const t of o.threads) configs.push({ engine, backend: "", threads: t });
+      if (o.pytorch) for (const t of o.threads) configs.push({ engine: "pytorch", backend: "cpu", threads: t });
+    }
+    for (const c of configs) {
+      if (c.engine === "pytorch" && model.some((r) => r.engine === "pytorch" && r.skipped)) continue; // not importable: once is enough
+      log(`model ${c.engine}${c.backend && c.engine === "perceiver-ts" ? ` ${c.backend}` : ""} ${c.threads} thread(s)${c.engine === "pytorch" ? ` (${o.python})` : ""}, batch ${o.batches.join(",")}`);
+      loadAvgBefore = os.loadavg();
+      const r = await modelChild(c.engine, c.backend, c.threads, o.batches, o.protocol, false).result;
+      model.push(asResult<ModelResult>(r, { ...c, batches: [] }));
+      await save();
     }
 
-    // 3. paired rounds: per thread count, each kept child runs batch 1 once per round, in turn
-    for (const t of o.threads) {
-      const group = serving.filter((s) => s.result.threads === t);
-      if (group.length < 2) continue;
-      const entries: RoundsResult[] = group.map((s) => ({
-        engine: s.result.engine, backend: s.result.backend, threads: t, seconds: [], errors: [], loadAvgBefore: [],
-      }));
-      for (let r = 0; r < o.rounds; r++) {
+    // 3. paired rounds, per thread count: a fresh child per configuration (batch 1 only, one warm-up run), then
+    //    each runs batch 1 once per round, in turn. Fresh, because an engine that ran batch 4 may keep its larger
+    //    buffers: onnxruntime-web ran batch 1 about 20% slower after its batch 4 (bench of 2026-11-27 07:29).
+    const roundProtocol: BatchProtocol = { extraBudgetS: 0, maxExtra: 0, batchBudgetS: null };
+    for (const t of o.rounds > 0 ? o.threads : []) {
+      const rows = model.filter((r) => r.threads === t && !r.skipped && (r.batches.find((b) => b.batch === 1)?.perImageS ?? Infinity) <= ROUND_LIMIT_S);
+      if (rows.length < 2) continue;
+      const group: { child: Child; entry: RoundsResult; b1: number }[] = [];
+      for (const r of rows) {
+        log(`paired rounds, ${t} thread(s): starting ${r.engine} ${r.backend} (load, one warm-up run)`);
+        const child = modelChild(r.engine, r.engine === "perceiver-ts" ? r.backend : "", t, [1], roundProtocol, true);
+        const answer = asResult<ModelResult>(await child.result, { engine: r.engine, backend: r.backend, threads: t, batches: [] });
+        const entry: RoundsResult = { engine: r.engine, backend: r.backend, threads: t, seconds: [], errors: [], loadAvgBefore: [] };
+        if (answer.skipped) {
+          entry.errors.push(`did not start: ${answer.skipped}`);
+          rounds.push(entry);
+          await child.close();
+          continue;
+        }
+        group.push({ child, entry, b1: r.batches.find((b) => b.batch === 1)!.perImageS! });
+      }
+      for (let round = 0; round < o.rounds; round++) {
         for (let i = 0; i < group.length; i++) {
-          const j = (i + r) % group.length; // the order rotates: no engine always runs first
-          const e = entries[j];
-          log(`round ${r + 1}/${o.rounds} ${t} thread(s): ${e.engine} ${e.backend}`);
+          const g = group[(i + round) % group.length]; // the order rotates: no engine always runs first
+          log(`round ${round + 1}/${o.rounds} ${t} thread(s): ${g.entry.engine} ${g.entry.backend}`);
           await new Promise((done) => setTimeout(done, ROUND_PAUSE_MS));
-          e.loadAvgBefore.push(os.loadavg()[0]);
-          const b1 = group[j].result.batches.find((b) => b.batch === 1)?.perImageS ?? ROUND_LIMIT_S;
-          const answer = await group[j].child.round(60 + 10 * b1);
-          e.seconds.push(answer.seconds ?? null);
-          if (answer.error) e.errors.push(`round ${r + 1}: ${answer.error}`);
+          g.entry.loadAvgBefore.push(os.loadavg()[0]);
+          const answer = await g.child.round(60 + 10 * g.b1);
+          g.entry.seconds.push(answer.seconds ?? null);
+          if (answer.error) g.entry.errors.push(`round ${round + 1}: ${answer.error}`);
           if (answer.seconds !== undefined) process.stderr.write(`    ${answer.seconds.toFixed(2)} s\n`);
         }
       }
-      rounds.push(...entries);
+      await Promise.all(group.map((g) => g.child.close()));
+      rounds.push(...group.map((g) => g.entry));
       await save();
     }
-    await Promise.all(serving.map((s) => s.child.close()));
   }
 
   machine.loadAvgEnd = os.loadavg();
@@ -393,7 +383,7 @@ async function main(): Promise<void> {
       roundsTable(rounds, peers),
       "",
       "Each round runs one batch-1 forward per engine, one after another (the order rotating from round to round, " +
-        `${ROUND_PAUSE_MS / 1000} s apart), in the processes of the rows above (already warm). time ÷ X: the median over the rounds of ` +
+        `${ROUND_PAUSE_MS / 1000} s apart), each engine in a fresh process of its own that ran batch 1 once before (warm-up). time ÷ X: the median over the rounds of ` +
         "this row's seconds over X's in the same round, with the lowest and highest in brackets. Configurations slower " +
         `than ${ROUND_LIMIT_S} s/image sit out.`,
       "",
