@@ -135,7 +135,10 @@ function startChild(cmd: string, args: string[], env: Record<string, string>, ti
   const result = new Promise<Record<string, unknown>>((done) => (settle = done));
   const rounds: ((line: string | null) => void)[] = [];
   let ended = false;
-  const ends = new Promise<void>((done) => child.on("close", () => done()));
+  const ends = new Promise<void>((done) => {
+    child.on("close", () => done());
+    child.on("error", () => done()); // e.g. the command does not exist: there will be no "close"
+  });
   const timer = setTimeout(() => child.kill("SIGKILL"), timeoutS * 1000);
   let buffered = "";
   child.stdin?.on("error", () => {}); // a process that already ended: "exit" finds the pipe closed (EPIPE)
@@ -157,7 +160,9 @@ function startChild(cmd: string, args: string[], env: Record<string, string>, ti
     }
   });
   child.on("error", (e) => {
+    ended = true;
     clearTimeout(timer);
+    for (const r of rounds.splice(0)) r(null);
     settle({ error: `${cmd}: ${e.message}` });
   });
   child.on("close", (code, signal) => {
