@@ -15,6 +15,7 @@
  *  - attend: `count` heads, each described by a parameter block of PARAM_BYTES (fields in PARAM)
  */
 import { Code, I32 } from "./assembler.js";
+import { emitRowEnds, emitRowSweep } from "./row-loop.js";
 
 /** Query rows per block of one head (the GEMM driver's row block: its A chunk stays in L2). */
 export const ATTEND_ROWS = 128;
@@ -36,28 +37,22 @@ export const ALPHA_AT = 120;
  * or added (d += s, in float32). s and d advance past the row.
  */
 function emitRow(f: Code, op: "copy" | "add", s: number, d: number, n: number, end: number, end4: number): void {
-  f.get(s).get(n).i32Const(2).i32Shl().i32Add().set(end);
-  f.get(s).get(n).i32Const(-4).i32And().i32Const(2).i32Shl().i32Add().set(end4);
-  for (const [stop, step] of [[end4, 16], [end, 4]] as const) {
-    f.block().loop();
-    f.get(s).get(stop).i32GeU().brIf(1);
+  emitRowEnds(f, s, n, end, end4);
+  emitRowSweep(f, s, end4, end, () => {
     f.get(d);
-    if (step === 16) {
-      if (op === "add") f.get(d).v128Load();
-      f.get(s).v128Load();
-      if (op === "add") f.f32x4Add();
-      f.v128Store();
-    } else {
-      if (op === "add") f.get(d).f32Load();
-      f.get(s).f32Load();
-      if (op === "add") f.f32Add();
-      f.f32Store();
-    }
-    f.get(s).i32Const(step).i32Add().set(s);
-    f.get(d).i32Const(step).i32Add().set(d);
-    f.br(0);
-    f.end().end();
-  }
+    if (op === "add") f.get(d).v128Load();
+    f.get(s).v128Load();
+    if (op === "add") f.f32x4Add();
+    f.v128Store();
+    f.get(d).i32Const(16).i32Add().set(d);
+  }, () => {
+    f.get(d);
+    if (op === "add") f.get(d).f32Load();
+    f.get(s).f32Load();
+    if (op === "add") f.f32Add();
+    f.f32Store();
+    f.get(d).i32Const(4).i32Add().set(d);
+  });
 }
 
 // stageRows(src, lds, rows, cols, padRows, dst, chunkBytes, kcs, zeros): src [rows, cols] f32 (row stride lds

@@ -9,6 +9,7 @@
  */
 import { ERF_TABLE } from "../activations.js";
 import { Code, F64, I32, V128, lanes32 } from "./assembler.js";
+import { emitRowEnds, emitRowSweep } from "./row-loop.js";
 
 /** Bytes of the erf table the driver writes into wasm memory. */
 export const ERF_TABLE_BYTES = ERF_TABLE.coefficients.length * 8;
@@ -24,7 +25,7 @@ export function geluCode(): Code {
   const last = max * grid; // index of the last grid point
   if (degree !== 8) throw new Error("geluCode: the Estrin evaluation below is written for degree 8");
   const f = new Code([I32, I32, I32, I32, I32]);
-  const r = f.local(I32), row = f.local(I32), q = f.local(I32), end = f.local(I32), vecEnd = f.local(I32);
+  const r = f.local(I32), row = f.local(I32), q = f.local(I32), end = f.local(I32), end4 = f.local(I32);
   const i = f.local(I32), c = f.local(I32), c1 = f.local(I32);
   const x = f.local(F64), v = f.local(F64), ax = f.local(F64), d = f.local(F64), d2 = f.local(F64), d4 = f.local(F64);
   const e = f.local(F64);
@@ -69,13 +70,10 @@ export function geluCode(): Code {
   f.i32Const(0).set(r);
   f.block().loop();
   f.get(r).get(P.rows).i32GeU().brIf(1);
-  f.get(row).get(P.cols).i32Const(2).i32Shl().i32Add().set(end);
-  f.get(row).get(P.cols).i32Const(-4).i32And().i32Const(2).i32Shl().i32Add().set(vecEnd);
+  emitRowEnds(f, row, P.cols, end, end4);
   f.get(row).set(q);
-  // four at a time
-  f.block().loop();
-  f.get(q).get(vecEnd).i32GeU().brIf(1);
-  {
+  emitRowSweep(f, q, end4, end, () => {
+    // four at a time
     f.get(q).v128Load().set(xs);
     f.get(xs).f64x2PromoteLowF32x4().set(vx);
     gelu2();
@@ -86,14 +84,8 @@ export function geluCode(): Code {
     gelu2();
     f.f32x4DemoteF64x2Zero();
     f.i8x16Shuffle(lanes32(0, 1, 4, 5)).v128Store();
-  }
-  f.get(q).i32Const(16).i32Add().set(q);
-  f.br(0);
-  f.end().end();
-  // the rest one at a time
-  f.block().loop();
-  f.get(q).get(end).i32GeU().brIf(1);
-  {
+  }, () => {
+    // the rest one at a time
     f.get(q).f32Load().f64PromoteF32().set(x);
     f.get(x).f64Const(Math.SQRT1_2).f64Mul().set(v);
     f.get(v).f64Abs().set(ax);
@@ -110,10 +102,7 @@ export function geluCode(): Code {
     f.f64Const(1).get(e).get(ax).f64Const(max).f64Ge().select().get(v).f64Copysign().set(e);
     f.get(q);
     f.f64Const(0.5).get(x).f64Mul().f64Const(1).get(e).f64Add().f64Mul().f32DemoteF64().f32Store();
-  }
-  f.get(q).i32Const(4).i32Add().set(q);
-  f.br(0);
-  f.end().end();
+  });
   f.get(row).get(P.ld).i32Add().set(row);
   f.get(r).i32Const(1).i32Add().set(r);
   f.br(0);

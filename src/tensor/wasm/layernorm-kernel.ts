@@ -9,6 +9,7 @@
  * its sums one long chain of dependent adds.)
  */
 import { Code, F64, I32, V128, lanes32 } from "./assembler.js";
+import { emitRowEnds, emitRowSweep } from "./row-loop.js";
 
 // layernorm(p, rows, dim, weight, bias, eps): x [rows, dim] float32 at byte address p (rows contiguous)
 //   -> x = (x - mean) / sqrt(var_biased + eps) · weight + bias, in place; weight, bias [dim] float32 byte addresses
@@ -22,17 +23,9 @@ export function layerNormCode(): Code {
   const meanv = f.local(V128), invv = f.local(V128), wv = f.local(V128), bv = f.local(V128);
   const HIGH = lanes32(2, 3, 2, 3);
   /** q over the row's groups of 4 floats, then `between`, then q over the last dim % 4 */
-  const sweep = (group: () => void, tail: () => void, between = () => {}) => {
+  const sweep = (group: () => void, tail: () => void, between?: () => void) => {
     f.get(row).set(q);
-    for (const [stop, body, step] of [[end4, group, 16], [end, tail, 4]] as const) {
-      if (step === 4) between();
-      f.block().loop();
-      f.get(q).get(stop).i32GeU().brIf(1);
-      body();
-      f.get(q).i32Const(step).i32Add().set(q);
-      f.br(0);
-      f.end().end();
-    }
+    emitRowSweep(f, q, end4, end, group, tail, between);
   };
   /** sum = the groups' (s0 + s2) + (s1 + s3), of sa = (s0, s1), sb = (s2, s3) */
   const combine = () => {
@@ -52,8 +45,7 @@ export function layerNormCode(): Code {
   f.i32Const(0).set(r);
   f.block().loop();
   f.get(r).get(P.rows).i32GeU().brIf(1);
-  f.get(row).get(P.dim).i32Const(2).i32Shl().i32Add().set(end);
-  f.get(row).get(P.dim).i32Const(-4).i32And().i32Const(2).i32Shl().i32Add().set(end4);
+  emitRowEnds(f, row, P.dim, end, end4);
   // mean
   zeroSums();
   sweep(() => {

@@ -15,6 +15,7 @@
  * pass in `node --cpu-prof`, for 100M exponentials; four float32 lanes need about a quarter of the instructions.)
  */
 import { Code, F32, F64, I32, V128, lanes32 } from "./assembler.js";
+import { emitRowEnds, emitRowSweep } from "./row-loop.js";
 
 /** Cephes expf: ln 2 = EXP_C1 + EXP_C2, EXP_C1 = 355/512 (k·EXP_C1 is exact in float32 for |k| < 2^15). */
 const EXP_C1 = 0.693359375;
@@ -40,18 +41,7 @@ export function softmaxCode(): Code {
   /** runs body with q stepping over the row's 4-float groups, then tailBody over the last cols % 4 floats */
   const sweep = (body: () => void, tailBody: () => void) => {
     f.get(row).set(q);
-    f.block().loop();
-    f.get(q).get(end4).i32GeU().brIf(1);
-    body();
-    f.get(q).i32Const(16).i32Add().set(q);
-    f.br(0);
-    f.end().end();
-    f.block().loop();
-    f.get(q).get(end).i32GeU().brIf(1);
-    tailBody();
-    f.get(q).i32Const(4).i32Add().set(q);
-    f.br(0);
-    f.end().end();
+    emitRowSweep(f, q, end4, end, body, tailBody);
   };
 
   f.get(P.p).set(row);
@@ -59,15 +49,13 @@ export function softmaxCode(): Code {
   f.block().loop();
   f.get(r).get(P.rows).i32GeU().brIf(1);
   {
-    f.get(row).get(P.cols).i32Const(2).i32Shl().i32Add().set(end);
-    f.get(row).get(P.cols).i32Const(-4).i32And().i32Const(2).i32Shl().i32Add().set(end4);
+    emitRowEnds(f, row, P.cols, end, end4);
 
     // 1. row max (a row of -inf gets 0, so exp stays finite: NaN only where torch gives NaN too)
     f.f32Const(-Infinity).f32x4Splat().set(mx);
     f.f32Const(-Infinity).set(m);
     sweep(
       () => f.get(mx).get(q).v128Load().f32x4Pmax().set(mx), // a NaN is skipped here, as in softmaxRows
-
       () => f.get(m).get(q).f32Load().f32Max().set(m),
     );
     for (let l = 0; l < 4; l++) f.get(m).get(mx).f32x4ExtractLane(l).f32Max().set(m);
