@@ -263,8 +263,14 @@ function runProduct(
       ] });
     }
   }
+  runOnPool(w, pool, jobs);
+}
+
+/** Hands `jobs` to the pool's threads, at most MAX_JOBS per round, and counts the split (wasmSplitBlocks). */
+function runOnPool(w: Instance, pool: ThreadPool, jobs: Job[]): void {
   splitBlocks++;
-  pool.run(jobs, w.fns);
+  if (jobs.length <= MAX_JOBS) pool.run(jobs, w.fns);
+  else for (let j0 = 0; j0 < jobs.length; j0 += MAX_JOBS) pool.run(jobs.slice(j0, j0 + MAX_JOBS), w.fns);
 }
 
 /**
@@ -280,8 +286,7 @@ function runSplit(w: Instance, fn: number, count: number, worth: boolean, argsOf
   const per = Math.ceil(count / Math.min(count, pool.threads * JOBS_PER_THREAD, MAX_JOBS));
   const jobs: Job[] = [];
   for (let u0 = 0; u0 < count; u0 += per) jobs.push({ fn, args: argsOf(u0, Math.min(per, count - u0)) });
-  splitBlocks++;
-  pool.run(jobs, w.fns);
+  runOnPool(w, pool, jobs);
 }
 
 /** transpose(...) of `panels` 4-row panels, split by panels across threads for big blocks (see transposeCode). */
@@ -596,8 +601,7 @@ export function attentionWasm(
 /** Runs independent jobs: on the pool when there is one and `flop` is worth splitting, else one after another here. */
 function runJobs(w: Instance, jobs: Job[], flop: number): void {
   if (w.pool !== null && jobs.length > 1 && flop >= minSplitFlop) {
-    splitBlocks++;
-    for (let j0 = 0; j0 < jobs.length; j0 += MAX_JOBS) w.pool.run(jobs.slice(j0, j0 + MAX_JOBS), w.fns);
+    runOnPool(w, w.pool, jobs);
     return;
   }
   for (const j of jobs) w.fns[j.fn](...j.args);
