@@ -533,9 +533,6 @@ export function linear(a: Float32Array, w: PackedWeight, bias: Float32Array | nu
   gemm(B_TRANS, m, n, k, a, 0, k, w.raw, 0, k, bias, out, 0, n, 1);
 }
 
-// a [M,K], packed w [N,K], bias [N] | null -> out [M,N] = gelu(a · wᵀ + bias)  (the MLP's first layer)
-// The same as linear followed by gelu; the wasm backend applies GELU to each result block in wasm memory, split
-// across the threads (bit-identical to `gelu`: wasm/gelu-kernel.ts).
 // a [M,K], w [N,K] (packed), bias [N] | null, residual [M,N] -> out [M,N] = (a·wᵀ + bias) + residual: the product
 // rounded to float32, then the float32 add (as linear then add; out must not overlap residual). The wasm backend adds
 // the residual in wasm memory before the result is copied out (no pass of JavaScript over the output).
@@ -552,6 +549,10 @@ export function linearResidual(
   gemm(B_TRANS, m, n, k, a, 0, k, w.raw, 0, k, bias, out, 0, n, 1);
   add(out, residual, out, m * n);
 }
+
+// a [M,K], packed w [N,K], bias [N] | null -> out [M,N] = gelu(a · wᵀ + bias)  (the MLP's first layer)
+// The same as linear followed by gelu; the wasm backend applies GELU to each result block in wasm memory, split
+// across the threads (bit-identical to `gelu`: wasm/gelu-kernel.ts).
 export function linearGelu(a: Float32Array, w: PackedWeight, bias: Float32Array | null, out: Float32Array, m: number): void {
   const { n, k } = w;
   checkLinear("linearGelu", a, w, bias, out, m);
