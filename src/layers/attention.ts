@@ -71,6 +71,7 @@ export class MultiHeadAttention {
     const K = scratch.get("attn.k", tkv * qk); // one item's keys
     const V = scratch.get("attn.v", tkv * v); // one item's values
     const context = scratch.get("attn.context", batch * tq * v);
+    let scores: Float32Array | null = null; // taken only when the per-head loop runs
     this.query.forward(q, batch * tq, Q);
 
     const scale = 1 / Math.sqrt(dqk);
@@ -85,7 +86,7 @@ export class MultiHeadAttention {
         for (let r0 = 0; r0 < tq; r0 += chunk) {
           const rows = Math.min(chunk, tq - r0);
           // the chunk's probabilities go straight into probs when it is requested
-          const s = probs ?? scratch.get("attn.scores", chunk * tkv);
+          const s = probs ?? (scores ??= scratch.get("attn.scores", chunk * tkv));
           const so = probs ? ((b * heads + h) * tq + r0) * tkv : 0;
           // P [rows, Tkv] = softmax(Q_h[r0 : r0+rows] [rows, dqk] · K_hᵀ · scale) over each row
           matmulTransBSoftmax(rows, tkv, dqk, Q, (b * tq + r0) * qk + h * dqk, qk, K, h * dqk, qk, s, so, tkv, scale);
