@@ -61,7 +61,7 @@ export async function peerModel(
   if (session.inputNames.length !== 1 || input !== "pixel_values" || output !== "logits") {
     throw new Error(`${files.model}: expected pixel_values -> logits, the graph has ${session.inputNames.join(", ")} -> ${session.outputNames.join(", ")}`);
   }
-  const feeds = new Map([1, ...batches].map((b) => [b, new Tensor("float32", pixelBatch(b), [b, 3, 224, 224])]));
+  const feeds = new Map([...new Set([1, ...batches])].map((b) => [b, new Tensor("float32", pixelBatch(b), [b, 3, 224, 224])]));
   const run = async (b: number) => {
     const out = await session.run({ [input]: feeds.get(b) });
     const dims = out[output].dims;

@@ -46,9 +46,10 @@ function perImage(r: ModelResult, batch: number): number | null {
 
 export function modelTable(results: ModelResult[], batches: number[], peers: string[]): string {
   const measured = results.filter((r) => !r.skipped);
+  const batch1Rss = batches.includes(1) && batches.length > 1; // else it is the peak RSS column
   const head = [
     "engine", "backend", "threads", "load s", ...batches.map((b) => `batch ${b} s/image`), "peak RSS MB",
-    ...(batches.includes(1) && batches.length > 1 ? ["peak RSS to batch 1 MB"] : []), "RSS before load MB",
+    ...(batch1Rss ? ["peak RSS to batch 1 MB"] : []), "RSS before load MB",
     ...peers.map((p) => `time ÷ ${p} (${batches.map((b) => `b${b}`).join(" / ")})`), "load avg",
   ];
   const rows = measured.map((r) => {
@@ -66,7 +67,7 @@ export function modelTable(results: ModelResult[], batches: number[], peers: str
         const br = r.batches.find((x) => x.batch === b);
         return br?.skipped ? "skipped" : sig(br?.perImageS);
       }),
-      fmt(r.peakRssMB, 0), ...(batches.includes(1) && batches.length > 1 ? [fmt(r.batches.find((b) => b.batch === 1)?.maxRssMB, 0)] : []),
+      fmt(r.peakRssMB, 0), ...(batch1Rss ? [fmt(r.batches.find((b) => b.batch === 1)?.maxRssMB, 0)] : []),
       fmt(r.rssBeforeLoadMB, 0), ...ratios, fmt(r.loadAvgBefore?.[0], 2),
     ];
   });
