@@ -22,7 +22,7 @@ import {
 } from "../src/tensor/gemm.js";
 import { Code, I32, sleb, uleb, wasmModule } from "../src/tensor/wasm/assembler.js";
 import { KC, SUB, gemmKernelModule } from "../src/tensor/wasm/gemm-kernel.js";
-import { gelu } from "../src/tensor/activations.js";
+import { add, gelu } from "../src/tensor/activations.js";
 import { softmaxRows } from "../src/tensor/softmax.js";
 import { layerNorm, layerNormRows } from "../src/tensor/layernorm.js";
 import { ATTENTION_MAX_KEYS, wasmGemmKernel, wasmGemmMemoryBytes, wasmGemmSupported } from "../src/tensor/wasm/gemm-wasm.js";
@@ -435,7 +435,7 @@ describe("linearResidual (the output projections with their residual)", () => {
         const fused = filled(m * n + 3), separate = filled(m * n + 3);
         linearResidual(a, w, bias, residual, fused, m);
         linear(a, w, bias, separate, m);
-        for (let i = 0; i < m * n; i++) separate[i] = separate[i] + residual[i];
+        add(separate, residual, separate, m * n);
         expect(countBitDiffs(fused, separate), `m=${m} n=${n} k=${k}`).toBe(0);
         expect([...fused.subarray(m * n)]).toEqual([SENTINEL, SENTINEL, SENTINEL]);
       }
