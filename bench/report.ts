@@ -1,6 +1,7 @@
 /**
  * Markdown tables of one bench run: GEMM GFLOP/s per engine configuration, and the full model (load, seconds per
  * image at each batch, peak RSS, time ratios against each peer at the same thread count).
+ * RSS is in MiB (2^20 bytes: process.resourceUsage().maxRSS is in KiB), the JSON's `…MB` fields included.
  * Rows are keyed by engine, backend and threads, so a new backend or thread count is just another row.
  * "load avg" is the 1-minute load average when the row's process started (the machine is shared).
  */
@@ -44,12 +45,19 @@ function perImage(r: ModelResult, batch: number): number | null {
   return r.batches.find((b) => b.batch === batch)?.perImageS ?? null;
 }
 
-export function modelTable(results: ModelResult[], batches: number[], peers: string[]): string {
+/**
+ * The full-model table. `weightsBytes`, when given (the checkpoint's size), adds the batch-1 peak RSS over the
+ * weights: #7's memory target is at most 1.5x.
+ */
+export function modelTable(results: ModelResult[], batches: number[], peers: string[], weightsBytes?: number): string {
   const measured = results.filter((r) => !r.skipped);
   const batch1Rss = batches.includes(1) && batches.length > 1; // else it is the peak RSS column
+  const rssTo1 = (r: ModelResult) => (batch1Rss ? r.batches.find((b) => b.batch === 1)?.maxRssMB : r.peakRssMB);
+  const weightsMiB = weightsBytes !== undefined && weightsBytes > 0 ? weightsBytes / 2 ** 20 : null;
   const head = [
-    "engine", "backend", "threads", "load s", ...batches.map((b) => `batch ${b} s/image`), "peak RSS MB",
-    ...(batch1Rss ? ["peak RSS to batch 1 MB"] : []), "RSS before load MB",
+    "engine", "backend", "threads", "load s", ...batches.map((b) => `batch ${b} s/image`), "peak RSS MiB",
+    ...(batch1Rss ? ["peak RSS to batch 1 MiB"] : []), ...(weightsMiB !== null ? ["batch-1 peak RSS ÷ weights"] : []),
+    "RSS before load MiB",
     ...peers.map((p) => `time ÷ ${p} (${batches.map((b) => `b${b}`).join(" / ")})`), "load avg",
   ];
   const rows = measured.map((r) => {
@@ -67,7 +75,8 @@ export function modelTable(results: ModelResult[], batches: number[], peers: str
         const br = r.batches.find((x) => x.batch === b);
         return br?.skipped ? "skipped" : sig(br?.perImageS);
       }),
-      fmt(r.peakRssMB, 0), ...(batch1Rss ? [fmt(r.batches.find((b) => b.batch === 1)?.maxRssMB, 0)] : []),
+      fmt(r.peakRssMB, 0), ...(batch1Rss ? [fmt(rssTo1(r), 0)] : []),
+      ...(weightsMiB !== null ? [((x) => (x === undefined ? "–" : `${sig(x / weightsMiB)}×`))(rssTo1(r))] : []),
       fmt(r.rssBeforeLoadMB, 0), ...ratios, fmt(r.loadAvgBefore?.[0], 2),
     ];
   });

@@ -17,7 +17,7 @@
  * bench/results/bench-<date>.json. Options: see --help.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -245,9 +245,11 @@ async function main(): Promise<void> {
   const gemm: GemmResult[] = [];
   const model: ModelResult[] = [];
   const rounds: RoundsResult[] = [];
+  /** bytes of the full checkpoint (model.safetensors) when this run used it: the batch-1 RSS ratio's denominator */
+  let weightsBytes: number | undefined;
   const file = join(RESULTS, `bench-${started.toISOString().replace(/[:.]/g, "-").slice(0, 19)}.json`);
   const save = (): Promise<void> => writeFile(file, `${JSON.stringify({
-    started: started.toISOString(), durationS: (Date.now() - started.getTime()) / 1000, machine, versions, options: o,
+    started: started.toISOString(), durationS: (Date.now() - started.getTime()) / 1000, machine, versions, options: o, weightsBytes,
     gemmShapes: GEMM_SHAPES, gemm, model, rounds,
   }, null, 2)}\n`);
   let loadAvgBefore = os.loadavg();
@@ -272,6 +274,7 @@ async function main(): Promise<void> {
   if (o.model) {
     const needCheckpoint = o.ours || (o.peers && o.pytorch);
     const modelDir = needCheckpoint ? await ensureFullCheckpoint(log) : "";
+    if (modelDir) weightsBytes = statSync(join(modelDir, "model.safetensors")).size;
     const onnx = o.peers ? await prepareOnnx(log) : { model: "", externalData: [] };
     const timeoutS = 3600;
     /** A full-model child (Node or Python) for one configuration. */
@@ -369,12 +372,14 @@ async function main(): Promise<void> {
     lines.push(
       "## Full model: vision-perceiver-conv, 224x224, 369 GFLOP/image",
       "",
-      modelTable(model, o.batches, peers),
+      modelTable(model, o.batches, peers, weightsBytes),
       "",
       "load: weights file to ready session/model. batch 1: median of the runs after the first when there was time for " +
         `more (${o.protocol.maxExtra} at most, ${o.protocol.extraBudgetS} s budget), else the first run; larger batches: one run, ` +
-        "after batch 1, divided by the batch. peak RSS: the whole child process (load + every batch); peak RSS to batch 1: " +
-        "the same, read after the batch-1 runs (load + batch 1 only); RSS before load: " +
+        "after batch 1, divided by the batch. RSS in MiB (2^20 bytes). peak RSS: the whole child process (load + every batch); peak RSS to batch 1: " +
+        "the same, read after the batch-1 runs (load + batch 1 only)" +
+        (weightsBytes ? `; ÷ weights: over model.safetensors, ${(weightsBytes / 2 ** 20).toFixed(1)} MiB (${(weightsBytes / 1e6).toFixed(1)} MB)` : "") +
+        "; RSS before load: " +
         "the same process with the engine imported, before the weights (the runtime's own share). " +
         "time ÷ X: this row's seconds per image over X's at the same thread count (>1: slower than X).",
       "",

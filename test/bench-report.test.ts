@@ -30,11 +30,19 @@ describe("bench report", () => {
       engine: "perceiver-ts", backend: "wasm", threads: 1, notes: [], loadS: 0.3, peakRssMB: 370, rssBeforeLoadMB: 56,
       batches: [{ batch: 1, runsS: [13, 12], perImageS: 12, maxRssMB: 310 }, { batch: 4, runsS: [50], perImageS: 12.5, maxRssMB: 370 }],
     };
-    const [head] = modelTable([r], [1, 4], []).split("\n");
-    const row = rowsOf(modelTable([r], [1, 4], []))[0];
+    const md = modelTable([r], [1, 4], [], 200 * 2 ** 20); // weights of 200 MiB
+    const [head] = md.split("\n");
+    const row = rowsOf(md)[0];
     const col = (name: string) => row[head.split("|").slice(1, -1).map((c) => c.trim()).indexOf(name)];
-    expect(col("peak RSS MB")).toBe("370");
-    expect(col("peak RSS to batch 1 MB")).toBe("310");
+    expect(col("peak RSS MiB")).toBe("370");
+    expect(col("peak RSS to batch 1 MiB")).toBe("310");
+    expect(col("batch-1 peak RSS ÷ weights")).toBe("1.55×"); // 310 / 200
     expect(col("batch 4 s/image")).toBe("12.5");
+    // batch 1 only: the peak RSS is the batch-1 figure; without the weights' size, no ratio column
+    const only1 = modelTable([{ ...r, batches: [r.batches[0]] }], [1], [], 200 * 2 ** 20);
+    const head1 = only1.split("\n")[0].split("|").slice(1, -1).map((c) => c.trim());
+    expect(rowsOf(only1)[0][head1.indexOf("batch-1 peak RSS ÷ weights")]).toBe("1.85×"); // 370 / 200
+    expect(head1).not.toContain("peak RSS to batch 1 MiB");
+    expect(modelTable([r], [1, 4], [])).not.toContain("÷ weights");
   });
 });
