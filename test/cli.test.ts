@@ -85,6 +85,22 @@ describe("perceiver CLI", () => {
     JSON.parse(ts.stdout).logits.forEach((v: number, i: number) => expect(Math.abs(v - ref[i])).toBeLessThanOrEqual(1e-5));
     expect((await runCli(["classify", "--help"])).stdout).toMatch(/--threads <n>/);
   });
+
+  it("turns a photo upright by its EXIF orientation, unless --ignore-exif", async () => {
+    const photo = fixture("images-extra", "orient_6.png"); // stored 23x11, EXIF orientation 6 (90° clockwise)
+    const model = await PerceiverForImageClassification.fromPretrained(TINY);
+    const logitsOf = async (exifOrientation: boolean) =>
+      Array.from((await model.forward(preprocessBatch([await loadImageFile(photo, { exifOrientation })]))).logits.data);
+    const upright = await logitsOf(true), stored = await logitsOf(false);
+    expect(upright).not.toEqual(stored);
+    const r = await runCli(["classify", photo, "--model", TINY, "--json", "--logits"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).logits).toEqual(upright);
+    const kept = await runCli(["classify", photo, "--model", TINY, "--json", "--logits", "--ignore-exif"]);
+    expect(kept.code, kept.stderr).toBe(0);
+    expect(JSON.parse(kept.stdout).logits).toEqual(stored);
+    for (const cmd of ["classify", "embed", "attention-map"]) expect((await runCli([cmd, "--help"])).stdout).toContain("--ignore-exif");
+  });
 });
 
 describe("pytorch_model.bin", () => {

@@ -128,7 +128,7 @@ describe("the reference PNG decoder (the image target's oracle)", () => {
       const ref = referenceDecodePng(s);
       if (ref === "unsupported") return;
       expect("invalid" in ref, targets.image.seedNames[i]).toBe(false);
-      expect(ref).toEqual(decodeImage(s));
+      expect(ref).toEqual(decodeImage(s, { exifOrientation: false })); // the oracle decodes pixels as stored
       compared++;
     });
     expect(compared).toBeGreaterThanOrEqual(4);
@@ -212,7 +212,8 @@ describe("the bounded run", () => {
       // the mutants reach both sides: accepted inputs and several distinct rejections
       expect(s.ok, t).toBeGreaterThan(20);
       expect(s.rejected, t).toBeGreaterThan(100);
-      expect(Object.keys(s.codes).length, t).toBeGreaterThanOrEqual(t === "config" ? 1 : 4);
+      // (image: IMAGE_EMPTY and IMAGE_TOO_LARGE each come up in well under 1% of the mutants, so 500 cases may miss one)
+      expect(Object.keys(s.codes).length, t).toBeGreaterThanOrEqual(t === "config" ? 1 : t === "image" ? 3 : 4);
     }
     expect(report.seconds).toBeLessThan(60);
   }, 120_000);

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { PerceiverError } from "../src/errors.js";
 import { decodeImage, fromPixels, readImageHeader, sniffImageFormat, type RgbImage } from "../src/io/image.js";
 import { loadImageFile, loadImageFileSync } from "../src/io/image-node.js";
+import { applyOrientation, exifOrientationTag, imageOrientation } from "../src/io/exif.js";
 
 const IMAGES = join(import.meta.dirname, "fixtures", "images");
 const EXTRA = join(import.meta.dirname, "fixtures", "images-extra");
@@ -119,7 +120,7 @@ describe("decodeImage: golden PNGs (exact)", () => {
     it(`${name}.png equals ${name}.rgb`, () => {
       const bytes = new Uint8Array(readFileSync(join(IMAGES, `${name}.png`)));
       const ref = rgbOf(golden, `${name}.rgb`);
-      expect(readImageHeader(bytes)).toEqual({ format: "png", width: ref.width, height: ref.height });
+      expect(readImageHeader(bytes)).toEqual({ format: "png", width: ref.width, height: ref.height, orientation: 1 });
       const img = decodeImage(bytes, { source: `${name}.png` });
       expect([img.width, img.height]).toEqual([ref.width, ref.height]);
       expect(diffStats(img.data, ref.data).max).toBe(0);
@@ -179,6 +180,145 @@ describe("decodeImage: JPEG", () => {
     expect(Math.abs(img.data[0] - 200)).toBeLessThanOrEqual(6);
   });
 });
+
+describe("decodeImage: EXIF orientation (transformers' load_image: ImageOps.exif_transpose, then convert('RGB'))", () => {
+  const orient = readSt(join(EXTRA, "orientation.safetensors"));
+  const file = (name: string) => new Uint8Array(readFileSync(join(EXTRA, name)));
+  // made by make_orientation_fixtures.py: a 23x11 crop of chelsea with the orientation written in various ways
+  const pngs = [
+    ...[1, 2, 3, 4, 5, 6, 7, 8].map((o) => `orient_${o}.png`), // eXIf chunk, Pillow-written
+    "orient_rawprofile3.png", "orient_itxt5.png", // "Raw profile type exif" tEXt; XMP in a compressed iTXt
+    // hand-made EXIF blocks: big-endian, LONG, two values (the first counts), 9 (ignored), IFD cut after the tag,
+    // another tag's data past the end (Pillow stops reading the IFD there: the tag after it is not seen), the tag twice (the last counts), BYTE (bytes to Pillow: ignored),
+    // RATIONAL 12/2, FLOAT 8.0, an unknown type (skipped)
+    "orient_be6.png", "orient_long8.png", "orient_count2.png", "orient_nine.png", "orient_trunc7.png",
+    "orient_pastend2.png", "orient_twice.png", "orient_byte6.png", "orient_rational.png", "orient_float8.png",
+    "orient_unknown_type.png",
+  ];
+  for (const name of pngs) {
+    it(`${name}: upright pixels equal Pillow's exactly; exifOrientation: false gives the stored ones`, () => {
+      const upright = rgbOf(orient, `${name}.rgb`);
+      const img = decodeImage(file(name), { source: name });
+      expect([img.width, img.height]).toEqual([upright.width, upright.height]);
+      expect(diffStats(img.data, upright.data).max).toBe(0);
+      const stored = rgbOf(orient, `${name}.stored`);
+      const raw = decodeImage(file(name), { exifOrientation: false });
+      expect([raw.width, raw.height]).toEqual([stored.width, stored.height]);
+      expect(diffStats(raw.data, stored.data).max).toBe(0);
+      // the header agrees with decodeImage, for either option
+      const h = readImageHeader(file(name));
+      expect([h.width, h.height]).toEqual([img.width, img.height]);
+      const hRaw = readImageHeader(file(name), { exifOrientation: false });
+      expect([hRaw.width, hRaw.height, hRaw.orientation]).toEqual([raw.width, raw.height, h.orientation]);
+    });
+  }
+
+  // JPEG: APP1 EXIF; APP1 XMP only; EXIF orientation 1 beside XMP 6 (the EXIF tag wins: nothing to do)
+  for (const name of ["orient_6.jpg", "orient_xmp8.jpg", "orient_exif1_xmp6.jpg"]) {
+    it(`${name}: turned like Pillow (pixels within the JPEG decoding tolerance)`, () => {
+      const upright = rgbOf(orient, `${name}.rgb`);
+      const img = decodeImage(file(name), { source: name });
+      expect([img.width, img.height]).toEqual([upright.width, upright.height]);
+      const s = diffStats(img.data, upright.data);
+      expect(s.max).toBeLessThanOrEqual(4);
+      expect(s.meanAbs).toBeLessThan(0.5);
+      const stored = rgbOf(orient, `${name}.stored`);
+      const raw = decodeImage(file(name), { exifOrientation: false });
+      expect(diffStats(raw.data, stored.data).max).toBeLessThanOrEqual(4);
+    });
+  }
+
+  it("the header reports the orientation found; orientations 5-8 swap width and height", () => {
+    expect(readImageHeader(file("orient_6.jpg"))).toEqual({ format: "jpeg", width: 11, height: 23, orientation: 6 });
+    expect(readImageHeader(file("orient_6.jpg"), { exifOrientation: false })).toEqual({ format: "jpeg", width: 23, height: 11, orientation: 6 });
+    expect(readImageHeader(file("orient_3.png")).orientation).toBe(3);
+    expect(readImageHeader(file("orient_nine.png")).orientation).toBe(1);
+    expect(readImageHeader(new Uint8Array(readFileSync(join(IMAGES, "chelsea.jpg")))).orientation).toBe(1);
+  });
+
+  it("applyOrientation on a 3x2 image: each of Pillow's transposes, by hand", () => {
+    // pixel value = 10·row + col (R only): 00 01 02 / 10 11 12
+    const img: RgbImage = { width: 3, height: 2, data: new Uint8Array([0, 1, 2, 10, 11, 12].flatMap((v) => [v, 0, 0])) };
+    const r = (o: number) => {
+      const out = applyOrientation(img, o);
+      return [out.width, out.height, ...Array.from(out.data).filter((_, i) => i % 3 === 0)];
+    };
+    expect(r(1)).toEqual([3, 2, 0, 1, 2, 10, 11, 12]);
+    expect(r(2)).toEqual([3, 2, 2, 1, 0, 12, 11, 10]); // mirror
+    expect(r(3)).toEqual([3, 2, 12, 11, 10, 2, 1, 0]); // 180°
+    expect(r(4)).toEqual([3, 2, 10, 11, 12, 0, 1, 2]); // upside down
+    expect(r(5)).toEqual([2, 3, 0, 10, 1, 11, 2, 12]); // transpose
+    expect(r(6)).toEqual([2, 3, 10, 0, 11, 1, 12, 2]); // 90° clockwise
+    expect(r(7)).toEqual([2, 3, 12, 2, 11, 1, 10, 0]); // transverse
+    expect(r(8)).toEqual([2, 3, 2, 12, 1, 11, 0, 10]); // 90° counter-clockwise
+    expect(applyOrientation(img, 9)).toBe(img);
+  });
+
+  it("malformed EXIF blocks give no orientation, never an exception (where Pillow would raise, the image still decodes)", () => {
+    const ifd = (le: boolean, entries: number[][]) => {
+      const b = new Uint8Array(8 + 2 + 12 * entries.length + 4);
+      const v = new DataView(b.buffer);
+      b.set(le ? [0x49, 0x49, 42, 0] : [0x4d, 0x4d, 0, 42]);
+      v.setUint32(4, 8, le);
+      v.setUint16(8, entries.length, le);
+      entries.forEach(([tag, type, n, value], i) => {
+        v.setUint16(10 + 12 * i, tag, le);
+        v.setUint16(12 + 12 * i, type, le);
+        v.setUint32(14 + 12 * i, n, le);
+        v.setUint16(18 + 12 * i, value, le);
+      });
+      return b;
+    };
+    const good = ifd(true, [[0x0112, 3, 1, 6]]);
+    expect(exifOrientationTag(good)).toBe(6);
+    expect(exifOrientationTag(new Uint8Array([0x45, 0x78, 0x69, 0x66, 0, 0, ...good]))).toBe(6); // "Exif\0\0" + TIFF
+    expect(exifOrientationTag(ifd(false, [[0x0112, 3, 1, 8]]))).toBe(8);
+    expect(exifOrientationTag(new Uint8Array(0))).toBeUndefined();
+    expect(exifOrientationTag(new TextEncoder().encode("not a tiff header at all"))).toBeUndefined();
+    for (let cut = 0; cut < good.length; cut++) {
+      const v = exifOrientationTag(good.subarray(0, cut)); // every truncation: undefined or the tag, no throw
+      expect(v === undefined || v === 6).toBe(true);
+    }
+    const farIfd = good.slice();
+    new DataView(farIfd.buffer).setUint32(4, 0xfffffff0, true); // IFD0 offset past the end
+    expect(exifOrientationTag(farIfd)).toBeUndefined();
+    const manyEntries = good.slice();
+    new DataView(manyEntries.buffer).setUint16(8, 65535, true); // count far beyond the data: reads what is there
+    expect(exifOrientationTag(manyEntries)).toBe(6);
+    expect(exifOrientationTag(ifd(true, [[0x0112, 7, 1, 6]]))).toBeNaN(); // UNDEFINED: present, not a number
+    expect(imageOrientation({ exif: ifd(true, [[0x0112, 7, 1, 6]]), xmp: 'tiff:Orientation="6"' })).toBe(1);
+    expect(imageOrientation({ exif: new Uint8Array([1, 2, 3]), xmp: "<tiff:Orientation>3</tiff:Orientation>" })).toBe(3);
+    expect(imageOrientation({ exif: ifd(true, [[0x0112, 3, 1, 0]]) })).toBe(1);
+    // random blocks behind a valid header never throw
+    let seed = 1;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 255;
+    for (let t = 0; t < 2000; t++) {
+      const b = new Uint8Array(8 + (t % 64));
+      for (let i = 0; i < b.length; i++) b[i] = rnd();
+      b.set(t % 2 ? [0x49, 0x49, 42, 0] : [0x4d, 0x4d, 0, 42]);
+      if (t % 3 === 0) new DataView(b.buffer).setUint32(4, 8, t % 2 === 1);
+      const v = exifOrientationTag(b);
+      expect(v === undefined || typeof v === "number").toBe(true);
+      expect(imageOrientation({ exif: b })).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it("a JPEG with an EXIF APP1 that is not TIFF decodes, unturned; exifOrientation must be a boolean", () => {
+    const jpg = file("orient_6.jpg");
+    const at = findBytes(jpg, [0x45, 0x78, 0x69, 0x66, 0, 0]);
+    expect(at).toBeGreaterThan(0);
+    const broken = jpg.slice();
+    broken.set([0x58, 0x58], at + 6); // "XX" instead of "II": not TIFF (Pillow raises SyntaxError here)
+    const img = decodeImage(broken);
+    expect([img.width, img.height]).toEqual([23, 11]);
+    expectError(() => decodeImage(jpg, { exifOrientation: "yes" as unknown as boolean }), "INPUT_INVALID", "exifOrientation");
+  });
+});
+
+function findBytes(hay: Uint8Array, needle: number[]): number {
+  for (let i = 0; i + needle.length <= hay.length; i++) if (needle.every((x, j) => hay[i + j] === x)) return i;
+  return -1;
+}
 
 describe("decodeImage: PNG color types and depths (Pillow convert('RGB') semantics)", () => {
   it("images-extra PNGs (palette+tRNS 4-bit, RGB+tRNS, gray+tRNS, 1-bit, LA, RGBA, interlaced) equal Pillow exactly", () => {

@@ -13,7 +13,7 @@ import {
 } from "../perceiver/attention-map.js";
 import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
 import { cropAndResize, preprocessBatch } from "../perceiver/image-processor.js";
-import { COMPUTE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt } from "./common.js";
+import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt } from "./common.js";
 import { inferenceProgress, progressEnabled } from "./progress.js";
 
 export const ATTENTION_MAP_HELP = `Usage: perceiver attention-map <image> [options]
@@ -37,6 +37,7 @@ Options:
   --top <k>                   or: the k latents the decoder attends to most  [default: 16; all if k > latents]
   --colormap <name>           ${COLORMAP_NAMES.join(" | ").padEnd(46)} [default: inferno]
   --alpha <a>                 heat-map opacity from 0 to 1                   [default: 0.5]
+${IMAGE_HELP}
 ${COMPUTE_HELP}
   --quiet                     no progress output on stderr
   --debug                     print stack traces on errors
@@ -133,7 +134,7 @@ export async function attentionMap(argv: string[]): Promise<number> {
   const outLatents = latentsOutPath(out);
   await checkWritable(out);
   const showProgress = progressEnabled(values.quiet);
-  const image = await loadImageFile(imagePath); // before the model: a bad image fails without a download
+  const image = await loadImageFile(imagePath, { exifOrientation: !values["ignore-exif"] }); // before the model: a bad image fails without a download
 
   await applyComputeOptions(values);
 

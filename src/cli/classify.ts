@@ -7,7 +7,7 @@ import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
 import { defaultImageProcessorConfig, preprocessBatch, type ImageProcessorConfig } from "../perceiver/image-processor.js";
 import { checkForwardMemory } from "../perceiver/memory.js";
 import { Tensor } from "../tensor/tensor.js";
-import { COMPUTE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt, printable } from "./common.js";
+import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt, printable } from "./common.js";
 import { inferenceProgress, progressEnabled } from "./progress.js";
 
 export const CLASSIFY_HELP = `Usage: perceiver classify <image...> [options]
@@ -22,6 +22,7 @@ Options:
   --batch-size <n>            images per forward pass                 [default: 1]
   --json                      one JSON object per image on stdout
   --logits                    with --json: include the raw logits
+${IMAGE_HELP}
 ${COMPUTE_HELP}
   --quiet                     no progress output on stderr
   --debug                     print stack traces on errors
@@ -34,10 +35,10 @@ HF_HUB_DISABLE_PROGRESS_BARS=1 (see the README).`;
  * Images -> pixel values [B, 3, H, W], one image at a time: only one decoded photo is in memory at once (a batch of
  * large photos would otherwise hold them all), and an image that cannot be preprocessed is named in the error.
  */
-async function loadPixels(paths: string[], processorConfig: Partial<ImageProcessorConfig>): Promise<Tensor> {
+async function loadPixels(paths: string[], processorConfig: Partial<ImageProcessorConfig>, exifOrientation: boolean): Promise<Tensor> {
   const items: Tensor[] = [];
   for (const path of paths) {
-    const img = await loadImageFile(path);
+    const img = await loadImageFile(path, { exifOrientation });
     try {
       items.push(preprocessBatch([img], processorConfig));
     } catch (e) {
@@ -92,7 +93,7 @@ export async function classify(argv: string[]): Promise<number> {
   for (let start = 0; start < positionals.length; start += batchSize) {
     const paths = positionals.slice(start, start + batchSize);
     const tPrep = performance.now();
-    const pixels = await loadPixels(paths, processorConfig);
+    const pixels = await loadPixels(paths, processorConfig, !values["ignore-exif"]);
     const [b, , h, w] = pixels.shape;
     checkForwardMemory(model.config, { batch: b, height: h, width: w }, memoryOpts);
     const prepS = (performance.now() - tPrep) / 1000;

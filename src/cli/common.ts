@@ -29,12 +29,17 @@ export function printable(s: string, { keepNewlines = false } = {}): string {
 export const COMPUTE_HELP = `  --threads <n>               threads for the matrix products  [default: PERCEIVER_THREADS or all cores]
   --backend <ts|wasm>         matrix product kernels           [default: PERCEIVER_BACKEND or wasm]`;
 
+/** Help line for --ignore-exif (every command that reads images). */
+export const IMAGE_HELP = `  --ignore-exif               keep the stored orientation (default: turn photos upright by
+                              their EXIF orientation, like transformers' load_image)`;
+
 /** parseArgs entries every model command takes: the model, the compute options, and the output switches. */
 export const MODEL_COMMAND_OPTIONS = {
   model: { type: "string" },
   revision: { type: "string" },
   threads: { type: "string" },
   backend: { type: "string" },
+  "ignore-exif": { type: "boolean", default: false },
   quiet: { type: "boolean", default: false },
   debug: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },

@@ -4,7 +4,7 @@ import { PerceiverError } from "../errors.js";
 import { loadImageFile } from "../io/image-node.js";
 import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
 import { preprocessBatch } from "../perceiver/image-processor.js";
-import { COMPUTE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt } from "./common.js";
+import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt } from "./common.js";
 import { inferenceProgress, progressEnabled } from "./progress.js";
 
 export const EMBED_HELP = `Usage: perceiver embed <image...> [options]
@@ -19,6 +19,7 @@ Options:
   --json                      one JSON object per image: {"file", "dim", "pooled": [...]}
   --latents                   with --json: also "latents", the full [num_latents][d_latents] array
   --batch-size <n>            images per forward pass                        [default: 1]
+${IMAGE_HELP}
 ${COMPUTE_HELP}
   --quiet                     no progress output on stderr
   --debug                     print stack traces on errors
@@ -56,7 +57,7 @@ export async function embed(argv: string[]): Promise<number> {
   const N = model.config.numLatents;
   for (let start = 0; start < positionals.length; start += batchSize) {
     const paths = positionals.slice(start, start + batchSize);
-    const images = await Promise.all(paths.map((p) => loadImageFile(p)));
+    const images = await Promise.all(paths.map((p) => loadImageFile(p, { exifOrientation: !values["ignore-exif"] })));
     const pixels = preprocessBatch(images, processorConfig);
     const bar = inferenceProgress(showProgress, paths.length === 1 ? paths[0] : `${paths.length} images`);
     let features;

@@ -15,6 +15,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PerceiverError } from "../errors.js";
+import { applyOrientation } from "../io/exif.js";
 import { decodeImage, readImageHeader, type RgbImage } from "../io/image.js";
 import { DTYPE_SIZE, readSafetensors, writeSafetensors, type SafetensorsTensor } from "../io/safetensors.js";
 import { readTorchBin } from "../io/torch-bin.js";
@@ -108,6 +109,8 @@ function imageTarget(fixtures: string): FuzzTarget {
     "images-extra/progressive.jpg", "images-extra/restart.jpg", "images-extra/h1v2.jpg", "images-extra/adobe_ycc.jpg",
     "images-extra/la.png", "images-extra/gray_trns.png", "images-extra/interlaced.png", "images-extra/cmyk.jpg",
     "images-extra/rgba.png", "images-extra/rgb_trns.png", "images/small.png",
+    // EXIF orientation in an APP1 segment, an eXIf chunk, a "Raw profile type exif" text, a compressed XMP iTXt
+    "images-extra/orient_6.jpg", "images-extra/orient_7.png", "images-extra/orient_rawprofile3.png", "images-extra/orient_itxt5.png",
   ];
   const opts = { maxPixels: FUZZ_MAX_PIXELS, source: "fuzz-image" };
   return {
@@ -138,16 +141,17 @@ function imageTarget(fixtures: string): FuzzTarget {
       const img = first;
       invariant(img.data.length === img.width * img.height * 3, `decoded ${img.width}x${img.height} with ${img.data.length} bytes`);
       invariant(second.data.every((x, i) => x === img.data[i]), "decoding twice gave different pixels (uninitialized memory?)");
-      // 8-bit non-interlaced PNGs: the naive reference decoder must agree, pixel for pixel
+      const h = readImageHeader(input, opts);
+      // 8-bit non-interlaced PNGs: the naive reference decoder (turned as the header's orientation says) must agree,
+      // pixel for pixel
       if (input[0] === 0x89) {
         const ref = referenceDecodePng(input);
         if (ref !== "unsupported") {
           invariant(!("invalid" in ref), `decoded a PNG the reference decoder refuses (${"invalid" in ref ? ref.invalid : ""})`);
-          const r = ref as RgbImage;
+          const r = applyOrientation(ref as RgbImage, h.orientation);
           invariant(r.width === img.width && r.height === img.height && r.data.every((x, i) => x === img.data[i]), "pixels differ from the reference PNG decoder");
         }
       }
-      const h = readImageHeader(input, opts);
       invariant(h.width === img.width && h.height === img.height, `header says ${h.width}x${h.height}, decoded ${img.width}x${img.height}`);
       const px = preprocess(img);
       invariant(px.length === 3 * 224 * 224, `preprocess gave ${px.length} values`);

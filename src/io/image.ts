@@ -8,6 +8,10 @@
  *   fixed-point YCbCr->RGB conversion re-done here, so the result is within 1-3 levels of Pillow/libjpeg-turbo
  *   (only the IDCT rounding differs). jpeg-js alone (nearest-neighbour chroma) is off by up to ~14 levels at edges.
  *
+ * EXIF orientation: by default the image is turned upright as its EXIF (or XMP) Orientation says, like
+ * transformers' `load_image` (`PIL.ImageOps.exif_transpose`, then `convert("RGB")`) and like browsers; see exif.ts.
+ * `exifOrientation: false` gives the pixels as stored (`Image.open(f).convert("RGB")`, what the goldens use).
+ *
  * Width and height are read from the header and checked before any pixel memory is allocated.
  * No `fs` here: this file works in Node and in browsers (pngjs needs a global `Buffer`; in a browser without
  * one, decode with a canvas and call `fromPixels`).
@@ -17,6 +21,7 @@ import jpegJs from "jpeg-js";
 import { PNG } from "pngjs";
 import { PerceiverError } from "../errors.js";
 import { crc32 } from "./crc32.js";
+import { applyOrientation, imageOrientation, type OrientationSources } from "./exif.js";
 
 /** An 8-bit RGB image: `data` is HWC, length width*height*3. */
 export interface RgbImage {
@@ -30,6 +35,11 @@ export interface DecodeImageOptions {
   maxPixels?: number;
   /** Name used in error messages (a file name or URL). Default "image". */
   source?: string;
+  /**
+   * Turn the image upright as its EXIF Orientation tag (or, without one, its XMP) says, like transformers'
+   * `load_image` and browsers. Default true; false keeps the stored orientation (Pillow's plain `Image.open`).
+   */
+  exifOrientation?: boolean;
 }
 
 export const DEFAULT_MAX_PIXELS = 100_000_000;
@@ -39,8 +49,11 @@ export type ImageFormat = "png" | "jpeg";
 /** What the header says, read without decoding pixels. */
 export interface ImageHeader {
   format: ImageFormat;
+  /** the size decodeImage returns with the same options (stored width and height swapped for orientations 5-8) */
   width: number;
   height: number;
+  /** the EXIF orientation found (1-8; 1 when there is none or it is unusable), applied or not */
+  orientation: number;
 }
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -58,18 +71,19 @@ export function sniffImageFormat(bytes: Uint8Array): ImageFormat | null {
  */
 export function readImageHeader(bytes: Uint8Array, opts: DecodeImageOptions = {}): ImageHeader {
   const ctx = context(bytes, opts);
-  if (ctx.format === "png") {
-    const info = parsePng(bytes, ctx);
-    return { format: "png", width: info.width, height: info.height };
-  }
-  const info = scanJpeg(bytes, ctx);
-  return { format: "jpeg", width: info.width, height: info.height };
+  const info = ctx.format === "png" ? parsePng(bytes, ctx) : scanJpeg(bytes, ctx);
+  const swap = ctx.orient && info.orientation >= 5;
+  return {
+    format: ctx.format, width: swap ? info.height : info.width, height: swap ? info.width : info.height,
+    orientation: info.orientation,
+  };
 }
 
-/** Decodes PNG or JPEG bytes to 8-bit RGB. Every failure is a PerceiverError (IMAGE_*). */
+/** Decodes PNG or JPEG bytes to 8-bit RGB, upright (see exifOrientation). Every failure is a PerceiverError (IMAGE_*). */
 export function decodeImage(bytes: Uint8Array, opts: DecodeImageOptions = {}): RgbImage {
   const ctx = context(bytes, opts);
-  return ctx.format === "png" ? decodePng(bytes, ctx) : decodeJpeg(bytes, ctx);
+  const { img, orientation } = ctx.format === "png" ? decodePng(bytes, ctx) : decodeJpeg(bytes, ctx);
+  return ctx.orient ? applyOrientation(img, orientation) : img;
 }
 
 /**
@@ -136,6 +150,8 @@ interface Ctx {
   format: ImageFormat;
   source: string;
   maxPixels: number;
+  /** apply the EXIF orientation */
+  orient: boolean;
 }
 
 function context(bytes: Uint8Array, opts: DecodeImageOptions): Ctx {
@@ -155,7 +171,11 @@ function context(bytes: Uint8Array, opts: DecodeImageOptions): Ctx {
     }
     throw new PerceiverError("IMAGE_UNSUPPORTED", `${source}: not a PNG or JPEG: ${describeBytes(bytes)}`);
   }
-  return { format, source, maxPixels };
+  const orient = opts.exifOrientation ?? true;
+  if (typeof orient !== "boolean") {
+    throw new PerceiverError("INPUT_INVALID", `${source}: exifOrientation must be true or false, got ${String(orient)}`);
+  }
+  return { format, source, maxPixels, orient };
 }
 
 /** Names what an unsupported file looks like, for the error message. */
@@ -215,6 +235,8 @@ interface PngInfo {
   idat: Array<[number, number]>;
   /** The bytes to hand to pngjs (the input, or a cleaned copy: see parsePng). */
   cleaned: Uint8Array;
+  /** EXIF orientation (exif.ts) from an eXIf chunk, else a "Raw profile type exif" text, else the XMP text */
+  orientation: number;
 }
 
 const PNG_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
@@ -252,6 +274,7 @@ function parsePng(b: Uint8Array, ctx: Ctx): PngInfo {
   let off = 8;
   let sawIend = false;
   let rewrite = false;
+  const meta: { exif: Uint8Array | null; rawExif: string | null; xmp: string | null } = { exif: null, rawExif: null, xmp: null };
   while (off < b.length) {
     if (off + 8 > b.length) {
       throw new PerceiverError("IMAGE_DECODE", `${src}: PNG is truncated (partial chunk header at offset ${off})`);
@@ -268,6 +291,8 @@ function parsePng(b: Uint8Array, ctx: Ctx): PngInfo {
       );
     }
     if (type === "IDAT") idat.push([off + 8, off + 8 + len]);
+    if (type === "eXIf") meta.exif = b.subarray(off + 8, off + 8 + len); // a later one replaces it, as in Pillow
+    if (type === "tEXt" || type === "zTXt" || type === "iTXt") pngText(type, b.subarray(off + 8, off + 8 + len), meta);
     if (type === "tRNS" && (colorType === 0 || colorType === 2)) {
       rewrite = true;
     } else {
@@ -293,7 +318,88 @@ function parsePng(b: Uint8Array, ctx: Ctx): PngInfo {
     }
     if (!sawIend) cleaned.set(PNG_IEND, p);
   }
-  return { width, height, bitDepth, colorType, interlaced: b[28] === 1, idat, cleaned };
+  const orientation = imageOrientation({ exif: meta.exif ?? (meta.rawExif !== null ? rawProfileBytes(meta.rawExif) : null), xmp: meta.xmp });
+  return { width, height, bitDepth, colorType, interlaced: b[28] === 1, idat, cleaned, orientation };
+}
+
+/** Pillow's cap on one decompressed PNG text chunk (PngImagePlugin.MAX_TEXT_CHUNK); a bigger one is ignored. */
+const MAX_TEXT_CHUNK = 1 << 20;
+
+/**
+ * A PNG text chunk's payload -> meta, for the two keywords Pillow reads an orientation from: "Raw profile type
+ * exif" (ImageMagick's hex EXIF) and "XML:com.adobe.xmp" (XMP). tEXt: keyword\0text; zTXt: keyword\0 method
+ * compressed; iTXt: keyword\0 flag method language\0 translated keyword\0 text (compressed when flag is 1).
+ * A chunk Pillow could not read (unknown compression, bad zlib data, over MAX_TEXT_CHUNK) is ignored.
+ */
+function pngText(type: string, d: Uint8Array, meta: { rawExif: string | null; xmp: string | null }): void {
+  const z = d.indexOf(0);
+  const key = String.fromCharCode(...d.subarray(0, z < 0 ? Math.min(d.length, 80) : z));
+  if (z < 0 || (key !== "Raw profile type exif" && key !== "XML:com.adobe.xmp")) return;
+  let text: Uint8Array | null = d.subarray(z + 1);
+  let utf8 = false;
+  if (type === "zTXt") {
+    text = text.length > 0 && text[0] === 0 ? inflateCapped(text.subarray(1), MAX_TEXT_CHUNK) : null;
+  } else if (type === "iTXt") {
+    if (text.length < 2) return;
+    const [flag, method] = [text[0], text[1]];
+    const lang = text.indexOf(0, 2);
+    const translated = lang < 0 ? -1 : text.indexOf(0, lang + 1);
+    if (translated < 0) return;
+    text = text.subarray(translated + 1);
+    if (flag !== 0) text = method === 0 ? inflateCapped(text, MAX_TEXT_CHUNK) : null;
+    utf8 = true;
+  }
+  if (text === null) return;
+  let str: string;
+  try {
+    str = utf8 ? new TextDecoder("utf-8", { fatal: true }).decode(text) : latin1(text);
+  } catch {
+    return; // iTXt text that is not UTF-8: Pillow drops it too
+  }
+  if (key === "XML:com.adobe.xmp") meta.xmp = str;
+  else meta.rawExif = str;
+}
+
+function latin1(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode(...b.subarray(i, i + 8192));
+  return s;
+}
+
+/** zlib data inflated, or null when it is invalid or would exceed `cap` bytes. */
+function inflateCapped(data: Uint8Array, cap: number): Uint8Array | null {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  let ended = false;
+  const tooBig = new Error("too big");
+  try {
+    const z = new Unzlib((chunk, final) => {
+      total += chunk.length;
+      if (total > cap) throw tooBig;
+      parts.push(chunk);
+      if (final) ended = true;
+    });
+    z.push(data, true);
+  } catch {
+    return null;
+  }
+  if (!ended) return null;
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** ImageMagick's "Raw profile type exif" text (name, length, then hex lines) -> the EXIF bytes, as Pillow reads it; null if not hex. */
+function rawProfileBytes(text: string): Uint8Array | null {
+  const hex = text.split("\n").slice(3).join("").replace(/[ \t\r\n\f\v]/g, "");
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) return null;
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(2 * i, 2), 16);
+  return out;
 }
 
 /** Bytes of filtered scanline data an Adam7 image needs: 7 passes of rows x (1 filter byte + packed row). */
@@ -352,7 +458,7 @@ function checkInflatedSize(b: Uint8Array, info: PngInfo, ctx: Ctx): void {
   }
 }
 
-function decodePng(bytes: Uint8Array, ctx: Ctx): RgbImage {
+function decodePng(bytes: Uint8Array, ctx: Ctx): { img: RgbImage; orientation: number } {
   const info = parsePng(bytes, ctx);
   checkInflatedSize(bytes, info, ctx);
   const BufferCtor = (globalThis as { Buffer?: typeof Buffer }).Buffer;
@@ -374,7 +480,7 @@ function decodePng(bytes: Uint8Array, ctx: Ctx): RgbImage {
   if (png.width !== info.width || png.height !== info.height || png.data.length !== info.width * info.height * 4) {
     throw new PerceiverError("IMAGE_DECODE", `${ctx.source}: PNG decoder returned an unexpected pixel buffer`);
   }
-  return pngToRgb(png.data, info.width, info.height, info.bitDepth === 16 ? 8 : 0);
+  return { img: pngToRgb(png.data, info.width, info.height, info.bitDepth === 16 ? 8 : 0), orientation: info.orientation };
 }
 
 /**
@@ -413,6 +519,8 @@ interface JpegInfo {
   adobeTransformAt: number;
   /** Its value as found in the file (0 = RGB / CMYK, 1 = YCbCr, 2 = YCCK), or -1. */
   adobeTransform: number;
+  /** EXIF orientation (exif.ts) from the APP1 EXIF segments before the first scan, else from the XMP segment */
+  orientation: number;
 }
 
 const SOF_NAMES: Record<number, string> = {
@@ -445,6 +553,8 @@ function scanJpeg(b: Uint8Array, ctx: Ctx): JpegInfo {
   let jfif = false;
   let adobeTransformAt = -1;
   let scans = 0;
+  let exif: Uint8Array | null = null;
+  let xmp: string | null = null;
   let off = 2;
   for (;;) {
     if (off >= n) throw truncated(`file ends at offset ${n}`);
@@ -498,7 +608,7 @@ function scanJpeg(b: Uint8Array, ctx: Ctx): JpegInfo {
       if (components.some((c) => maxH % c.h !== 0 || maxV % c.v !== 0)) {
         throw new PerceiverError("IMAGE_UNSUPPORTED", `${src}: JPEG with fractional chroma sampling ratios is not supported`);
       }
-      info = { width, height, components, jfif: false, adobeTransformAt: -1, adobeTransform: -1 };
+      info = { width, height, components, jfif: false, adobeTransformAt: -1, adobeTransform: -1, orientation: 1 };
     } else if (m === 0xda) {
       if (!info) throw bad(`scan at offset ${at} before the frame header`);
       scans++;
@@ -518,6 +628,12 @@ function scanJpeg(b: Uint8Array, ctx: Ctx): JpegInfo {
       jfif = true;
     } else if (m === 0xee && plen >= 12 && String.fromCharCode(...b.subarray(p, p + 5)) === "Adobe") {
       adobeTransformAt = p + 11;
+    } else if (m === 0xe1 && scans === 0) {
+      // Pillow reads these while opening, before the first scan: the first EXIF segment, later ones appended
+      // without their "Exif\0\0"; the last XMP segment's packet (after its namespace and \0)
+      const seg = b.subarray(p, end);
+      if (startsWith(seg, EXIF_ID)) exif = exif === null ? seg : concat(exif, seg.subarray(6));
+      else if (startsWith(seg, XMP_ID)) xmp = latin1(seg.subarray(XMP_ID.length));
     }
     off = end;
   }
@@ -529,10 +645,25 @@ function scanJpeg(b: Uint8Array, ctx: Ctx): JpegInfo {
   info.jfif = jfif;
   info.adobeTransformAt = adobeTransformAt;
   info.adobeTransform = adobeTransformAt >= 0 ? b[adobeTransformAt] : -1;
+  info.orientation = imageOrientation({ exif, xmp });
   return info;
 }
 
-function decodeJpeg(bytes: Uint8Array, ctx: Ctx): RgbImage {
+const EXIF_ID = [0x45, 0x78, 0x69, 0x66, 0, 0]; // "Exif\0\0"
+const XMP_ID = [..."http://ns.adobe.com/xap/1.0/\0"].map((c) => c.charCodeAt(0));
+
+function startsWith(b: Uint8Array, prefix: number[]): boolean {
+  return b.length >= prefix.length && prefix.every((x, i) => b[i] === x);
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function decodeJpeg(bytes: Uint8Array, ctx: Ctx): { img: RgbImage; orientation: number } {
   const info = scanJpeg(bytes, ctx);
   const { width, height, components } = info;
   const three = components.length === 3;
@@ -564,8 +695,9 @@ function decodeJpeg(bytes: Uint8Array, ctx: Ctx): RgbImage {
   if (raw.width !== width || raw.height !== height || raw.data.length !== width * height * 3) {
     throw new PerceiverError("IMAGE_DECODE", `${ctx.source}: JPEG decoder returned an unexpected pixel buffer`);
   }
-  if (!three) return { width, height, data: raw.data }; // gray (replicated by jpeg-js) or CMYK/YCCK (converted)
-  return jpegPlanesToRgb(raw.data, width, height, components, jpegIsYcc(info));
+  const { orientation } = info;
+  if (!three) return { img: { width, height, data: raw.data }, orientation }; // gray (replicated by jpeg-js) or CMYK/YCCK (converted)
+  return { img: jpegPlanesToRgb(raw.data, width, height, components, jpegIsYcc(info)), orientation };
 }
 
 /** libjpeg's colorspace guess for 3-component files (jdapimin.c default_decompress_parms). */
