@@ -200,7 +200,7 @@ describe("limits checked before allocation", () => {
     const one = estimateForwardMemory(cfg, { batch: 1, height: 224, width: 224 });
     const two = estimateForwardMemory(cfg, { batch: 2, height: 224, width: 224 });
     expect(one.tokens).toBe(55 * 55);
-    // at least the preprocessor output and its layer-normed copy, [T, 322] each, per image
+    // at least the preprocessor output and one image's keys and values, [T, 322] each
     expect(one.bytes).toBeGreaterThan(2 * 4 * 3025 * 322);
     expect(two.bytes).toBeGreaterThan(one.bytes);
     expect(checkForwardMemory(cfg, { batch: 1, height: 224, width: 224 }, { availableBytes: one.bytes }).bytes).toBe(one.bytes);

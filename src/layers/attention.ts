@@ -1,6 +1,6 @@
 import { attentionHeads, matmul, matmulTransBSoftmax } from "../tensor/gemm.js";
 import type { Linear } from "./linear.js";
-import type { Scratch } from "./scratch.js";
+import { QUERIES_THEN_MLP_HIDDEN, type Scratch } from "./scratch.js";
 
 /** Query rows per chunk of attention scores once Tq·Tkv exceeds ATTENTION_UNCHUNKED_LIMIT. */
 export const ATTENTION_CHUNK_ROWS = 64;
@@ -67,7 +67,7 @@ export class MultiHeadAttention {
     const dv = this.vChannelsPerHead;
     const chunk = Math.max(1, Math.min(tq, this.chunkRows ?? attentionChunkRows(tq, tkv)));
 
-    const Q = scratch.get("attn.q", batch * tq * qk);
+    const Q = scratch.get(QUERIES_THEN_MLP_HIDDEN, batch * tq * qk); // q, kv and out must not be in it
     const K = scratch.get("attn.k", tkv * qk); // one item's keys
     const V = scratch.get("attn.v", tkv * v); // one item's values
     const context = scratch.get("attn.context", batch * tq * v);

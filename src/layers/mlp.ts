@@ -1,5 +1,5 @@
 import type { Linear } from "./linear.js";
-import type { Scratch } from "./scratch.js";
+import { QUERIES_THEN_MLP_HIDDEN, type Scratch } from "./scratch.js";
 
 /** PerceiverMLP: dense1 (dim -> widening·dim), exact-erf GELU, dense2 (widening·dim -> dim). */
 export class Mlp {
@@ -7,7 +7,7 @@ export class Mlp {
 
   // x [rows, dim] (, residual [rows, dim]) -> out [rows, dim] = MLP(x) (+ residual; out must not overlap it)
   forward(x: Float32Array, rows: number, out: Float32Array, scratch: Scratch, residual?: Float32Array): void {
-    const hidden = scratch.get("mlp.hidden", rows * this.dense1.outFeatures);
+    const hidden = scratch.get(QUERIES_THEN_MLP_HIDDEN, rows * this.dense1.outFeatures); // x must not be in it
     this.dense1.forwardGelu(x, rows, hidden); // GELU applied by the product's epilogue
     if (residual) this.dense2.forwardResidual(hidden, rows, residual, out); // added by the product's epilogue
     else this.dense2.forward(hidden, rows, out);

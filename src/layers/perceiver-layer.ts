@@ -29,10 +29,12 @@ export class PerceiverLayer {
   /**
    * hidden [B·Tq, qDim], inputs [B·Tkv, kvDim] (cross-attention) or null (self-attention) -> out [B·Tq, qDim].
    * out may alias hidden. probs (optional) receives the attention probabilities [B, heads, Tq, Tkv].
+   * overwriteInputs: the caller no longer needs inputs, so LN2(inputs) is written over them instead of into a
+   * scratch copy (the encoder's inputs: 4 MB per image for the conv model, 52 MB for the Fourier one).
    */
   forward(
     hidden: Float32Array, inputs: Float32Array | null, batch: number, tq: number, tkv: number,
-    out: Float32Array, probs?: Float32Array,
+    out: Float32Array, probs?: Float32Array, overwriteInputs = false,
   ): void {
     const s = this.scratch;
     const rows = batch * tq;
@@ -43,7 +45,7 @@ export class PerceiverLayer {
     let kvTokens = tq;
     if (this.layernorm2) {
       if (!inputs) throw new Error("PerceiverLayer: cross-attention needs inputs");
-      kv = s.get("layer.kv", batch * tkv * this.layernorm2.dim);
+      kv = overwriteInputs ? inputs : s.get("layer.kv", batch * tkv * this.layernorm2.dim);
       this.layernorm2.forward(inputs, batch * tkv, kv);
       kvTokens = tkv;
     }

@@ -1,3 +1,9 @@
+/**
+ * The attention's queries and the MLP's hidden activations share one buffer: a layer's queries are dead once its
+ * attention has run, before its MLP starts (2 MB less per image for the ImageNet models).
+ */
+export const QUERIES_THEN_MLP_HIDDEN = "attn.q/mlp.hidden";
+
 /** Named float32 buffers that grow on demand and are reused across calls (allocate once, reuse). */
 export class Scratch {
   private readonly buffers = new Map<string, Float32Array>();

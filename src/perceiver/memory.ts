@@ -12,7 +12,7 @@ import { conv2dOutputSize } from "../tensor/conv.js";
 import type { PerceiverConfig } from "./config.js";
 import { CONV_KERNEL, CONV_OUT_CHANNELS, FOURIER_CHANNELS } from "./preprocessor-conv.js";
 import { LEARNED_IN_CHANNELS, LEARNED_NUM_CHANNELS, LEARNED_OUT_CHANNELS, LEARNED_PROJECT_POS_DIM } from "./preprocessor-learned.js";
-import { PIXELS_FOURIER_CHANNELS, PIXELS_NUM_CHANNELS } from "./preprocessor-pixels.js";
+import { PIXELS_NUM_CHANNELS } from "./preprocessor-pixels.js";
 
 /** Default cap on the weights a config may imply: 8 GiB of float32 (the ImageNet models need 0.2 GB). */
 export const DEFAULT_MAX_WEIGHT_BYTES = 8 * 2 ** 30;
@@ -106,10 +106,12 @@ export interface MemoryEstimate {
 }
 
 /**
- * Activation and scratch memory of model.forward for `shape`: the preprocessor output and its layer-normed copy
- * ([B·T, kvDim] each, the dominant term of the Fourier / learned models), the per-item keys and values, the
- * latents and each layer's own scratch (queries, context, MLP hidden, score chunks), the attention probabilities
- * and hidden-state snapshots when requested. An estimate within a few percent, counted in float32 elements.
+ * Activation and scratch memory of model.forward for `shape`, buffer by buffer as the model allocates them: the
+ * preprocessor's (its output [B·T, kvDim], layer-normed in place by the cross-attention: the dominant term of the
+ * Fourier / learned models), the latents, and the one set of working buffers every layer shares, each as large as
+ * its largest use (queries, one item's keys and values, context, MLP hidden, score chunks); plus the attention
+ * probabilities and hidden-state snapshots when requested. Counted in float32 elements; the wasm backend's staging
+ * memory (~15 MB for the ImageNet models) and the runtime's own are not included.
  */
 export function estimateForwardMemory(cfg: MemoryConfig, shape: ForwardShape): MemoryEstimate {
   const { batch: B, height: H, width: W } = shape;
@@ -130,52 +132,39 @@ export function estimateForwardMemory(cfg: MemoryConfig, shape: ForwardShape): M
       const ch = conv2dOutputSize(H, CONV_KERNEL, 3, 3, 2);
       const cw = conv2dOutputSize(W, CONV_KERNEL, 3, 3, 2);
       T = Math.max(0, Math.floor((ch - 3) / 2) + 1) * Math.max(0, Math.floor((cw - 3) / 2) + 1);
-      buf(CONV_OUT_CHANNELS * Math.max(0, ch) * Math.max(0, cw)); // conv output of one item
+      const conv = CONV_OUT_CHANNELS * Math.max(0, ch) * Math.max(0, cw);
+      if (conv > T * kv) buf(conv); // else the conv output lives in the inputs' rows
       buf(CONV_OUT_CHANNELS * T); // pooled
-      buf(T * FOURIER_CHANNELS); // position encoding
       break;
     }
     case "PerceiverForImageClassificationFourier":
       T = H * W;
-      buf(T * PIXELS_FOURIER_CHANNELS);
       break;
     case "PerceiverForImageClassificationLearned":
       T = H * W;
       buf(T * LEARNED_PROJECT_POS_DIM); // projected positions (kept)
       break;
   }
-  buf(B * T * kv); // preprocessor output
-
-  // encoder cross-attention layer
-  const c = crossAttentionChannels(cfg);
-  buf(B * T * kv); // layernorm2(inputs)
+  buf(B * T * kv); // preprocessor output (layer-normed in place by the cross-attention)
   buf(B * N * D); // latents z
-  buf(2 * B * N * D); // normed, attnOut
-  buf(B * N * c.qk); // Q
-  buf(T * c.qk); // K of one item
-  buf(T * c.v); // V of one item
-  buf(B * N * c.v); // context
-  if (shape.outputAttentions) buf(B * cfg.numCrossAttentionHeads * N * T);
-  else buf(attentionChunkRows(N, T) * T);
-  buf(B * N * D * cfg.crossAttentionWideningFactor); // MLP hidden
 
-  // self-attention layers: each keeps its own scratch
+  // the layers' shared working buffers, each sized by its largest use (encoder cross-attention, self-attention,
+  // decoder cross-attention: one query per image against the N latents, which it layer-norms in place)
+  const c = crossAttentionChannels(cfg);
   const qk = cfg.qkChannels ?? D;
   const v = cfg.vChannels ?? qk;
-  for (let i = 0; i < cfg.numSelfAttendsPerBlock; i++) {
-    buf(2 * B * N * D);
-    buf(B * N * qk);
-    buf(N * qk);
-    buf(N * v);
-    buf(B * N * v);
-    buf(attentionChunkRows(N, N) * N);
-    buf(B * N * D * cfg.selfAttentionWideningFactor);
-  }
+  buf(B * N * D); // layer.normed
+  buf(B * N * D); // layer.attnOut
+  // the queries, then the MLP hidden activations (one buffer)
+  buf(B * N * Math.max(c.qk, qk, D, D * Math.max(cfg.crossAttentionWideningFactor, cfg.selfAttentionWideningFactor)));
+  buf(Math.max(T * c.qk, N * qk, N * D)); // attn.k (one item)
+  buf(Math.max(T * c.v, N * v, N * D)); // attn.v (one item)
+  buf(B * N * Math.max(c.v, v)); // attn.context
+  if (shape.outputAttentions) buf(B * cfg.numCrossAttentionHeads * N * T);
+  buf(Math.max(attentionChunkRows(N, T) * T, attentionChunkRows(N, N) * N)); // attn.scores
   if (shape.outputHiddenStates) buf((1 + cfg.numBlocks * cfg.numSelfAttendsPerBlock) * B * N * D);
 
-  // decoder: one query per image attends to the latents
-  buf(B * N * D); // layernorm2(z)
-  buf(2 * N * D); // K, V
+  // decoder: the query, logits, attention
   buf(6 * B * D + N + B * cfg.numLabels);
   if (shape.outputAttentions) buf(B * N);
   return { bytes: 4 * total, largestBuffer: largest, tokens: T };

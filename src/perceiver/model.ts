@@ -151,7 +151,8 @@ export class PerceiverForImageClassification {
     const query = new Float32Array(batch * D);
     for (let b = 0; b < batch; b++) query.set(this.decoderQuery, b * D);
     const decProbs = options.outputAttentions ? new Float32Array(batch * N) : undefined;
-    this.decoderCrossAttention.forward(query, z, batch, 1, N, query, decProbs);
+    // z is not read after the decoder: it layer-norms the latents in place
+    this.decoderCrossAttention.forward(query, z, batch, 1, N, query, decProbs, true);
     if (decProbs) attentions.push(new Tensor(decProbs, [batch, 1, 1, N]));
     options.onIntermediate?.("decoder", new Tensor(query.slice(), [batch, D]));
     const logits = new Float32Array(batch * cfg.numLabels);
@@ -232,7 +233,8 @@ export class PerceiverForImageClassification {
 
     const heads = this.crossAttention.attention.numHeads;
     const encProbs = options.outputAttentions ? new Float32Array(batch * heads * N * T) : undefined;
-    this.crossAttention.forward(z, pre.inputs, batch, N, T, z, encProbs);
+    // the inputs are not read again: the cross-attention layer-norms them in place
+    this.crossAttention.forward(z, pre.inputs, batch, N, T, z, encProbs, true);
     if (encProbs) attentions.push(new Tensor(encProbs, [batch, heads, N, T]));
     if (emit) emit("cross_attention", snapshot());
     if (options.outputHiddenStates) hidden.push(snapshot());

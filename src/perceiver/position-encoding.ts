@@ -44,16 +44,28 @@ export function linearPositions(indexDims: readonly number[]): Float32Array {
  * with frequency bands linspace(1, max_resolution[d]/2, numBands).
  */
 export function fourierPositionEncoding(indexDims: readonly number[], numBands: number, maxResolution: readonly number[]): Float32Array {
+  const channels = indexDims.length * (2 * numBands + 1);
+  const out = new Float32Array(indexDims.reduce((a, b) => a * b, 1) * channels);
+  fourierPositionEncodingInto(indexDims, numBands, maxResolution, out, 0, channels);
+  return out;
+}
+
+/**
+ * The same encoding written into rows of `out`: token t's dims·(2·numBands + 1) channels at out[offset + t·stride ..]
+ * (the preprocessors write it straight into their encoder inputs, so no [numTokens, channels] table is kept).
+ */
+export function fourierPositionEncodingInto(
+  indexDims: readonly number[], numBands: number, maxResolution: readonly number[],
+  out: Float32Array, offset: number, stride: number,
+): void {
   const nd = indexDims.length;
   const pos = linearPositions(indexDims);
   const bands = maxResolution.map((r) => linspaceF32(1, r / 2, numBands));
   const n = pos.length / nd;
-  const channels = nd * (2 * numBands + 1);
-  const out = new Float32Array(n * channels);
   const pi32 = f32(Math.PI);
   const nf = nd * numBands;
   for (let t = 0; t < n; t++) {
-    const o = t * channels;
+    const o = offset + t * stride;
     for (let d = 0; d < nd; d++) out[o + d] = pos[t * nd + d];
     for (let d = 0; d < nd; d++) {
       const p = pos[t * nd + d];
@@ -64,5 +76,4 @@ export function fourierPositionEncoding(indexDims: readonly number[], numBands: 
       }
     }
   }
-  return out;
 }

@@ -9,7 +9,7 @@ import { relu } from "../tensor/activations.js";
 import { batchNorm2d, conv2dGemm, conv2dOutputSize, maxPool2d } from "../tensor/conv.js";
 import { packWeight, type PackedWeight } from "../tensor/gemm.js";
 import { Scratch } from "../layers/scratch.js";
-import { fourierPositionEncoding } from "./position-encoding.js";
+import { fourierPositionEncoding, fourierPositionEncodingInto } from "./position-encoding.js";
 import type { Preprocessor, PreprocessorOutput } from "./preprocessor.js";
 
 export interface ConvPreprocessorWeights {
@@ -33,8 +33,11 @@ export class ConvPreprocessor implements Preprocessor {
   readonly inChannels = 3;
   readonly outChannels = CONV_OUT_CHANNELS;
   readonly numChannels = CONV_OUT_CHANNELS + FOURIER_CHANNELS;
-  private posCache: { h: number; w: number; enc: Float32Array } | null = null;
-  /** conv output, pooled features and the encoder inputs, reused by every forward (read before the next one) */
+  /**
+   * the encoder inputs (read, and layer-normed in place, by the cross-attention before the next forward) and the
+   * pooled features, reused by every forward; the conv output lives in each item's own rows of the inputs until
+   * its tokens are written there (a separate buffer only for images so small that it does not fit)
+   */
   private readonly scratch = new Scratch();
   /** convWeight [64, 3·7·7] packed once for conv2dGemm */
   private readonly convPacked: PackedWeight;
@@ -53,11 +56,9 @@ export class ConvPreprocessor implements Preprocessor {
     return [Math.floor((ch - 3) / 2) + 1, Math.floor((cw - 3) / 2) + 1];
   }
 
+  /** The Fourier position encoding of a gh x gw grid [gh·gw, 258] (computed at each call; forward writes it in place). */
   positionEncoding(gh: number, gw: number): Float32Array {
-    if (!this.posCache || this.posCache.h !== gh || this.posCache.w !== gw) {
-      this.posCache = { h: gh, w: gw, enc: fourierPositionEncoding([gh, gw], FOURIER_NUM_BANDS, FOURIER_MAX_RESOLUTION) };
-    }
-    return this.posCache.enc;
+    return fourierPositionEncoding([gh, gw], FOURIER_NUM_BANDS, FOURIER_MAX_RESOLUTION);
   }
 
   /**
@@ -78,25 +79,31 @@ export class ConvPreprocessor implements Preprocessor {
     const [gh, gw] = this.gridSize(h, w);
     const tokens = gh * gw;
     const nc = this.numChannels;
-    const pos = this.positionEncoding(gh, gw);
 
-    const conv = this.scratch.get("conv", o * ch * cw);
+    const itemFloats = tokens * nc;
+    const convFloats = o * ch * cw;
+    const inputs = this.scratch.get("inputs", batch * itemFloats);
     const pooled = this.scratch.get("pooled", o * tokens);
-    const inputs = this.scratch.get("inputs", batch * tokens * nc);
+    const convApart = convFloats > itemFloats ? this.scratch.get("conv", convFloats) : null;
     for (let b = 0; b < batch; b++) {
       const x = pixels.subarray(b * c * h * w, (b + 1) * c * h * w);
+      const conv = convApart ?? inputs.subarray(b * itemFloats, b * itemFloats + convFloats);
       conv2dGemm(x, c, h, w, this.convPacked, CONV_KERNEL, CONV_KERNEL, null, { stride: 2, pad: [pad, padAfter, pad, padAfter] }, conv);
       batchNorm2d(conv, o, ch * cw, wt.bnRunningMean, wt.bnRunningVar, wt.bnWeight, wt.bnBias, BN_EPS, conv);
       relu(conv, conv, conv.length);
       maxPool2d(conv, o, ch, cw, 3, 2, pooled);
       onConvnet?.(b, pooled);
-      // NCHW -> tokens [T, 64] (t = row·gw + col), then the position encoding
-      const base = b * tokens * nc;
+      // NCHW -> tokens [T, 64] (t = row·gw + col): the conv output in these rows is no longer needed
+      const base = b * itemFloats;
       for (let t = 0; t < tokens; t++) {
         const row = base + t * nc;
         for (let k = 0; k < o; k++) inputs[row + k] = pooled[k * tokens + t];
-        inputs.set(pos.subarray(t * FOURIER_CHANNELS, (t + 1) * FOURIER_CHANNELS), row + o);
       }
+    }
+    // the position encoding after the 64 features of each token: item 0's computed, the others copied from it
+    fourierPositionEncodingInto([gh, gw], FOURIER_NUM_BANDS, FOURIER_MAX_RESOLUTION, inputs, o, nc);
+    for (let b = 1; b < batch; b++) {
+      for (let t = 0; t < tokens; t++) inputs.copyWithin(b * itemFloats + t * nc + o, t * nc + o, (t + 1) * nc);
     }
     return { inputs, numTokens: tokens, numChannels: nc, gridHeight: gh, gridWidth: gw };
   }

@@ -10,7 +10,7 @@
  * the batch and channel axes, not H and W; it only matters for a downsample factor above 1, which no checkpoint uses).
  */
 import { PerceiverError } from "../errors.js";
-import { fourierPositionEncoding } from "./position-encoding.js";
+import { fourierPositionEncoding, fourierPositionEncodingInto } from "./position-encoding.js";
 import type { Preprocessor, PreprocessorOutput } from "./preprocessor.js";
 
 export const PIXELS_IN_CHANNELS = 3;
@@ -29,17 +29,14 @@ export const PIXELS_MAX_TOKENS = 1 << 20;
 export class PixelsPreprocessor implements Preprocessor {
   readonly outChannels = PIXELS_IN_CHANNELS;
   readonly numChannels = PIXELS_NUM_CHANNELS;
-  private posCache: { h: number; w: number; enc: Float32Array } | null = null;
 
   /**
    * Fourier features of the H x W pixel grid [H·W, 258]: positions from the actual size (linspace(-1, 1, H) x
-   * linspace(-1, 1, W)), frequency bands from max_resolution (1..112). Cached for the last size.
+   * linspace(-1, 1, W)), frequency bands from max_resolution (1..112). Computed at each call; forward writes them
+   * straight into its inputs instead of keeping this 52 MB table (224x224) between calls.
    */
   positionEncoding(h: number, w: number): Float32Array {
-    if (!this.posCache || this.posCache.h !== h || this.posCache.w !== w) {
-      this.posCache = { h, w, enc: fourierPositionEncoding([h, w], PIXELS_FOURIER_NUM_BANDS, PIXELS_FOURIER_MAX_RESOLUTION) };
-    }
-    return this.posCache.enc;
+    return fourierPositionEncoding([h, w], PIXELS_FOURIER_NUM_BANDS, PIXELS_FOURIER_MAX_RESOLUTION);
   }
 
   // pixels [B, 3, H, W] -> inputs [B·H·W, 261]: row t = y·W + x holds (r, g, b, position encoding of (y, x))
@@ -58,16 +55,16 @@ export class PixelsPreprocessor implements Preprocessor {
       throw new PerceiverError("INPUT_INVALID", `PixelsPreprocessor: a ${h}x${w} image is ${tokens} pixel tokens, over the limit of ${PIXELS_MAX_TOKENS} (the model expects 224x224)`);
     }
     const nc = this.numChannels;
-    const pc = PIXELS_FOURIER_CHANNELS;
-    const pos = this.positionEncoding(h, w);
     const inputs = new Float32Array(batch * tokens * nc);
+    // the position encoding after the 3 colors of each token: item 0's computed, the others copied from it
+    fourierPositionEncodingInto([h, w], PIXELS_FOURIER_NUM_BANDS, PIXELS_FOURIER_MAX_RESOLUTION, inputs, c, nc);
     for (let b = 0; b < batch; b++) {
       const x = b * c * tokens;
       const base = b * tokens * nc;
       for (let t = 0; t < tokens; t++) {
         const row = base + t * nc;
         for (let k = 0; k < c; k++) inputs[row + k] = pixels[x + k * tokens + t]; // NCHW -> NHWC
-        inputs.set(pos.subarray(t * pc, (t + 1) * pc), row + c);
+        if (b > 0) inputs.copyWithin(row + c, t * nc + c, (t + 1) * nc);
       }
     }
     return { inputs, numTokens: tokens, numChannels: nc, gridHeight: h, gridWidth: w };

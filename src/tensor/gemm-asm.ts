@@ -213,7 +213,10 @@ return (gen, aF, bF, zF, cF, k, rows, ncPad, p0, p1, mcMax, alpha) => {
     const mr = Math.min(mcMax, rows - r0);
     hf.set(sf.subarray(aF + r0 * k, aF + (r0 + mr) * k), aP);
     block(aP * 4, bP * 4, zP * 4, k, mr >> 2, p1 - p0, cP * 4, w * 4);
-    for (let i = 0; i < mr; i++) sf.set(hf.subarray(cP + i * w, cP + (i + 1) * w), cF + (r0 + i) * ncPad + p0 * 4);
+    for (let i = 0; i < mr; i++) {
+      const src = cP + i * w, dst = cF + (r0 + i) * ncPad + p0 * 4;
+      for (let j = 0; j < w; j++) sf[dst + j] = hf[src + j];
+    }
   }
 };
 `;

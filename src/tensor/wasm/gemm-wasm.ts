@@ -6,18 +6,23 @@
  * columns (usually all of N):
  *
  *   bias [ncPad] f64 | B panels [ncPad/4][K][4] f32 | A [chunks][rows, A_STRIDE] f32 | C [rows, ncPad+4] f64 |
- *   result [rows, ncPad+4] f32
+ *   result [rows, ncPad+4] f32 | (residual [rows, nc]) | (raw A [rows, K], when it does not fit in C's space) | KC zeros
  *
  *  - B: matmulTransB's b [N,K] (and linear's weight, a view of the checkpoint's [N,K] array: no packed copy is
  *    kept) and matmul's b [K,N] are copied row by row into the space of A and C (free at that point) and cut into
  *    4-column panels by the kernel module's `transpose` / `panelize` (split across threads when large). Columns
  *    are zero-padded to a multiple of NR = 8.
  *  - A: a round of rows at a time (whole row blocks of MC = 128 rows while C and the result stay within
- *    C_BLOCK_BYTES: all 512 latents for the model's products), cut into K chunks (≤ KC) of row stride A_STRIDE;
- *    rows past M up to a multiple of MR = 4 are zeros (each output row depends only on its own A row: they only
- *    cost time). Each A element is copied once per call (per column block).
+ *    C_BLOCK_BYTES: all 512 latents for the model's products), copied in as they are ([rows, K], one copy when
+ *    a's rows are contiguous) into the space of C and the result (free until the product), then cut by the
+ *    module's `stageRows` (split by rows across threads) into K chunks (≤ KC) of row stride A_STRIDE; rows past M
+ *    up to a multiple of MR = 4 are zeros (each output row depends only on its own A row: they only cost time).
  *  - C: float64, starts from the bias and takes the float32 run sums of every chunk; after the last chunk the
- *    kernel writes alpha·C rounded once to float32 into the result block, whose [mc, nc] part is copied out.
+ *    kernel writes alpha·C rounded once to float32 into the result block. Its [mc, nc] part is packed by
+ *    `copyRows` into the space of C (done with) and copied out at once when out's rows are contiguous (else row by
+ *    row); a residual comes in the same way.
+ *  The calling thread makes one JavaScript copy of each operand, not one per row: a view per row was most of what
+ *  a forward pass allocated (young-generation garbage and RSS), and the relayout now runs on every thread.
  * Each output element is the same sum in the same order whatever M, the row block or the column block: results
  * do not depend on how callers split rows (attention chunks, batch items).
  *
@@ -25,8 +30,8 @@
  * If it cannot grow, `gemmWasm` returns false and gemm.ts runs the TypeScript kernels instead.
  *
  * Threads (`startWasmThreads`): the memory becomes a shared WebAssembly.Memory (maximum MAX_SHARED_PAGES) that
- * every worker of a ThreadPool (threads.ts) instantiates the same module on. The calling thread stages A and B as
- * above; each round is then cut into jobs (runProduct): a job computes the 8-column pairs [p0, p1) of one row
+ * every worker of a ThreadPool (threads.ts) instantiates the same module on. The calling thread copies A and B in
+ * as above; each round is then cut into jobs (runProduct): a job computes the 8-column pairs [p0, p1) of one row
  * block through every K chunk, on its own slices of C and the result (disjoint), reading the shared A and B. So the
  * threads meet once per round (one or two per product at the model's sizes), not once per row block and K chunk: the
  * caller's time waiting for the last job halved (0.84 -> 0.39 s of a 2-thread forward pass in node --cpu-prof).
@@ -63,7 +68,7 @@ const MIN_SPLIT_FLOP = 1 << 21;
 /** Jobs per thread a split block is cut into (load balancing; each job costs ~1 µs to hand out). */
 const JOBS_PER_THREAD = 8;
 /** Exports the pool's workers may call, by index. */
-const EXPORTS = ["transpose", "softmax", "gelu", "layernorm", "product", "panelize", "attend", "addRows"];
+const EXPORTS = ["transpose", "softmax", "gelu", "layernorm", "product", "panelize", "attend", "addRows", "stageRows", "copyRows"];
 const TRANSPOSE = EXPORTS.indexOf("transpose");
 const SOFTMAX = EXPORTS.indexOf("softmax");
 const GELU = EXPORTS.indexOf("gelu");
@@ -72,6 +77,8 @@ const PRODUCT = EXPORTS.indexOf("product");
 const PANELIZE = EXPORTS.indexOf("panelize");
 const ATTEND = EXPORTS.indexOf("attend");
 const ADD_ROWS = EXPORTS.indexOf("addRows");
+const STAGE_ROWS = EXPORTS.indexOf("stageRows");
+const COPY_ROWS = EXPORTS.indexOf("copyRows");
 /** Constants at the start of the memory (the erf table of the GELU kernel); the staging regions follow. */
 const ERF_TABLE_AT = 0;
 const CONST_BYTES = Math.ceil(ERF_TABLE_BYTES / 64) * 64;
@@ -411,9 +418,18 @@ export function gemmWasm(
     const resB = oB + roundRows * ldc * 4; // the residual block (EPILOGUE_RESIDUAL), laid out as the result block
     const rawBytes = kind === B_TRANS ? ncPad * kp * 4 : kind === B_PLAIN ? k * ncPad * 4 : 0;
     const withResidual = epilogue === EPILOGUE_RESIDUAL && residual !== null;
-    if (!reserve(w, Math.max(resB + (withResidual ? roundRows * ldc * 4 : 0), aB + rawBytes))) return false;
+    const endB = resB + (withResidual ? roundRows * ldc * 4 : 0);
+    // a round's A rows arrive in one copy into `rawA` and are cut into chunks by the kernel's stageRows: in the space
+    // of C and the result (not written before the product) when they fit, else after everything; then KC zeros
+    const rawABytes = roundRows * k * 4;
+    const rawA = rawABytes <= roundRows * ldc * 12 ? cB : endB;
+    const zerosB = Math.max(endB, rawA + rawABytes);
+    if (!reserve(w, Math.max(zerosB + KC * 4, aB + rawBytes))) return false;
     const f = w.f32;
     const f64 = w.f64;
+    f.fill(0, zerosB >> 2, (zerosB >> 2) + KC);
+    // the output and residual rows of this column block are contiguous in memory: one copy each (else row by row)
+    const wholeRows = jc === 0 && nc === n;
 
     // bias (or zeros) as doubles, padded
     const biasD = biasB >> 3;
@@ -450,31 +466,29 @@ export function gemmWasm(
     for (let ic = 0; ic < m; ic += roundRows) {
       const mc = Math.min(roundRows, m - ic);
       const tiles = Math.ceil(mc / MR);
-      // A rows [ic, ic+mc), chunk q at aB + q·aChunk (rows past mc up to a whole tile: zeros)
-      for (let q = 0; q < chunks; q++) {
-        const p0 = q * kcs;
-        const kc = Math.min(kcs, k - p0);
-        const aF = (aB + q * aChunk) >> 2;
-        for (let i = 0; i < mc; i++) {
-          const src = aOff + (ic + i) * lda + p0;
-          f.set(a.subarray(src, src + kc), aF + i * A_STRIDE);
-        }
-        for (let i = mc; i < tiles * MR; i++) f.fill(0, aF + i * A_STRIDE, aF + i * A_STRIDE + kc);
-      }
+      // A rows [ic, ic+mc) -> rawA [mc, K] (one copy when a's rows are contiguous), then cut by stageRows into
+      // chunk q at aB + q·aChunk (rows past mc up to a whole tile: zeros)
+      if (lda === k) f.set(a.subarray(aOff + ic * lda, aOff + (ic + mc) * lda), rawA >> 2);
+      else for (let i = 0; i < mc; i++) f.set(a.subarray(aOff + (ic + i) * lda, aOff + (ic + i) * lda + k), (rawA >> 2) + i * k);
+      runSplit(w, STAGE_ROWS, tiles * MR, mc * k >= minSplitFlop / 16, (r0, rows) =>
+        [rawA + r0 * k * 4, k * 4, Math.max(0, Math.min(rows, mc - r0)), k, rows, aB + r0 * A_STRIDE * 4, aChunk, kcs, zerosB]);
       runProduct(w, aB, aChunk, bB, kp * 16, biasB, cB, ldc * 8, oB, ldc * 4, tiles, pairs, k, kcs, alpha);
       if (softmaxInWasm) runSoftmax(w, oB, mc, nc, ldc * 4);
       else if (epilogue === EPILOGUE_GELU) runGelu(w, oB, mc, nc, ldc * 4);
       else if (withResidual) {
-        for (let i = 0; i < mc; i++) {
-          const src = (ic + i) * n + jc;
-          f.set(residual.subarray(src, src + nc), (resB >> 2) + i * ldc);
-        }
-        runSplit(w, ADD_ROWS, mc, mc * nc >= minSplitFlop / 16, (r0, rows) => [resB + r0 * ldc * 4, ldc * 4, oB + r0 * ldc * 4, ldc * 4, rows, nc]);
+        // residual rows [mc, nc] at resB, row stride lr floats
+        const lr = wholeRows ? nc : ldc;
+        if (wholeRows) f.set(residual.subarray(ic * n, (ic + mc) * n), resB >> 2);
+        else for (let i = 0; i < mc; i++) f.set(residual.subarray((ic + i) * n + jc, (ic + i) * n + jc + nc), (resB >> 2) + i * ldc);
+        runSplit(w, ADD_ROWS, mc, mc * nc >= minSplitFlop / 16, (r0, rows) => [resB + r0 * lr * 4, lr * 4, oB + r0 * ldc * 4, ldc * 4, rows, nc]);
       }
-      const oF = oB >> 2;
-      for (let i = 0; i < mc; i++) {
-        const src = oF + i * ldc;
-        out.set(f.subarray(src, src + nc), oOff + (ic + i) * ldo + jc);
+      if (wholeRows && ldo === n) {
+        // the result rows packed by copyRows into the space of C (done with), then one copy out
+        runSplit(w, COPY_ROWS, mc, mc * nc >= minSplitFlop / 16, (r0, rows) => [oB + r0 * ldc * 4, ldc * 4, cB + r0 * nc * 4, nc * 4, rows, nc]);
+        out.set(f.subarray(cB >> 2, (cB >> 2) + mc * nc), oOff + ic * ldo);
+      } else {
+        const oF = oB >> 2;
+        for (let i = 0; i < mc; i++) out.set(f.subarray(oF + i * ldc, oF + i * ldc + nc), oOff + (ic + i) * ldo + jc);
       }
     }
   }
