@@ -61,9 +61,11 @@ export async function peerModel(
   if (session.inputNames.length !== 1 || input !== "pixel_values" || output !== "logits") {
     throw new Error(`${files.model}: expected pixel_values -> logits, the graph has ${session.inputNames.join(", ")} -> ${session.outputNames.join(", ")}`);
   }
-  const feeds = new Map([...new Set([1, ...batches])].map((b) => [b, new Tensor("float32", pixelBatch(b), [b, 3, 224, 224])]));
+  // each batch's pixels made when it first runs (as for perceiver-ts: not counted in an earlier batch's peak RSS)
+  const feeds = new Map<number, unknown>();
+  const feed = (b: number) => feeds.get(b) ?? feeds.set(b, new Tensor("float32", pixelBatch(b), [b, 3, 224, 224])).get(b);
   const run = async (b: number) => {
-    const out = await session.run({ [input]: feeds.get(b) });
+    const out = await session.run({ [input]: feed(b) });
     const dims = out[output].dims;
     if (dims[0] !== b || dims[1] !== 1000) throw new Error(`${engine}: logits have shape [${dims.join(",")}], expected [${b},1000]`);
   };
