@@ -2,6 +2,7 @@
  * What the benchmark's parts share: the GEMM shapes of vision-perceiver-conv, the timing rule, the result records
  * that child processes hand back to bench/run.ts, and deterministic inputs.
  */
+import { readFileSync } from "node:fs";
 
 /** One matrix product of the model: out [M,N] = a [M,K] · b (as [K,N], or [N,K] for the ·ᵀ products). */
 export interface GemmShape {
@@ -107,8 +108,19 @@ export const RESULT_MARK = "@@BENCH_RESULT ";
  */
 export const ROUND_MARK = "@@BENCH_ROUND ";
 
+/**
+ * This process's peak RSS in MiB. On Linux, VmHWM of /proc/self/status: getrusage's maxRSS (resourceUsage) keeps
+ * the high-water mark from before exec, so a child spawned while the parent held ~200 MB (it had just hashed the
+ * checkpoint) reported that as its own peak before loading anything. Elsewhere, resourceUsage().maxRSS (KB).
+ */
 export function maxRssMB(): number {
-  return process.resourceUsage().maxRSS / 1024; // KB on Linux and macOS (Node normalizes)
+  try {
+    const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync("/proc/self/status", "utf8"));
+    if (m) return Number(m[1]) / 1024;
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS / 1024;
 }
 
 /** Deterministic values in [-0.5, 0.5) (LCG). */

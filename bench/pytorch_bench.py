@@ -19,6 +19,14 @@ ROUND_MARK = "@@BENCH_ROUND "
 
 
 def rss_mb():
+    """Peak RSS in MiB: VmHWM on Linux (ru_maxrss keeps the parent's high-water mark from before exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
 

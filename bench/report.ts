@@ -1,7 +1,7 @@
 /**
  * Markdown tables of one bench run: GEMM GFLOP/s per engine configuration, and the full model (load, seconds per
  * image at each batch, peak RSS, time ratios against each peer at the same thread count).
- * RSS is in MiB (2^20 bytes: process.resourceUsage().maxRSS is in KiB), the JSON's `…MB` fields included.
+ * RSS is in MiB (2^20 bytes; see common.ts maxRssMB), the JSON's `…MB` fields included.
  * Rows are keyed by engine, backend and threads, so a new backend or thread count is just another row.
  * "load avg" is the 1-minute load average when the row's process started (the machine is shared).
  */
