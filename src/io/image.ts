@@ -383,14 +383,7 @@ function inflateCapped(data: Uint8Array, cap: number): Uint8Array | null {
   } catch {
     return null;
   }
-  if (!ended) return null;
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return ended ? concatBytes(parts) : null;
 }
 
 /** ImageMagick's "Raw profile type exif" text (name, length, then hex lines) -> the EXIF bytes, as Pillow reads it; null if not hex. */
@@ -632,7 +625,7 @@ function scanJpeg(b: Uint8Array, ctx: Ctx): JpegInfo {
       // Pillow reads these while opening, before the first scan: the first EXIF segment, later ones appended
       // without their "Exif\0\0"; the last XMP segment's packet (after its namespace and \0)
       const seg = b.subarray(p, end);
-      if (startsWith(seg, EXIF_ID)) exif = exif === null ? seg : concat(exif, seg.subarray(6));
+      if (startsWith(seg, EXIF_ID)) exif = exif === null ? seg : concatBytes([exif, seg.subarray(6)]);
       else if (startsWith(seg, XMP_ID)) xmp = latin1(seg.subarray(XMP_ID.length));
     }
     off = end;
@@ -656,10 +649,14 @@ function startsWith(b: Uint8Array, prefix: number[]): boolean {
   return b.length >= prefix.length && prefix.every((x, i) => b[i] === x);
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
+/** The parts, one after another, in a new array. */
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 
