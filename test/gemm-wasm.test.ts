@@ -441,6 +441,20 @@ describe("linearResidual (the output projections with their residual)", () => {
       }
     });
   }
+  it("wasm: the residual block takes the staged A's space (no more wasm memory than linear alone, model size)", () => {
+    setBackend("wasm");
+    const m = 512, n = 1024, k = 1024;
+    const a = rand(m * k, 530), w = packWeight(rand(n * k, 531), n, k), residual = rand(m * n, 532);
+    const plainOut = new Float32Array(m * n), fusedOut = new Float32Array(m * n);
+    releaseGemmScratch();
+    linear(a, w, null, plainOut, m);
+    const plain = wasmGemmMemoryBytes();
+    releaseGemmScratch();
+    linearResidual(a, w, null, residual, fusedOut, m);
+    expect(wasmGemmMemoryBytes()).toBe(plain);
+    add(plainOut, residual, plainOut, m * n);
+    expect(countBitDiffs(fusedOut, plainOut)).toBe(0);
+  });
   it("an output overlapping the residual throws SHAPE_MISMATCH", () => {
     const a = rand(6, 1), w = packWeight(rand(6, 2), 2, 3), buf = rand(8, 3);
     expect(() => linearResidual(a, w, null, buf.subarray(0, 4), buf.subarray(2, 6), 2)).toThrow(/overlaps residual/);
@@ -529,6 +543,22 @@ describe("attentionHeads (multi-head attention in wasm memory)", () => {
       expect(err, shape).toBeLessThan(1e-5); // |v| <= 0.5 and the probabilities sum to 1: float32 rounding only
       expectOnlyRegionWritten(got, m, heads * dv, 4, x.ldo);
     }
+  });
+
+  it("wasm: the context and working blocks take the staged K and V rows' space (the self-attention's shape)", () => {
+    setBackend("wasm");
+    // 512 queries and keys, 8 heads of 128: Q, K, V, key panels and value panels are 2 MB each; the context (2 MB)
+    // and one job's working blocks (1.4 MB) fit where K and V were staged, so the whole is about 10.5 MB
+    const m = 512, n = 512, heads = 8, d = 128, C = heads * d;
+    const q = rand(m * C, 940), kk = rand(n * C, 941), v = rand(n * C, 942);
+    const got = new Float32Array(m * C), perHead = new Float32Array(m * C);
+    releaseGemmScratch();
+    expect(attentionHeads(m, n, heads, d, d, q, 0, C, kk, 0, C, v, 0, C, got, 0, C, 0.1)).toBe(true);
+    const staged = 5 * m * C * 4;
+    expect(wasmGemmMemoryBytes()).toBeGreaterThan(staged);
+    expect(wasmGemmMemoryBytes()).toBeLessThan(staged + 0.7e6);
+    attentionPerHead(m, n, heads, d, d, q, 0, C, kk, 0, C, v, 0, C, perHead, 0, C, 0.1);
+    expect(countBitDiffs(got, perHead)).toBe(0);
   });
 
   it("returns false and writes nothing on the ts backend and past ATTENTION_MAX_KEYS keys", () => {

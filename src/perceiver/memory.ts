@@ -111,7 +111,7 @@ export interface MemoryEstimate {
  * Fourier / learned models), the latents, and the one set of working buffers every layer shares, each as large as
  * its largest use (queries, one item's keys and values, context, MLP hidden, score chunks); plus the attention
  * probabilities and hidden-state snapshots when requested. Counted in float32 elements; the wasm backend's staging
- * memory (~15 MB for the ImageNet models) and the runtime's own are not included.
+ * memory (~11 MB for the ImageNet models on one thread, ~16 MB on two) and the runtime's own are not included.
  */
 export function estimateForwardMemory(cfg: MemoryConfig, shape: ForwardShape): MemoryEstimate {
   const { batch: B, height: H, width: W } = shape;

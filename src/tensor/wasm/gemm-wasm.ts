@@ -6,7 +6,8 @@
  * columns (usually all of N):
  *
  *   bias [ncPad] f64 | B panels [ncPad/4][K][4] f32 | A [chunks][rows, A_STRIDE] f32 | C [rows, ncPad+4] f64 |
- *   result [rows, ncPad+4] f32 | (residual [rows, nc]) | (raw A [rows, K], when it does not fit in C's space) | KC zeros
+ *   result [rows, ncPad+4] f32 | (residual [rows, nc], when it does not fit in A's space) |
+ *   (raw A [rows, K], when it does not fit in C's space) | KC zeros
  *
  *  - B: matmulTransB's b [N,K] (and linear's weight, a view of the checkpoint's [N,K] array: no packed copy is
  *    kept) and matmul's b [K,N] are copied row by row into the space of A and C (free at that point) and cut into
@@ -20,7 +21,8 @@
  *  - C: float64, starts from the bias and takes the float32 run sums of every chunk; after the last chunk the
  *    kernel writes alpha·C rounded once to float32 into the result block. Its [mc, nc] part is packed by
  *    `copyRows` into the space of C (done with) and copied out at once when out's rows are contiguous (else row by
- *    row); a residual comes in the same way.
+ *    row); a residual comes in the same way, into the space of A (done with) when it fits there: 1.6 MB less
+ *    wasm memory for the model's output projections.
  *  The calling thread makes one JavaScript copy of each operand, not one per row: a view per row was most of what
  *  a forward pass allocated (young-generation garbage and RSS), and the relayout now runs on every thread.
  * Each output element is the same sum in the same order whatever M, the row block or the column block: results
@@ -415,10 +417,13 @@ export function gemmWasm(
     const aB = bB + ncPad * kp * 4;
     const cB = aB + chunks * aChunk;
     const oB = cB + roundRows * ldc * 8;
-    const resB = oB + roundRows * ldc * 4; // the residual block (EPILOGUE_RESIDUAL), laid out as the result block
     const rawBytes = kind === B_TRANS ? ncPad * kp * 4 : kind === B_PLAIN ? k * ncPad * 4 : 0;
     const withResidual = epilogue === EPILOGUE_RESIDUAL && residual !== null;
-    const endB = resB + (withResidual ? roundRows * ldc * 4 : 0);
+    // the residual block (EPILOGUE_RESIDUAL), laid out as the result block: in the space of the staged A (only the
+    // product reads it, and the residual comes in after) when it fits, else after the result
+    const residualInA = ldc <= chunks * A_STRIDE;
+    const resB = residualInA ? aB : oB + roundRows * ldc * 4;
+    const endB = oB + roundRows * ldc * 4 + (withResidual && !residualInA ? roundRows * ldc * 4 : 0);
     // a round's A rows arrive in one copy into `rawA` and are cut into chunks by the kernel's stageRows: in the space
     // of C and the result (not written before the product) when they fit, else after everything; then KC zeros
     const rawABytes = roundRows * k * 4;
@@ -499,7 +504,7 @@ export function gemmWasm(
 /**
  * Most keys attentionWasm takes; longer inputs take the per-head products, whose score chunks keep memory bounded.
  * (Its working set grows with the keys: the conv model's cross-attention, 3025 keys of 322 channels, would need
- * 23 MB of wasm memory against 13 MB for the self-attention, for a layer that is 1% of the work.)
+ * 16 MB of wasm memory against 10.5 MB for the self-attention, for a layer that is 1% of the work.)
  */
 export const ATTENTION_MAX_KEYS = 2048;
 
@@ -535,8 +540,8 @@ export function attentionWasm(
   // jobs: every head on one thread; with a pool, up to two jobs per thread (each job's heads share its blocks)
   const jobs = w.pool === null ? 1 : Math.min(heads, 2 * w.pool.threads);
   // byte layout (16-byte aligned regions): parameter blocks, zeros, Q, K (+ zero rows to nPad, + 4 floats the
-  // last head's transpose may read), V (+ NR floats its panelize may read), key and value panels per head, the
-  // context, then each job's working blocks
+  // last head's transpose may read), V (+ NR floats its panelize may read), key and value panels per head, then
+  // the context and each job's working blocks (in the space of K and V when they fit, see below)
   const al = (x: number) => roundUp(x, 64);
   const paramB = CONST_BYTES;
   const zerosB = al(paramB + heads * PARAM_BYTES);
@@ -548,8 +553,6 @@ export function attentionWasm(
   const kpBytes = nPad * kp * 4;
   const vpB = al(kpB + heads * kpBytes);
   const vpBytes = dvPad * n * 4;
-  const ctxB = al(vpB + heads * vpBytes);
-  const workB = al(ctxB + m * vW * 4);
   const work = { aQ: 0, c: 0, r: 0, aP: 0, c2: 0, r2: 0 };
   let workBytes = 0;
   for (const [name, bytes] of [
@@ -559,7 +562,14 @@ export function attentionWasm(
     work[name] = workBytes;
     workBytes = al(workBytes + bytes);
   }
-  if (!reserve(w, workB + jobs * workBytes)) return false;
+  // the context, then the jobs' working blocks, go where the staged K and V rows were (dead once cut into panels,
+  // before any attend job runs) as far as they fit, else after the panels: for the self-attention 10.5 MB of wasm
+  // memory instead of 14 on one thread (context and blocks both fit), 16 instead of 18 on two (the context)
+  const panelsEnd = al(vpB + heads * vpBytes);
+  const ctxB = al(m * vW * 4) <= kpB - kB ? kB : panelsEnd;
+  const afterCtx = al(ctxB + m * vW * 4);
+  const workB = ctxB === kB && afterCtx + jobs * workBytes <= kpB ? afterCtx : Math.max(panelsEnd, afterCtx);
+  if (!reserve(w, Math.max(panelsEnd, workB + jobs * workBytes))) return false;
   const f = w.f32;
   const i32 = new Int32Array(w.memory.buffer);
   const f64 = w.f64;
