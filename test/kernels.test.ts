@@ -4,6 +4,8 @@ import { erf, erfFast, gelu, geluNaive, relu } from "../src/tensor/activations.j
 import { batchNorm2d, conv2d, conv2dGemm, maxPool2d } from "../src/tensor/conv.js";
 import { getBackend, packWeight, setBackend } from "../src/tensor/gemm.js";
 import { layerNorm } from "../src/tensor/layernorm.js";
+import { transposeInto } from "../src/tensor/layout.js";
+import { indexOfNonFinite } from "../src/tensor/tensor.js";
 import { softmaxRows } from "../src/tensor/softmax.js";
 import { fourierPositionEncoding, linspaceF32 } from "../src/perceiver/position-encoding.js";
 
@@ -215,6 +217,29 @@ describe("conv2d / maxPool2d / batchNorm2d", () => {
     const x = new Float32Array([1, 2, 3, 4]);
     batchNorm2d(x, 2, 2, new Float32Array([1, 2]), new Float32Array([4, 1]), new Float32Array([2, 1]), new Float32Array([0, 1]), 0, x);
     expect([...x]).toEqual([0, 1, 2, 3]);
+  });
+});
+
+describe("transposeInto / indexOfNonFinite", () => {
+  it("channel-major [C, T] -> rows of tokens with a wider stride, offsets on both sides, other elements untouched", () => {
+    for (const [rows, cols, ld, sOff, dOff] of [[1, 1, 1, 0, 0], [3, 7, 5, 2, 1], [64, 55 * 55, 322, 0, 3], [5, 1, 9, 4, 0]]) {
+      const src = rand(sOff + rows * cols, rows + cols);
+      const dst = new Float32Array(dOff + (cols - 1) * ld + rows + 2).fill(-7);
+      transposeInto(src, sOff, rows, cols, dst, dOff, ld);
+      const want = new Float32Array(dst.length).fill(-7);
+      for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) want[dOff + j * ld + i] = src[sOff + i * cols + j];
+      expect(dst, `${rows}x${cols} ld ${ld}`).toEqual(want);
+    }
+  });
+  it("finds the first NaN or infinity, -1 when there is none", () => {
+    const x = rand(1000, 3);
+    expect(indexOfNonFinite(x)).toBe(-1);
+    expect(indexOfNonFinite(new Float32Array(0))).toBe(-1);
+    x[700] = Infinity;
+    x[900] = NaN;
+    expect(indexOfNonFinite(x)).toBe(700);
+    x[5] = -Infinity;
+    expect(indexOfNonFinite(x)).toBe(5);
   });
 });
 

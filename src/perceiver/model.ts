@@ -19,7 +19,7 @@ import { Mlp } from "../layers/mlp.js";
 import { PerceiverLayer } from "../layers/perceiver-layer.js";
 import { Scratch } from "../layers/scratch.js";
 import { ensureThreads } from "../tensor/gemm.js";
-import { Tensor } from "../tensor/tensor.js";
+import { Tensor, indexOfNonFinite } from "../tensor/tensor.js";
 import type { PerceiverConfig } from "./config.js";
 import { ConvPreprocessor } from "./preprocessor-conv.js";
 import type { Preprocessor } from "./preprocessor.js";
@@ -198,10 +198,9 @@ export class PerceiverForImageClassification {
     if (batch < 1) throw new PerceiverError("SHAPE_MISMATCH", "forward: batch size must be at least 1");
     // refuse a batch whose activations clearly exceed the memory available, before allocating any of it
     checkForwardMemory(cfg, { batch, height: h, width: w, outputAttentions: options.outputAttentions, outputHiddenStates: options.outputHiddenStates }, { where: "forward" });
-    for (let i = 0; i < pixelValues.data.length; i++) {
-      if (!Number.isFinite(pixelValues.data[i])) {
-        throw new PerceiverError("INPUT_INVALID", `forward: pixelValues has a non-finite value (${pixelValues.data[i]}) at index ${i}`);
-      }
+    const bad = indexOfNonFinite(pixelValues.data);
+    if (bad >= 0) {
+      throw new PerceiverError("INPUT_INVALID", `forward: pixelValues has a non-finite value (${pixelValues.data[bad]}) at index ${bad}`);
     }
     const emit = options.onIntermediate;
     const total = this.numLayerApplications;

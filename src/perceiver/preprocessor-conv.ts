@@ -8,6 +8,7 @@ import { PerceiverError } from "../errors.js";
 import { relu } from "../tensor/activations.js";
 import { batchNorm2d, conv2dGemm, conv2dOutputSize, maxPool2d } from "../tensor/conv.js";
 import { packWeight, type PackedWeight } from "../tensor/gemm.js";
+import { transposeInto } from "../tensor/layout.js";
 import { Scratch } from "../layers/scratch.js";
 import { fourierPositionEncoding, fourierPositionEncodingInto } from "./position-encoding.js";
 import type { Preprocessor, PreprocessorOutput } from "./preprocessor.js";
@@ -95,10 +96,7 @@ export class ConvPreprocessor implements Preprocessor {
       onConvnet?.(b, pooled);
       // NCHW -> tokens [T, 64] (t = row·gw + col): the conv output in these rows is no longer needed
       const base = b * itemFloats;
-      for (let t = 0; t < tokens; t++) {
-        const row = base + t * nc;
-        for (let k = 0; k < o; k++) inputs[row + k] = pooled[k * tokens + t];
-      }
+      transposeInto(pooled, 0, o, tokens, inputs, base, nc);
     }
     // the position encoding after the 64 features of each token: item 0's computed, the others copied from it
     fourierPositionEncodingInto([gh, gw], FOURIER_NUM_BANDS, FOURIER_MAX_RESOLUTION, inputs, o, nc);

@@ -10,6 +10,7 @@
  * the batch and channel axes, not H and W; it only matters for a downsample factor above 1, which no checkpoint uses).
  */
 import { PerceiverError } from "../errors.js";
+import { transposeInto } from "../tensor/layout.js";
 import { fourierPositionEncoding, fourierPositionEncodingInto } from "./position-encoding.js";
 import type { Preprocessor, PreprocessorOutput } from "./preprocessor.js";
 
@@ -61,11 +62,8 @@ export class PixelsPreprocessor implements Preprocessor {
     for (let b = 0; b < batch; b++) {
       const x = b * c * tokens;
       const base = b * tokens * nc;
-      for (let t = 0; t < tokens; t++) {
-        const row = base + t * nc;
-        for (let k = 0; k < c; k++) inputs[row + k] = pixels[x + k * tokens + t]; // NCHW -> NHWC
-        if (b > 0) inputs.copyWithin(row + c, t * nc + c, (t + 1) * nc);
-      }
+      transposeInto(pixels, x, c, tokens, inputs, base, nc); // NCHW -> NHWC
+      if (b > 0) for (let t = 0; t < tokens; t++) inputs.copyWithin(base + t * nc + c, t * nc + c, (t + 1) * nc);
     }
     return { inputs, numTokens: tokens, numChannels: nc, gridHeight: h, gridWidth: w };
   }

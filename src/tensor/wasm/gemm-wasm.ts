@@ -374,6 +374,22 @@ export function wasmGemmMemoryBytes(): number {
 const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
 
 /**
+ * src [rows, cols] (row stride sld, from sOff) -> dst [rows, cols] (row stride dld, from dOff): one set() when both
+ * are dense, else a plain loop. (A view per row was young-generation garbage: about 70,000 views of a forward pass,
+ * from the cross-attention's per-head products with their strided keys, values and context columns.)
+ */
+function copyBlock(src: Float32Array, sOff: number, sld: number, dst: Float32Array, dOff: number, dld: number, rows: number, cols: number): void {
+  if (sld === cols && dld === cols) {
+    dst.set(src.subarray(sOff, sOff + rows * cols), dOff);
+    return;
+  }
+  for (let i = 0; i < rows; i++) {
+    const s = sOff + i * sld, d = dOff + i * dld;
+    for (let j = 0; j < cols; j++) dst[d + j] = src[s + j];
+  }
+}
+
+/**
  * a [M,K] (stride lda, from aOff), B in one of three layouts, bias [N] | null
  *   -> out [M,N] (stride ldo, from oOff) = alpha·(bias + a·b): float32 runs of SUB products, summed in float64;
  *   then the epilogue: softmax over each row of out (in wasm memory when all N columns fit one block), GELU, or
@@ -450,21 +466,14 @@ export function gemmWasm(
         const src = bOff + jc * ldb;
         f.set(b.subarray(src, src + nc * ldb), rawF);
       } else {
-        for (let j = 0; j < nc; j++) {
-          const src = bOff + (jc + j) * ldb;
-          f.set(b.subarray(src, src + k), rawF + j * kp);
-        }
+        copyBlock(b, bOff + jc * ldb, ldb, f, rawF, kp, nc, k);
       }
       f.fill(0, rawF + nc * kp, rawF + ncPad * kp);
       runTranspose(w, aB, kp * 4, bB, ncPad / 4, kp);
     } else {
       // raw rows [k, ncPad] (zero columns past nc), cut into panels in wasm
-      for (let p = 0; p < k; p++) {
-        const src = bOff + p * ldb + jc;
-        const d = rawF + p * ncPad;
-        f.set(b.subarray(src, src + nc), d);
-        f.fill(0, d + nc, d + ncPad);
-      }
+      copyBlock(b, bOff + jc, ldb, f, rawF, ncPad, k, nc);
+      if (ncPad > nc) for (let p = 0; p < k; p++) f.fill(0, rawF + p * ncPad + nc, rawF + (p + 1) * ncPad);
       w.panelize(aB, ncPad * 4, bB, ncPad / 4, k);
     }
 
@@ -474,7 +483,7 @@ export function gemmWasm(
       // A rows [ic, ic+mc) -> rawA [mc, K] (one copy when a's rows are contiguous), then cut by stageRows into
       // chunk q at aB + q·aChunk (rows past mc up to a whole tile: zeros)
       if (lda === k) f.set(a.subarray(aOff + ic * lda, aOff + (ic + mc) * lda), rawA >> 2);
-      else for (let i = 0; i < mc; i++) f.set(a.subarray(aOff + (ic + i) * lda, aOff + (ic + i) * lda + k), (rawA >> 2) + i * k);
+      else copyBlock(a, aOff + ic * lda, lda, f, rawA >> 2, k, mc, k);
       runSplit(w, STAGE_ROWS, tiles * MR, mc * k >= minSplitFlop / 16, (r0, rows) =>
         [rawA + r0 * k * 4, k * 4, Math.max(0, Math.min(rows, mc - r0)), k, rows, aB + r0 * A_STRIDE * 4, aChunk, kcs, zerosB]);
       runProduct(w, aB, aChunk, bB, kp * 16, biasB, cB, ldc * 8, oB, ldc * 4, tiles, pairs, k, kcs, alpha);
@@ -484,7 +493,7 @@ export function gemmWasm(
         // residual rows [mc, nc] at resB, row stride lr floats
         const lr = wholeRows ? nc : ldc;
         if (wholeRows) f.set(residual.subarray(ic * n, (ic + mc) * n), resB >> 2);
-        else for (let i = 0; i < mc; i++) f.set(residual.subarray((ic + i) * n + jc, (ic + i) * n + jc + nc), (resB >> 2) + i * ldc);
+        else copyBlock(residual, ic * n + jc, n, f, resB >> 2, ldc, mc, nc);
         runSplit(w, ADD_ROWS, mc, mc * nc >= minSplitFlop / 16, (r0, rows) => [resB + r0 * lr * 4, lr * 4, oB + r0 * ldc * 4, ldc * 4, rows, nc]);
       }
       if (wholeRows && ldo === n) {
@@ -493,7 +502,7 @@ export function gemmWasm(
         out.set(f.subarray(cB >> 2, (cB >> 2) + mc * nc), oOff + ic * ldo);
       } else {
         const oF = oB >> 2;
-        for (let i = 0; i < mc; i++) out.set(f.subarray(oF + i * ldc, oF + i * ldc + nc), oOff + (ic + i) * ldo + jc);
+        copyBlock(f, oF, ldc, out, oOff + ic * ldo + jc, ldo, mc, nc);
       }
     }
   }
@@ -577,7 +586,7 @@ export function attentionWasm(
   // stage Q, K, V (rows of heads·dqk or heads·dv floats) and the zeros
   const stage = (src: Float32Array, off: number, ld: number, rows: number, width: number, at: number) => {
     if (ld === width) f.set(src.subarray(off, off + rows * width), at >> 2);
-    else for (let i = 0; i < rows; i++) f.set(src.subarray(off + i * ld, off + i * ld + width), (at >> 2) + i * width);
+    else copyBlock(src, off, ld, f, at >> 2, width, rows, width);
   };
   f.fill(0, zerosB >> 2, (zerosB + zeroBytes) >> 2);
   stage(q, qOff, ldq, m, qkW, qB);
@@ -618,7 +627,7 @@ export function attentionWasm(
   // the context out
   const ctxF = ctxB >> 2;
   if (ldo === vW) out.set(f.subarray(ctxF, ctxF + m * vW), oOff);
-  else for (let i = 0; i < m; i++) out.set(f.subarray(ctxF + i * vW, ctxF + (i + 1) * vW), oOff + i * ldo);
+  else copyBlock(f, ctxF, vW, out, oOff, ldo, m, vW);
   return true;
 }
 
