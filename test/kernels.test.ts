@@ -4,7 +4,7 @@ import { erf, erfFast, gelu, geluNaive, relu } from "../src/tensor/activations.j
 import { batchNorm2d, conv2d, conv2dGemm, maxPool2d } from "../src/tensor/conv.js";
 import { getBackend, packWeight, setBackend } from "../src/tensor/gemm.js";
 import { layerNorm } from "../src/tensor/layernorm.js";
-import { transposeInto } from "../src/tensor/layout.js";
+import { copyBlock, repeatItemColumns, transposeInto } from "../src/tensor/layout.js";
 import { indexOfNonFinite } from "../src/tensor/tensor.js";
 import { softmaxRows } from "../src/tensor/softmax.js";
 import { fourierPositionEncoding, linspaceF32 } from "../src/perceiver/position-encoding.js";
@@ -220,7 +220,7 @@ describe("conv2d / maxPool2d / batchNorm2d", () => {
   });
 });
 
-describe("transposeInto / indexOfNonFinite", () => {
+describe("layout: transposeInto, copyBlock, repeatItemColumns / indexOfNonFinite", () => {
   it("channel-major [C, T] -> rows of tokens with a wider stride, offsets on both sides, other elements untouched", () => {
     for (const [rows, cols, ld, sOff, dOff] of [[1, 1, 1, 0, 0], [3, 7, 5, 2, 1], [64, 55 * 55, 322, 0, 3], [5, 1, 9, 4, 0]]) {
       const src = rand(sOff + rows * cols, rows + cols);
@@ -230,6 +230,24 @@ describe("transposeInto / indexOfNonFinite", () => {
       for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) want[dOff + j * ld + i] = src[sOff + i * cols + j];
       expect(dst, `${rows}x${cols} ld ${ld}`).toEqual(want);
     }
+  });
+  it("copyBlock: strided and dense blocks, other elements untouched", () => {
+    for (const [rows, cols, sld, dld, sOff, dOff] of [[1, 1, 1, 1, 0, 0], [4, 6, 6, 6, 3, 2], [5, 3, 7, 4, 1, 0], [3, 9, 9, 12, 0, 5]]) {
+      const src = rand(sOff + rows * sld, rows * cols);
+      const dst = new Float32Array(dOff + rows * dld + 2).fill(-7);
+      copyBlock(src, sOff, sld, dst, dOff, dld, rows, cols);
+      const want = new Float32Array(dst.length).fill(-7);
+      for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) want[dOff + i * dld + j] = src[sOff + i * sld + j];
+      expect(dst, `${rows}x${cols} ${sld}/${dld}`).toEqual(want);
+    }
+  });
+  it("repeatItemColumns: item 0's columns from c0 on, copied into every other item; the first columns kept", () => {
+    const batch = 3, rows = 5, ld = 7, c0 = 2;
+    const x = rand(batch * rows * ld, 8);
+    const want = Float32Array.from(x);
+    for (let b = 1; b < batch; b++) for (let t = 0; t < rows; t++) for (let j = c0; j < ld; j++) want[(b * rows + t) * ld + j] = x[t * ld + j];
+    repeatItemColumns(x, batch, rows, ld, c0);
+    expect(x).toEqual(want);
   });
   it("finds the first NaN or infinity, -1 when there is none", () => {
     const x = rand(1000, 3);

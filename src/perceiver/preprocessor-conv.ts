@@ -8,9 +8,9 @@ import { PerceiverError } from "../errors.js";
 import { relu } from "../tensor/activations.js";
 import { batchNorm2d, conv2dGemm, conv2dOutputSize, maxPool2d } from "../tensor/conv.js";
 import { packWeight, type PackedWeight } from "../tensor/gemm.js";
-import { transposeInto } from "../tensor/layout.js";
+import { repeatItemColumns, transposeInto } from "../tensor/layout.js";
 import { Scratch } from "../layers/scratch.js";
-import { fourierPositionEncoding, fourierPositionEncodingInto } from "./position-encoding.js";
+import { fourierPositionEncodingInto } from "./position-encoding.js";
 import type { Preprocessor, PreprocessorOutput } from "./preprocessor.js";
 
 export interface ConvPreprocessorWeights {
@@ -57,11 +57,6 @@ export class ConvPreprocessor implements Preprocessor {
     return [Math.floor((ch - 3) / 2) + 1, Math.floor((cw - 3) / 2) + 1];
   }
 
-  /** The Fourier position encoding of a gh x gw grid [gh·gw, 258] (computed at each call; forward writes it in place). */
-  positionEncoding(gh: number, gw: number): Float32Array {
-    return fourierPositionEncoding([gh, gw], FOURIER_NUM_BANDS, FOURIER_MAX_RESOLUTION);
-  }
-
   /**
    * pixels [B, 3, H, W] -> encoder inputs [B·T, 322].
    * onConvnet, when given, receives each item's pooled conv features [64, gh, gw] (NCHW, before flattening).
@@ -100,9 +95,7 @@ export class ConvPreprocessor implements Preprocessor {
     }
     // the position encoding after the 64 features of each token: item 0's computed, the others copied from it
     fourierPositionEncodingInto([gh, gw], FOURIER_NUM_BANDS, FOURIER_MAX_RESOLUTION, inputs, o, nc);
-    for (let b = 1; b < batch; b++) {
-      for (let t = 0; t < tokens; t++) inputs.copyWithin(b * itemFloats + t * nc + o, t * nc + o, (t + 1) * nc);
-    }
+    repeatItemColumns(inputs, batch, tokens, nc, o);
     return { inputs, numTokens: tokens, numChannels: nc, gridHeight: gh, gridWidth: gw };
   }
 }

@@ -10,8 +10,8 @@
  * the batch and channel axes, not H and W; it only matters for a downsample factor above 1, which no checkpoint uses).
  */
 import { PerceiverError } from "../errors.js";
-import { transposeInto } from "../tensor/layout.js";
-import { fourierPositionEncoding, fourierPositionEncodingInto } from "./position-encoding.js";
+import { repeatItemColumns, transposeInto } from "../tensor/layout.js";
+import { fourierPositionEncodingInto } from "./position-encoding.js";
 import type { Preprocessor, PreprocessorOutput } from "./preprocessor.js";
 
 export const PIXELS_IN_CHANNELS = 3;
@@ -30,15 +30,6 @@ export const PIXELS_MAX_TOKENS = 1 << 20;
 export class PixelsPreprocessor implements Preprocessor {
   readonly outChannels = PIXELS_IN_CHANNELS;
   readonly numChannels = PIXELS_NUM_CHANNELS;
-
-  /**
-   * Fourier features of the H x W pixel grid [H·W, 258]: positions from the actual size (linspace(-1, 1, H) x
-   * linspace(-1, 1, W)), frequency bands from max_resolution (1..112). Computed at each call; forward writes them
-   * straight into its inputs instead of keeping this 52 MB table (224x224) between calls.
-   */
-  positionEncoding(h: number, w: number): Float32Array {
-    return fourierPositionEncoding([h, w], PIXELS_FOURIER_NUM_BANDS, PIXELS_FOURIER_MAX_RESOLUTION);
-  }
 
   // pixels [B, 3, H, W] -> inputs [B·H·W, 261]: row t = y·W + x holds (r, g, b, position encoding of (y, x))
   /** Every pixel is a token: the grid is the image. */
@@ -59,12 +50,8 @@ export class PixelsPreprocessor implements Preprocessor {
     const inputs = new Float32Array(batch * tokens * nc);
     // the position encoding after the 3 colors of each token: item 0's computed, the others copied from it
     fourierPositionEncodingInto([h, w], PIXELS_FOURIER_NUM_BANDS, PIXELS_FOURIER_MAX_RESOLUTION, inputs, c, nc);
-    for (let b = 0; b < batch; b++) {
-      const x = b * c * tokens;
-      const base = b * tokens * nc;
-      transposeInto(pixels, x, c, tokens, inputs, base, nc); // NCHW -> NHWC
-      if (b > 0) for (let t = 0; t < tokens; t++) inputs.copyWithin(base + t * nc + c, t * nc + c, (t + 1) * nc);
-    }
+    repeatItemColumns(inputs, batch, tokens, nc, c);
+    for (let b = 0; b < batch; b++) transposeInto(pixels, b * c * tokens, c, tokens, inputs, b * tokens * nc, nc); // NCHW -> NHWC
     return { inputs, numTokens: tokens, numChannels: nc, gridHeight: h, gridWidth: w };
   }
 }

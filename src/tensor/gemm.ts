@@ -39,6 +39,7 @@ import { add, gelu, geluNaive } from "./activations.js";
 import {
   EXCHANGE_FLOATS, asmHeap, releaseAsmHeap, startTsThreads, tsThreadCount, tsThreadPool, type TsThreads,
 } from "./gemm-asm.js";
+import { copyBlock } from "./layout.js";
 import { softmaxRows } from "./softmax.js";
 import { availableCores, type Job } from "./wasm/threads.js";
 
@@ -381,14 +382,6 @@ function stageBiasAndB(
   else packB(b, bOff, ldb, jc, nc, k, h, bF);
 }
 
-// C block h [rows, ld] from cF -> out [rows, cols] from o (row stride ldo). A loop, not set(subarray): a view per
-// row was most of the garbage a forward pass made (~90 MB per image on this backend, and young-generation RSS)
-function copyOut(h: Float32Array, cF: number, ld: number, rows: number, cols: number, out: Float32Array, o: number, ldo: number): void {
-  for (let i = 0; i < rows; i++) {
-    const s = cF + i * ld, d = o + i * ldo;
-    for (let j = 0; j < cols; j++) out[d + j] = h[s + j];
-  }
-}
 
 // a [M,K] (stride lda), B in one of two layouts, bias [N] | null -> out [M,N] (stride ldo) = alpha·(bias + a·b)
 function gemm(
@@ -429,7 +422,7 @@ function gemm(
       const mc = Math.min(mcMax, m - ic);
       packA(a, aOff + ic * lda, lda, mc, k, h, aF);
       heap.block(aF * 4, bF * 4, zF * 4, k, Math.ceil(mc / MR), panels, cF * 4, ncPad * 4);
-      copyOut(h, cF, ncPad, mc, nc, out, oOff + ic * ldo + jc, ldo);
+      copyBlock(h, cF, ncPad, out, oOff + ic * ldo + jc, ldo, mc, nc);
     }
   }
 }
@@ -492,7 +485,7 @@ function gemmThreaded(
         jobs.push({ fn: 0, args: [gen, aF, bF, zF, cF, k, rows, ncPad, p0, Math.min(panels, p0 + per), mcMax, alpha] });
       }
       threads.pool.run(jobs, [threads.job as (...args: number[]) => unknown]);
-      copyOut(h, cF, ncPad, mc, nc, out, oOff + ic * ldo + jc, ldo);
+      copyBlock(h, cF, ncPad, out, oOff + ic * ldo + jc, ldo, mc, nc);
     }
   }
   return true;

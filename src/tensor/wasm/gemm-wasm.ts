@@ -45,6 +45,7 @@ import {
   A_STRIDE, KC, MR, NR, gemmKernelModule, type KernelOptions, type PanelizeFn, type ProductFn,
 } from "./gemm-kernel.js";
 import { ERF_TABLE } from "../activations.js";
+import { copyBlock } from "../layout.js";
 import { softmaxRows } from "../softmax.js";
 import { ERF_TABLE_BYTES } from "./gelu-kernel.js";
 import { MAX_JOBS, ThreadPool, type Job } from "./threads.js";
@@ -374,22 +375,6 @@ export function wasmGemmMemoryBytes(): number {
 const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
 
 /**
- * src [rows, cols] (row stride sld, from sOff) -> dst [rows, cols] (row stride dld, from dOff): one set() when both
- * are dense, else a plain loop. (A view per row was young-generation garbage: about 70,000 views of a forward pass,
- * from the cross-attention's per-head products with their strided keys, values and context columns.)
- */
-function copyBlock(src: Float32Array, sOff: number, sld: number, dst: Float32Array, dOff: number, dld: number, rows: number, cols: number): void {
-  if (sld === cols && dld === cols) {
-    dst.set(src.subarray(sOff, sOff + rows * cols), dOff);
-    return;
-  }
-  for (let i = 0; i < rows; i++) {
-    const s = sOff + i * sld, d = dOff + i * dld;
-    for (let j = 0; j < cols; j++) dst[d + j] = src[s + j];
-  }
-}
-
-/**
  * a [M,K] (stride lda, from aOff), B in one of three layouts, bias [N] | null
  *   -> out [M,N] (stride ldo, from oOff) = alpha·(bias + a·b): float32 runs of SUB products, summed in float64;
  *   then the epilogue: softmax over each row of out (in wasm memory when all N columns fit one block), GELU, or
@@ -482,8 +467,7 @@ export function gemmWasm(
       const tiles = Math.ceil(mc / MR);
       // A rows [ic, ic+mc) -> rawA [mc, K] (one copy when a's rows are contiguous), then cut by stageRows into
       // chunk q at aB + q·aChunk (rows past mc up to a whole tile: zeros)
-      if (lda === k) f.set(a.subarray(aOff + ic * lda, aOff + (ic + mc) * lda), rawA >> 2);
-      else copyBlock(a, aOff + ic * lda, lda, f, rawA >> 2, k, mc, k);
+      copyBlock(a, aOff + ic * lda, lda, f, rawA >> 2, k, mc, k);
       runSplit(w, STAGE_ROWS, tiles * MR, mc * k >= minSplitFlop / 16, (r0, rows) =>
         [rawA + r0 * k * 4, k * 4, Math.max(0, Math.min(rows, mc - r0)), k, rows, aB + r0 * A_STRIDE * 4, aChunk, kcs, zerosB]);
       runProduct(w, aB, aChunk, bB, kp * 16, biasB, cB, ldc * 8, oB, ldc * 4, tiles, pairs, k, kcs, alpha);
@@ -492,8 +476,7 @@ export function gemmWasm(
       else if (withResidual) {
         // residual rows [mc, nc] at resB, row stride lr floats
         const lr = wholeRows ? nc : ldc;
-        if (wholeRows) f.set(residual.subarray(ic * n, (ic + mc) * n), resB >> 2);
-        else copyBlock(residual, ic * n + jc, n, f, resB >> 2, ldc, mc, nc);
+        copyBlock(residual, ic * n + jc, n, f, resB >> 2, lr, mc, nc);
         runSplit(w, ADD_ROWS, mc, mc * nc >= minSplitFlop / 16, (r0, rows) => [resB + r0 * lr * 4, lr * 4, oB + r0 * ldc * 4, ldc * 4, rows, nc]);
       }
       if (wholeRows && ldo === n) {
@@ -584,15 +567,11 @@ export function attentionWasm(
   const f64 = w.f64;
 
   // stage Q, K, V (rows of heads·dqk or heads·dv floats) and the zeros
-  const stage = (src: Float32Array, off: number, ld: number, rows: number, width: number, at: number) => {
-    if (ld === width) f.set(src.subarray(off, off + rows * width), at >> 2);
-    else copyBlock(src, off, ld, f, at >> 2, width, rows, width);
-  };
   f.fill(0, zerosB >> 2, (zerosB + zeroBytes) >> 2);
-  stage(q, qOff, ldq, m, qkW, qB);
-  stage(k, kOff, ldk, n, qkW, kB);
+  copyBlock(q, qOff, ldq, f, qB >> 2, qkW, m, qkW);
+  copyBlock(k, kOff, ldk, f, kB >> 2, qkW, n, qkW);
   f.fill(0, (kB >> 2) + n * qkW, (kB >> 2) + nPad * qkW + 4);
-  stage(v, vOff, ldv, n, vW, vB);
+  copyBlock(v, vOff, ldv, f, vB >> 2, vW, n, vW);
   f.fill(0, (vB >> 2) + n * vW, (vB >> 2) + n * vW + NR);
 
   // panels of each head's keys (transpose) and values (panelize): one round of 2·heads jobs
@@ -626,8 +605,7 @@ export function attentionWasm(
 
   // the context out
   const ctxF = ctxB >> 2;
-  if (ldo === vW) out.set(f.subarray(ctxF, ctxF + m * vW), oOff);
-  else copyBlock(f, ctxF, vW, out, oOff, ldo, m, vW);
+  copyBlock(f, ctxF, vW, out, oOff, ldo, m, vW);
   return true;
 }
 
