@@ -95,6 +95,18 @@ describe("thread pool of the wasm backend", () => {
   it("products on 2 and 3 threads are bit-identical to 1 thread on odd shapes and write only their region", () =>
     expectSameOnThreads(wasmSplitBlocks));
 
+  it("the latents' products (512 rows x 1024 columns) stage and multiply all their rows in one round", async () => {
+    // one meeting of the threads per step: B's transpose, then stageRows, product and copyRows of the one round.
+    // With a float64 C (before 2026-11-27) only 384 rows fitted C_BLOCK_BYTES: two rounds, 7 meetings.
+    await setThreads(2);
+    const m = 512, n = 1024, k = 64;
+    const a = rand(m * k, 5), out = new Float32Array(m * n);
+    const before = wasmSplitBlocks();
+    linear(a, packWeight(rand(n * k, 6), n, k), rand(n, 7), out, m);
+    expect(wasmSplitBlocks() - before).toBe(4);
+    await setThreads(1);
+  });
+
   it("the memory grows while workers are attached (a large product after small ones)", async () => {
     await setThreads(2);
     const [small] = products(3, 9, 5, 1);

@@ -117,7 +117,7 @@ export interface AttendCallees {
 
 // attend(params, count): `count` heads, parameter blocks PARAM_BYTES apart from byte address params. Per head,
 //   per block of up to ATTEND_ROWS query rows r0..r0+rows:
-//     aQ <- Q_h rows (stageRows); r [rows, n] = alpha·Q_h·K_hᵀ (product, c as its float64 sums);
+//     aQ <- Q_h rows (stageRows); r [rows, n] = alpha·Q_h·K_hᵀ (product, c as its sums);
 //     softmax(r); aP <- r (stageRows); r2 [rows, dv] = P·V_h (product, c2); out rows <- r2 (copyRows)
 //   (mr: rows per register tile of product, a power of 2)
 export function attendCode(fn: AttendCallees, mr: number): Code {

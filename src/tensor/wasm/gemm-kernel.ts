@@ -20,16 +20,18 @@
  *    8 accumulators + 2 B + 4 splats + a temporary fill the 16 SIMD registers; bigger tiles spill.
  *  - The k loop is not unrolled: V8's TurboFan hoists all loads of an unrolled body to its top and then spills
  *    accumulators (measured: unroll 2 ran at about half the speed).
- *  - Precision: float32 products are summed in float32 over runs of SUB = 64 k steps; each run is then added
- *    into C in float64 (C is a float64 tile in memory, starting from the bias), and the driver rounds C to
- *    float32 once. Plain float32 accumulation over K = 1024 broke the full-size golden tolerances (see
- *    gemm-wasm.ts); the runs cost a few percent (16 promotions and f64 adds per SUB k steps) and bound the
- *    error by about (SUB + 1)·2^-24·Σ|a·b|. SUB = 64 against 32: the kernel alone ~6% faster (best of 40 runs,
- *    one 128x128x256 block), full-size logits 1.19e-6 from PyTorch's float64 run instead of 8.6e-7 (PyTorch's own
- *    float32 run: 1.31e-6).
+ *  - Precision: products are summed in the accumulators over runs of SUB = 64 k steps; each run is then added
+ *    into the C tile in memory (float32, starting from the bias), so a sum over K is a two-level (blocked) float32
+ *    sum: its error is bounded by about (SUB + K/SUB)·2^-24·Σ|a·b|, against K·2^-24 for one running float32 sum.
+ *    One running sum over K = 1024 broke the full-size golden tolerances (see gemm-wasm.ts). Until 2026-11-27 C was
+ *    float64 (the runs promoted and added in float64): full-size logits 1.19e-6 from PyTorch's float64 run, where
+ *    the float32 C gives 1.43e-6 and PyTorch's own float32 run 1.31e-6; the float32 C costs 2 adds per run and
+ *    accumulator instead of 2 promotions, a shuffle and 2 float64 adds, halves C's memory, and lets the model's
+ *    products of 512 rows run as one round (kernel alone ~4% faster; see the README for the forward pass).
+ *    SUB = 64 against 32: the kernel alone ~6% faster (best of 40 runs, one 128x128x256 block).
  *  - The driver calls block once per K chunk of at most KC steps (an A row chunk must fit the fixed stride):
  *    `accumulate` continues C from the previous chunk instead of starting from the bias, and `finish`
- *    multiplies C by alpha after the last chunk.
+ *    writes alpha·C after the last chunk (the product in float64, rounded once to float32).
  *
  * Option `fma`: f32x4.relaxed_madd (Relaxed SIMD: fused or not, depending on the engine) instead of mul + add.
  */
@@ -47,7 +49,7 @@ export const NR = 8;
 export const KC = 256;
 /** Row stride, in floats, of the staged A block (see the header). */
 export const A_STRIDE = KC + 4;
-/** K steps summed in float32 before the tile is added to the float64 C (see the header). */
+/** K steps summed in the accumulators before the tile is added to C in memory (see the header). */
 export const SUB = 64;
 
 export interface KernelOptions {
@@ -118,7 +120,7 @@ function productCode(blockIndex: number): Code {
 
 // block(a, b, panel, bias, c, ldc, out, ldo, tiles, pairs, kc, accumulate, finish, alpha)
 //   a [tiles·4, kc] f32 (row stride A_STRIDE), b: pairs of 4-column f32 panels (kc steps, `panel` bytes apart),
-//   bias [pairs·8] f64, c [tiles·4, pairs·8] f64 (row stride ldc bytes)
+//   bias [pairs·8] f32, c [tiles·4, pairs·8] f32 (row stride ldc bytes)
 //   -> c = (accumulate ? c : bias) + a·b; if finish: out [tiles·4, pairs·8] f32 (row stride ldo bytes) = alpha·c
 function blockCode(opts: KernelOptions): Code {
   const S = opts.sub ?? SUB;
@@ -161,14 +163,14 @@ function blockCode(opts: KernelOptions): Code {
       // a new sum starts from the bias
       f.get(P.accumulate).i32Eqz().if();
       cRows(() => {
-        for (let q = 0; q < 4; q++) f.get(cp).get(biasP).v128Load(16 * q).v128Store(16 * q);
+        for (let h = 0; h < 2; h++) f.get(cp).get(biasP).v128Load(16 * h).v128Store(16 * h);
       });
       f.end();
       f.get(aTile).set(ap);
       f.get(ap).get(P.kc).i32Const(2).i32Shl().i32Add().set(aEnd);
       f.get(bPair).set(bp0);
       f.get(bPair).get(P.panel).i32Add().set(bp1);
-      // for each run of S k steps: float32 partial sums, added to the float64 tile
+      // for each run of S k steps: partial sums in registers, added to the C tile
       f.block().loop();
       f.get(ap).get(aEnd).i32GeU().brIf(1);
       f.get(ap).i32Const(4 * S).i32Add().tee(subEnd).get(aEnd).get(subEnd).get(aEnd).i32LtU().select().set(subEnd);
@@ -190,25 +192,21 @@ function blockCode(opts: KernelOptions): Code {
       f.get(bp1).i32Const(16).i32Add().set(bp1);
       f.get(ap).get(subEnd).i32LtU().brIf(0);
       f.end();
-      // c (f64) += acc (f32): lanes 0,1 and 2,3 of each accumulator
+      // c += acc
       cRows((r) => {
-        for (let h = 0; h < 2; h++) {
-          f.get(cp).get(cp).v128Load(32 * h).get(acc[r][h]).f64x2PromoteLowF32x4().f64x2Add().v128Store(32 * h);
-          f.get(cp).get(cp).v128Load(32 * h + 16)
-            .get(acc[r][h]).get(acc[r][h]).i8x16Shuffle(lanes32(2, 3, 2, 3)).f64x2PromoteLowF32x4()
-            .f64x2Add().v128Store(32 * h + 16);
-        }
+        for (let h = 0; h < 2; h++) f.get(cp).get(cp).v128Load(16 * h).get(acc[r][h]).f32x4Add().v128Store(16 * h);
       });
       f.br(0);
       f.end().end();
-      // last chunk: out = float32(alpha·c), 4 f64 lanes -> one f32x4 (demote rounds to nearest)
+      // last chunk: out = float32(alpha·c), the product taken in float64 (lanes 0,1 and 2,3 promoted, demoted back)
       f.get(P.finish).if();
       f.get(oTile).set(op);
       cRows((r) => {
         for (let h = 0; h < 2; h++) {
+          f.get(cp).v128Load(16 * h).set(av);
           f.get(op);
-          f.get(cp).v128Load(32 * h).get(alpha).f64x2Mul().f32x4DemoteF64x2Zero();
-          f.get(cp).v128Load(32 * h + 16).get(alpha).f64x2Mul().f32x4DemoteF64x2Zero();
+          f.get(av).f64x2PromoteLowF32x4().get(alpha).f64x2Mul().f32x4DemoteF64x2Zero();
+          f.get(av).get(av).i8x16Shuffle(lanes32(2, 3, 2, 3)).f64x2PromoteLowF32x4().get(alpha).f64x2Mul().f32x4DemoteF64x2Zero();
           f.i8x16Shuffle(lanes32(0, 1, 4, 5)).v128Store(16 * h);
         }
         if (r < MR - 1) f.get(op).get(P.ldo).i32Add().set(op);
@@ -224,8 +222,8 @@ function blockCode(opts: KernelOptions): Code {
   }
   f.get(jp).i32Const(1).i32Add().set(jp);
   f.get(bPair).get(P.panel).i32Const(1).i32Shl().i32Add().set(bPair);
-  f.get(biasP).i32Const(NR * 8).i32Add().set(biasP);
-  f.get(cPair).i32Const(NR * 8).i32Add().set(cPair);
+  f.get(biasP).i32Const(NR * 4).i32Add().set(biasP);
+  f.get(cPair).i32Const(NR * 4).i32Add().set(cPair);
   f.get(oPair).i32Const(NR * 4).i32Add().set(oPair);
   f.br(0);
   f.end().end();

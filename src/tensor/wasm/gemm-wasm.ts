@@ -5,7 +5,7 @@
  * Memory layout of one call (byte offsets from 0; every region 16-byte aligned), per block of nc ≤ ~8 MB / (4K)
  * columns (usually all of N):
  *
- *   bias [ncPad] f64 | B panels [ncPad/4][K][4] f32 | A [chunks][rows, A_STRIDE] f32 | C [rows, ncPad+4] f64 |
+ *   bias [ncPad] f32 | B panels [ncPad/4][K][4] f32 | A [chunks][rows, A_STRIDE] f32 | C [rows, ncPad+4] f32 |
  *   result [rows, ncPad+4] f32 | (residual [rows, nc], when it does not fit in A's space) |
  *   (raw A [rows, K], when it does not fit in C's space) | KC zeros
  *
@@ -18,8 +18,8 @@
  *    a's rows are contiguous) into the space of C and the result (free until the product), then cut by the
  *    module's `stageRows` (split by rows across threads) into K chunks (≤ KC) of row stride A_STRIDE; rows past M
  *    up to a multiple of MR = 4 are zeros (each output row depends only on its own A row: they only cost time).
- *  - C: float64, starts from the bias and takes the float32 run sums of every chunk; after the last chunk the
- *    kernel writes alpha·C rounded once to float32 into the result block. Its [mc, nc] part is packed by
+ *  - C: float32, starts from the bias and takes the kernel's run sums of every chunk; after the last chunk the
+ *    kernel writes alpha·C (taken in float64, rounded once) into the result block. Its [mc, nc] part is packed by
  *    `copyRows` into the space of C (done with) and copied out at once when out's rows are contiguous (else row by
  *    row); a residual comes in the same way, into the space of A (done with) when it fits there: 1.6 MB less
  *    wasm memory for the model's output projections.
@@ -61,7 +61,7 @@ const MC = 128;
 const MAX_ROUND_BLOCKS = 16;
 /** Largest staged B block (bytes) before columns are split into blocks. */
 const B_BLOCK_BYTES = 8 << 20;
-/** Largest C + result block (bytes, 12 per element) before columns are split: 4096 columns of 128 rows. */
+/** Largest C + result block (bytes, 8 per element) before columns are split: 6144 columns of 128 rows. */
 const C_BLOCK_BYTES = 6 << 20;
 const PAGE = 65536;
 /** Maximum size of the shared memory used with threads (1 GiB; the staging needs a few tens of MB). */
@@ -268,7 +268,7 @@ function runProduct(
     for (let p0 = 0; p0 < pairs; p0 += per) {
       const p1 = Math.min(pairs, p0 + per);
       jobs.push({ fn: PRODUCT, args: [
-        x.a, aChunk, b + p0 * 2 * panel, panel, bias + p0 * NR * 8, x.c + p0 * NR * 8, ldc, x.out + p0 * NR * 4, ldo,
+        x.a, aChunk, b + p0 * 2 * panel, panel, bias + p0 * NR * 4, x.c + p0 * NR * 4, ldc, x.out + p0 * NR * 4, ldo,
         x.tiles, p1 - p0, k, kcs, alpha,
       ] });
     }
@@ -376,7 +376,7 @@ const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
 
 /**
  * a [M,K] (stride lda, from aOff), B in one of three layouts, bias [N] | null
- *   -> out [M,N] (stride ldo, from oOff) = alpha·(bias + a·b): float32 runs of SUB products, summed in float64;
+ *   -> out [M,N] (stride ldo, from oOff) = alpha·(bias + a·b): runs of SUB products summed into a float32 C;
  *   then the epilogue: softmax over each row of out (in wasm memory when all N columns fit one block), GELU, or
  *   out += residual (EPILOGUE_RESIDUAL: residual [M,N] dense; gemm.ts refuses an out that overlaps it).
  * Arguments are already checked by gemm.ts. Returns false (having written nothing) if the wasm memory could not
@@ -398,7 +398,7 @@ export function gemmWasm(
   const mPad = roundUp(m, MR);
   const mcMax = Math.min(MC, mPad);
   // columns per block: a multiple of NR, at least NR, so that B and C (of one row block) stay within their budgets
-  const colBytes = Math.max(Math.max(1, k) * 4 + 16, (mcMax * 12 * B_BLOCK_BYTES) / C_BLOCK_BYTES);
+  const colBytes = Math.max(Math.max(1, k) * 4 + 16, (mcMax * 8 * B_BLOCK_BYTES) / C_BLOCK_BYTES);
   const ncMax = Math.max(NR, Math.floor(B_BLOCK_BYTES / colBytes / NR) * NR);
   const softmaxInWasm = epilogue === EPILOGUE_SOFTMAX && n <= ncMax;
 
@@ -406,18 +406,18 @@ export function gemmWasm(
     const nc = Math.min(ncMax, n - jc);
     const ncPad = roundUp(nc, NR);
     const pairs = ncPad / NR;
-    const ldc = ncPad + 4; // row stride of C (doubles) and of the float32 result (floats)
+    const ldc = ncPad + 4; // row stride of C and of the result (floats)
     // rows per round (staged at once, every K chunk): whole row blocks while C and the result fit C_BLOCK_BYTES
-    const roundRows = Math.min(mPad, MC * Math.max(1, Math.min(MAX_ROUND_BLOCKS, Math.floor(C_BLOCK_BYTES / (ldc * 12) / MC))));
+    const roundRows = Math.min(mPad, MC * Math.max(1, Math.min(MAX_ROUND_BLOCKS, Math.floor(C_BLOCK_BYTES / (ldc * 8) / MC))));
     const aChunk = roundRows * A_STRIDE * 4; // bytes of one K chunk of the staged rows
     // panel length in k steps: k, but transposed panels come in steps of 4 (k rounded up; the tail is never read)
     const kp = kind === B_TRANS ? roundUp(k, 4) : k;
     // byte offsets; the raw rows of matmul's and matmulTransB's B share the space of A and C (used before them)
     const biasB = CONST_BYTES;
-    const bB = biasB + ncPad * 8;
+    const bB = biasB + ncPad * 4;
     const aB = bB + ncPad * kp * 4;
     const cB = aB + chunks * aChunk;
-    const oB = cB + roundRows * ldc * 8;
+    const oB = cB + roundRows * ldc * 4;
     const rawBytes = kind === B_TRANS ? ncPad * kp * 4 : kind === B_PLAIN ? k * ncPad * 4 : 0;
     const withResidual = epilogue === EPILOGUE_RESIDUAL && residual !== null;
     // the residual block (EPILOGUE_RESIDUAL), laid out as the result block: in the space of the staged A (only the
@@ -428,18 +428,19 @@ export function gemmWasm(
     // a round's A rows arrive in one copy into `rawA` and are cut into chunks by the kernel's stageRows: in the space
     // of C and the result (not written before the product) when they fit, else after everything; then KC zeros
     const rawABytes = roundRows * k * 4;
-    const rawA = rawABytes <= roundRows * ldc * 12 ? cB : endB;
+    const rawA = rawABytes <= roundRows * ldc * 8 ? cB : endB;
     const zerosB = Math.max(endB, rawA + rawABytes);
     if (!reserve(w, Math.max(zerosB + KC * 4, aB + rawBytes))) return false;
     const f = w.f32;
-    const f64 = w.f64;
     f.fill(0, zerosB >> 2, (zerosB >> 2) + KC);
     // the output and residual rows of this column block are contiguous in memory: one copy each (else row by row)
     const wholeRows = jc === 0 && nc === n;
 
-    // bias (or zeros) as doubles, padded
-    const biasD = biasB >> 3;
-    for (let c = 0; c < ncPad; c++) f64[biasD + c] = bias !== null && c < nc ? bias[jc + c] : 0;
+    // bias (or zeros), padded
+    const biasF = biasB >> 2;
+    if (bias !== null) f.set(bias.subarray(jc, jc + nc), biasF);
+    else f.fill(0, biasF, biasF + nc);
+    f.fill(0, biasF + nc, biasF + ncPad);
 
     // B block -> panels of 4 columns [ncPad/4][kp][4] at bB
     const bF = bB >> 2;
@@ -470,7 +471,7 @@ export function gemmWasm(
       copyBlock(a, aOff + ic * lda, lda, f, rawA >> 2, k, mc, k);
       runSplit(w, STAGE_ROWS, tiles * MR, mc * k >= minSplitFlop / 16, (r0, rows) =>
         [rawA + r0 * k * 4, k * 4, Math.max(0, Math.min(rows, mc - r0)), k, rows, aB + r0 * A_STRIDE * 4, aChunk, kcs, zerosB]);
-      runProduct(w, aB, aChunk, bB, kp * 16, biasB, cB, ldc * 8, oB, ldc * 4, tiles, pairs, k, kcs, alpha);
+      runProduct(w, aB, aChunk, bB, kp * 16, biasB, cB, ldc * 4, oB, ldc * 4, tiles, pairs, k, kcs, alpha);
       if (softmaxInWasm) runSoftmax(w, oB, mc, nc, ldc * 4);
       else if (epilogue === EPILOGUE_GELU) runGelu(w, oB, mc, nc, ldc * 4);
       else if (withResidual) {
@@ -528,7 +529,7 @@ export function attentionWasm(
   const chunksQ = Math.max(1, Math.ceil(dqk / KC)), kcsQ = Math.ceil(dqk / chunksQ);
   const chunksP = Math.max(1, Math.ceil(n / KC)), kcsP = Math.ceil(n / chunksP);
   const aChunk = ATTEND_ROWS * A_STRIDE * 4;
-  const ldc = (nPad + 4) * 8, ldr = (nPad + 4) * 4, ldc2 = (dvPad + 4) * 8, ldr2 = (dvPad + 4) * 4;
+  const ldc = (nPad + 4) * 4, ldr = (nPad + 4) * 4, ldc2 = (dvPad + 4) * 4, ldr2 = (dvPad + 4) * 4;
   // jobs: every head on one thread; with a pool, up to two jobs per thread (each job's heads share its blocks)
   const jobs = w.pool === null ? 1 : Math.min(heads, 2 * w.pool.threads);
   // byte layout (16-byte aligned regions): parameter blocks, zeros, Q, K (+ zero rows to nPad, + 4 floats the
@@ -537,7 +538,7 @@ export function attentionWasm(
   const al = (x: number) => roundUp(x, 64);
   const paramB = CONST_BYTES;
   const zerosB = al(paramB + heads * PARAM_BYTES);
-  const zeroBytes = Math.max(nPad, dvPad, KC) * 8;
+  const zeroBytes = Math.max(nPad, dvPad, KC) * 4;
   const qB = al(zerosB + zeroBytes);
   const kB = al(qB + m * qkW * 4);
   const vB = al(kB + (nPad * qkW + 4) * 4);
