@@ -35,8 +35,9 @@
  * every worker of a ThreadPool (threads.ts) instantiates the same module on. The calling thread copies A and B in
  * as above; each round is then cut into jobs (runProduct): a job computes the 8-column pairs [p0, p1) of one row
  * block through every K chunk, on its own slices of C and the result (disjoint), reading the shared A and B. So the
- * threads meet once per round (one or two per product at the model's sizes), not once per row block and K chunk: the
- * caller's time waiting for the last job halved (0.84 -> 0.39 s of a 2-thread forward pass in node --cpu-prof).
+ * threads meet once per round (one per product of the 512 latents, two for the conv model's 3025 inputs), not
+ * once per row block and K chunk: the caller's time waiting for the last job halved (0.84 -> 0.39 s of a 2-thread
+ * forward pass in node --cpu-prof).
  * Each output element is still one thread's same sum in the same order, so results are bit-identical for any
  * thread count. Rounds under MIN_SPLIT_FLOP run on the calling thread alone. The softmax of attention scores (gemm.ts's
  * matmulTransBSoftmax) runs on the result block in place before it is copied out, split by rows.
