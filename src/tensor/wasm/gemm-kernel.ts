@@ -17,7 +17,10 @@
  *    into wasm memory. A tile reads two adjacent panels (8 columns) through two pointers.
  *  - The 4x8 tile keeps 8 f32x4 accumulators; per k it loads 2 B vectors, splats 4 A values
  *    (v128.load32_splat) and does 8 f32x4.mul + 8 f32x4.add. 4x8 is the register sweet spot on x86-64:
- *    8 accumulators + 2 B + 4 splats + a temporary fill the 16 SIMD registers; bigger tiles spill.
+ *    8 accumulators + 2 B + 4 splats + a temporary fill the 16 SIMD registers; bigger tiles spill. Measured
+ *    (2026-11-27, V8 11.3, `--print-wasm-code`): TurboFan loads all of an iteration's splats at its top and keeps
+ *    xmm15 as its scratch, so a 5x8 tile needs 17 vector registers, keeps two accumulators on the stack and runs
+ *    at half the speed of 4x8 (6x8 too); 3x12 (9 accumulators, 3 B, 3 splats) and 2x16 ran like 4x8.
  *  - The k loop is not unrolled: V8's TurboFan hoists all loads of an unrolled body to its top and then spills
  *    accumulators (measured: unroll 2 ran at about half the speed).
  *  - Precision: products are summed in the accumulators over runs of SUB = 64 k steps; each run is then added
