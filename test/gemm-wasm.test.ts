@@ -463,6 +463,54 @@ describe("linearResidual (the output projections with their residual)", () => {
   });
 });
 
+describe("wasm: results in out's row layout (n a multiple of 8, dense out: no repacking)", () => {
+  afterAll(() => setBackend("wasm"));
+  it("every epilogue gives the bits of the repacked path and of the separate TypeScript steps", () => {
+    setBackend("wasm");
+    let seed = 700;
+    for (const [m, n, k] of [[1, 8, 1], [9, 16, 40], [130, 1024, 70], [515, 64, 300]]) {
+      const a = rand(m * k, seed++), wRaw = rand(n * k, seed++), w = packWeight(wRaw, n, k), bias = rand(n, seed++);
+      const residual = rand(m * n, seed++).map((v) => v * 100);
+      // the product: dense out (result rows as out's) against out rows one float wider (the repacked path)
+      const dense = filled(m * n + 3), wide = filled(m * (n + 1) + 3);
+      matmulTransB(m, n, k, a, 0, k, wRaw, 0, k, dense, 0, n, 0.3);
+      matmulTransB(m, n, k, a, 0, k, wRaw, 0, k, wide, 0, n + 1, 0.3);
+      let diffs = 0;
+      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) if (!Object.is(dense[i * n + j], wide[i * (n + 1) + j])) diffs++;
+      expect(diffs, `transB m=${m} n=${n} k=${k}`).toBe(0);
+      expect([...dense.subarray(m * n)]).toEqual([SENTINEL, SENTINEL, SENTINEL]);
+      // linear, GELU and residual epilogues against linear then the TypeScript step
+      const plain = filled(m * n + 3), fused = filled(m * n + 3), separate = filled(m * n + 3);
+      linear(a, w, bias, plain, m);
+      const [got, want, scale] = [plain, filled(m * n + 3), filled(m * n + 3)];
+      linearNaive(a, wRaw, bias, want, m, n, k);
+      linearNaive(abs(a), abs(wRaw), abs(bias), scale, m, n, k);
+      expect(worst(got.subarray(0, m * n), want.subarray(0, m * n), scale.subarray(0, m * n)), `linear m=${m} n=${n} k=${k}`).toBeLessThanOrEqual(0);
+      linearGelu(a, w, bias, fused, m);
+      separate.set(plain);
+      gelu(separate, separate, m * n);
+      expect(countBitDiffs(fused, separate), `gelu m=${m} n=${n} k=${k}`).toBe(0);
+      linearResidual(a, w, bias, residual, fused, m);
+      add(plain, residual, separate, m * n);
+      expect(countBitDiffs(fused, separate), `residual m=${m} n=${n} k=${k}`).toBe(0);
+      // the softmax epilogue: dense scores against the repacked path, rows summing to 1
+      const sDense = filled(m * n), sWide = filled(m * (n + 1));
+      matmulTransBSoftmax(m, n, k, a, 0, k, wRaw, 0, k, sDense, 0, n, 0.1);
+      matmulTransBSoftmax(m, n, k, a, 0, k, wRaw, 0, k, sWide, 0, n + 1, 0.1);
+      diffs = 0;
+      for (let i = 0; i < m; i++) {
+        let sum = 0;
+        for (let j = 0; j < n; j++) {
+          if (!Object.is(sDense[i * n + j], sWide[i * (n + 1) + j])) diffs++;
+          sum += sDense[i * n + j];
+        }
+        expect(Math.abs(sum - 1)).toBeLessThan(1e-5);
+      }
+      expect(diffs, `softmax m=${m} n=${n} k=${k}`).toBe(0);
+    }
+  });
+});
+
 describe("linearGelu (the MLP's first layer)", () => {
   afterAll(() => setBackend("wasm"));
   it("wasm: GELU in wasm memory is bit-identical to linear followed by the TypeScript gelu", () => {

@@ -19,10 +19,13 @@
  *    module's `stageRows` (split by rows across threads) into K chunks (≤ KC) of row stride A_STRIDE; rows past M
  *    up to a multiple of MR = 4 are zeros (each output row depends only on its own A row: they only cost time).
  *  - C: float32, starts from the bias and takes the kernel's run sums of every chunk; after the last chunk the
- *    kernel writes alpha·C (taken in float64, rounded once) into the result block. Its [mc, nc] part is packed by
- *    `copyRows` into the space of C (done with) and copied out at once when out's rows are contiguous (else row by
- *    row); a residual comes in the same way, into the space of A (done with) when it fits there: 1.6 MB less
- *    wasm memory for the model's output projections.
+ *    kernel writes alpha·C (taken in float64, rounded once) into the result block. When out's rows are contiguous
+ *    and every column is real (nc = ncPad: the latents' 1024-column products), the result block has out's row
+ *    layout and goes out in one copy (a thread round and 2 MB of repacking fewer per product: ~3% of a forward
+ *    pass, alternating processes); else its [mc, nc] part is packed by `copyRows` into the space of C (done with)
+ *    and copied out at once when out's rows are contiguous (else row by row). A residual comes in the same way,
+ *    into the space of A (done with) when it fits there: 1.6 MB less wasm memory for the model's output
+ *    projections.
  *  The calling thread makes one JavaScript copy of each operand, not one per row: a view per row was most of what
  *  a forward pass allocated (young-generation garbage and RSS), and the relayout now runs on every thread.
  * Each output element is the same sum in the same order whatever M, the row block or the column block: results
@@ -436,6 +439,7 @@ export function gemmWasm(
     f.fill(0, zerosB >> 2, (zerosB >> 2) + KC);
     // the output and residual rows of this column block are contiguous in memory: one copy each (else row by row)
     const wholeRows = jc === 0 && nc === n;
+    const packed = wholeRows && ldo === n && nc === ncPad;
 
     // bias (or zeros), padded
     const biasF = biasB >> 2;
@@ -472,16 +476,21 @@ export function gemmWasm(
       copyBlock(a, aOff + ic * lda, lda, f, rawA >> 2, k, mc, k);
       runSplit(w, STAGE_ROWS, tiles * MR, mc * k >= minSplitFlop / 16, (r0, rows) =>
         [rawA + r0 * k * 4, k * 4, Math.max(0, Math.min(rows, mc - r0)), k, rows, aB + r0 * A_STRIDE * 4, aChunk, kcs, zerosB]);
-      runProduct(w, aB, aChunk, bB, kp * 16, biasB, cB, ldc * 4, oB, ldc * 4, tiles, pairs, k, kcs, alpha);
-      if (softmaxInWasm) runSoftmax(w, oB, mc, nc, ldc * 4);
-      else if (epilogue === EPILOGUE_GELU) runGelu(w, oB, mc, nc, ldc * 4);
+      // the result block: rows of nc floats, as out's rows, when every column is real (nc = ncPad) and out's rows
+      // are contiguous (one copy out, no repacking); else rows of ldc floats
+      const ldr = packed ? nc : ldc;
+      runProduct(w, aB, aChunk, bB, kp * 16, biasB, cB, ldc * 4, oB, ldr * 4, tiles, pairs, k, kcs, alpha);
+      if (softmaxInWasm) runSoftmax(w, oB, mc, nc, ldr * 4);
+      else if (epilogue === EPILOGUE_GELU) runGelu(w, oB, mc, nc, ldr * 4);
       else if (withResidual) {
         // residual rows [mc, nc] at resB, row stride lr floats
         const lr = wholeRows ? nc : ldc;
         copyBlock(residual, ic * n + jc, n, f, resB >> 2, lr, mc, nc);
-        runSplit(w, ADD_ROWS, mc, mc * nc >= minSplitFlop / 16, (r0, rows) => [resB + r0 * lr * 4, lr * 4, oB + r0 * ldc * 4, ldc * 4, rows, nc]);
+        runSplit(w, ADD_ROWS, mc, mc * nc >= minSplitFlop / 16, (r0, rows) => [resB + r0 * lr * 4, lr * 4, oB + r0 * ldr * 4, ldr * 4, rows, nc]);
       }
-      if (wholeRows && ldo === n) {
+      if (packed) {
+        out.set(f.subarray(oB >> 2, (oB >> 2) + mc * nc), oOff + ic * ldo);
+      } else if (wholeRows && ldo === n) {
         // the result rows packed by copyRows into the space of C (done with), then one copy out
         runSplit(w, COPY_ROWS, mc, mc * nc >= minSplitFlop / 16, (r0, rows) => [oB + r0 * ldc * 4, ldc * 4, cB + r0 * nc * 4, nc * 4, rows, nc]);
         out.set(f.subarray(cB >> 2, (cB >> 2) + mc * nc), oOff + ic * ldo);
