@@ -22,8 +22,8 @@
  *
  * Backends: `linear`, `matmulTransB` and `matmul` run either the TypeScript kernels here ("ts": double
  * accumulation, bit-exact with the naive twins) or the WebAssembly SIMD kernel of `wasm/` ("wasm", ~7x faster on one thread:
- * float32 products summed in float32 over runs of 64 and the runs in float64, rounded once; within ~4e-6
- * relative of the twins, see wasm/gemm-kernel.ts). "wasm" is chosen at load when the runtime validates the
+ * float32 products summed over runs of 64 and the runs into a float32 C; within ~5e-6 relative of the twins for
+ * K = 1024, see wasm/gemm-kernel.ts). "wasm" is chosen at load when the runtime validates the
  * kernel module (WebAssembly with 128-bit SIMD), else "ts"; `PERCEIVER_BACKEND=ts|wasm` (read once, at load,
  * where `process` exists) or `setBackend` override it. Both backends take the same PackedWeight, a view of the
  * caller's [N,K] array, cut into panels per call (in wasm memory by SIMD code, or in the TypeScript kernels'

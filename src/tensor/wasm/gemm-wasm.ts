@@ -539,7 +539,8 @@ export function attentionWasm(
   const chunksQ = Math.max(1, Math.ceil(dqk / KC)), kcsQ = Math.ceil(dqk / chunksQ);
   const chunksP = Math.max(1, Math.ceil(n / KC)), kcsP = Math.ceil(n / chunksP);
   const aChunk = ATTEND_ROWS * A_STRIDE * 4;
-  const ldc = (nPad + 4) * 4, ldr = (nPad + 4) * 4, ldc2 = (dvPad + 4) * 4, ldr2 = (dvPad + 4) * 4;
+  // row strides (bytes) of the scores' C and result blocks, and of P·V's: each product's two share one
+  const ldc = (nPad + 4) * 4, ldr = ldc, ldc2 = (dvPad + 4) * 4, ldr2 = ldc2;
   // jobs: every head on one thread; with a pool, up to two jobs per thread (each job's heads share its blocks)
   const jobs = w.pool === null ? 1 : Math.min(heads, 2 * w.pool.threads);
   // byte layout (16-byte aligned regions): parameter blocks, zeros, Q, K (+ zero rows to nPad, + 4 floats the
