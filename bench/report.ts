@@ -5,7 +5,16 @@
  * Rows are keyed by engine, backend and threads, so a new backend or thread count is just another row.
  * "load avg" is the 1-minute load average when the row's process started (the machine is shared).
  */
-import { GEMM_SHAPES, median, type GemmResult, type ModelResult, type RoundsResult } from "./common.js";
+import {
+  GEMM_SHAPES, median, type BatchProtocol, type GemmResult, type ModelResult, type RoundsResult,
+} from "./common.js";
+
+/** Engines the full-model tables compare perceiver-ts against. */
+export const MODEL_PEERS = ["onnxruntime-node", "onnxruntime-web", "pytorch"] as const;
+/** Configurations slower than this (batch 1, s/image) sit out the paired rounds (perceiver-ts's pure-TS backend). */
+export const ROUND_LIMIT_S = 40;
+/** Pause before each paired-round run, so that the previous engine's threads have stopped spinning. */
+export const ROUND_PAUSE_MS = 1500;
 
 const fmt = (x: number | null | undefined, digits: number): string =>
   x === null || x === undefined || !Number.isFinite(x) ? "–" : x.toFixed(digits);
@@ -116,4 +125,174 @@ export function skippedLines(gemm: GemmResult[], model: ModelResult[], rounds: R
   }
   for (const r of rounds) for (const e of r.errors) lines.push(`paired rounds ${r.engine} ${r.backend} ${r.threads}T ${e}`);
   return lines;
+}
+
+/** The within-round ratios (a's seconds over b's) of two configurations' paired rounds, or null without both. */
+function withinRounds(a: RoundsResult | undefined, b: RoundsResult | undefined): number[] | null {
+  if (!a || !b) return null;
+  const r = a.seconds.flatMap((x, i) => (x !== null && b.seconds[i] != null ? [x / b.seconds[i]!] : []));
+  return r.length ? r : null;
+}
+
+/**
+ * Issue #7's targets, each checked against this run's numbers: one row per target and configuration, with what
+ * was measured and whether it holds ("no data" when the run did not measure it, e.g. --only ours). Where the run
+ * has paired rounds, a time ratio holds only if it holds both in the per-engine rows and in the rounds' median.
+ */
+export function targetsTable(gemm: GemmResult[], model: ModelResult[], rounds: RoundsResult[], weightsBytes?: number): string {
+  const rows: string[][] = [];
+  const verdict = (ok: boolean | null): string => (ok === null ? "no data" : ok ? "yes" : "**no**");
+  const add = (target: string, config: string, measured: string, ok: boolean | null) => rows.push([target, config, measured, verdict(ok)]);
+  const threadsLabel = (t: number) => `${t} thread${t > 1 ? "s" : ""}`;
+  const row = (engine: string, backend: string | null, t: number) =>
+    model.find((r) => r.engine === engine && (backend === null || r.backend === backend) && r.threads === t && !r.skipped);
+  const roundOf = (engine: string, backend: string | null, t: number) =>
+    rounds.find((r) => r.engine === engine && (backend === null || r.backend === backend) && r.threads === t);
+  const ours = model.filter((r) => r.engine === "perceiver-ts" && !r.skipped);
+  const threadsOf = (backend: string) => [...new Set(ours.filter((r) => r.backend === backend).map((r) => r.threads))].sort((a, b) => a - b);
+
+  // time ratios of the wasm backend against a peer at the same thread count, as `shown` (of the peer's time over ours)
+  const ratioTarget = (target: string, peer: string, shown: (factor: number) => number, unit: string, holds: (x: number) => boolean) => {
+    for (const t of threadsOf("wasm")) {
+      const mine = perImage(row("perceiver-ts", "wasm", t)!, 1);
+      const theirs = row(peer, null, t);
+      const theirS = theirs ? perImage(theirs, 1) : null;
+      const fromRows = mine !== null && theirS !== null ? shown(theirS / mine) : null;
+      const within = withinRounds(roundOf(peer, null, t), roundOf("perceiver-ts", "wasm", t))?.map(shown) ?? null;
+      const paired = within ? median(within) : null;
+      const parts = [
+        fromRows !== null ? `rows: ${sig(fromRows)}x ${unit}` : null,
+        paired !== null ? `paired rounds: ${sig(paired)}x ${unit} (rounds ${sig(Math.min(...within!))}-${sig(Math.max(...within!))})` : null,
+      ].filter((x): x is string => x !== null);
+      const ok = fromRows === null && paired === null ? null : [fromRows, paired].every((x) => x === null || holds(x));
+      add(target, `wasm, ${threadsLabel(t)}`, parts.join("; ") || "–", ok);
+    }
+  };
+  ratioTarget("accelerated backend at least 2x faster than onnxruntime-web", "onnxruntime-web", (f) => f, "faster", (x) => x >= 2);
+  ratioTarget("accelerated backend within 3x of onnxruntime-node", "onnxruntime-node", (f) => 1 / f, "the time", (x) => x <= 3);
+  const wasm2 = row("perceiver-ts", "wasm", 2);
+  const wasm2S = wasm2 ? perImage(wasm2, 1) : null;
+  add("accelerated backend about 4 s per image on 2 threads", "wasm, 2 threads", wasm2S !== null ? `${sig(wasm2S)} s` : "–", wasm2S === null ? null : wasm2S <= 4);
+
+  // the pure-TS GEMM
+  const big = GEMM_SHAPES[0].label; // 512x1024x1024
+  const tsGemm = gemm.filter((r) => r.engine === "perceiver-ts" && r.backend === "ts" && !r.skipped && r.shapes.length > 0);
+  for (const r of tsGemm) {
+    const s = r.shapes.find((x) => x.label === big);
+    const perThread = s ? s.gflops / r.threads : null;
+    add(`pure-TS GEMM at least 8 GFLOP/s per thread on ${big}`, `ts, ${threadsLabel(r.threads)}`,
+      perThread !== null ? `${sig(perThread)} GFLOP/s per thread` : "–", perThread === null ? null : perThread >= 8);
+  }
+  for (const r of tsGemm) {
+    const tfjs = gemm.find((x) => x.engine === "tfjs" && x.backend === "cpu" && x.threads === r.threads && !x.skipped && x.shapes.length > 0);
+    if (!tfjs) continue;
+    const both = r.shapes.filter((s) => tfjs.shapes.some((x) => x.label === s.label));
+    const factor = both.length ? geomean(both.map((s) => s.gflops / tfjs.shapes.find((x) => x.label === s.label)!.gflops)) : null;
+    add("pure-TS GEMM at least 10x tfjs-backend-cpu (geo-mean over the shapes both ran)", `ts, ${threadsLabel(r.threads)}`,
+      factor !== null ? `${sig(factor)}x` : "–", factor === null ? null : factor >= 10);
+  }
+  const ts2 = row("perceiver-ts", "ts", 2);
+  const ts2S = ts2 ? perImage(ts2, 1) : null;
+  add("pure-TS backend about 25 s per image on 2 threads", "ts, 2 threads", ts2S !== null ? `${sig(ts2S)} s` : "–", ts2S === null ? null : ts2S <= 25);
+
+  // loading, memory, batching: every perceiver-ts configuration
+  const weightsMiB = weightsBytes !== undefined && weightsBytes > 0 ? weightsBytes / 2 ** 20 : null;
+  for (const r of ours) {
+    const config = `${r.backend}, ${threadsLabel(r.threads)}`;
+    add("loading the checkpoint at most 1 s", config, r.loadS !== undefined ? `${fmt(r.loadS, 2)} s` : "–", r.loadS === undefined ? null : r.loadS <= 1);
+  }
+  for (const r of ours) {
+    const rss = r.batches.find((b) => b.batch === 1)?.maxRssMB;
+    const factor = rss !== undefined && weightsMiB !== null ? rss / weightsMiB : null;
+    add("batch-1 peak RSS at most 1.5x the weights", `${r.backend}, ${threadsLabel(r.threads)}`,
+      factor !== null ? `${fmt(rss, 0)} MiB, ${sig(factor)}x` : "–", factor === null ? null : factor <= 1.5);
+  }
+  for (const r of ours) {
+    const b1 = perImage(r, 1), b4 = perImage(r, 4);
+    add("batch 4 no more per image than batch 1", `${r.backend}, ${threadsLabel(r.threads)}`,
+      b1 !== null && b4 !== null ? `${sig(b4)} against ${sig(b1)} s/image` : "–", b1 === null || b4 === null ? null : b4 <= b1);
+  }
+  rows.push(["every golden test on every backend and thread count", "–", "not a benchmark: `npm test`", "see the tests"]);
+  return table(["target (issue #7)", "configuration", "measured in this run", "holds"], rows);
+}
+
+/** A bench run as bench/run.ts saves it in bench/results/bench-<date>.json (older files lack some fields). */
+export interface SavedRun {
+  started: string;
+  durationS: number;
+  machine: { cpu: string; cores: number; totalMemGiB: number; node: string; os: string; loadAvgStart: number[]; loadAvgEnd: number[] };
+  versions: Record<string, string>;
+  options: { batches: number[]; protocol: BatchProtocol; rounds: number };
+  weightsBytes?: number;
+  gemm: GemmResult[];
+  model: ModelResult[];
+  rounds?: RoundsResult[];
+}
+
+/** The whole markdown report of a run (what `npm run bench` prints, and `npm run bench -- --report FILE` again). */
+export function renderReport(run: SavedRun, file: string): string {
+  const { machine, versions, options: o, weightsBytes, gemm, model } = run;
+  const rounds = run.rounds ?? [];
+  const load = (l: number[]): string => l.map((x) => x.toFixed(2)).join(" ");
+  const pytorch = model.find((r) => r.engine === "pytorch" && !r.skipped);
+  const lines = [
+    `# perceiver-ts vs peers (${run.started})`,
+    "",
+    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.totalMemGiB.toFixed(1)} GiB, ${machine.os}, Node ${machine.node}`,
+    `load average (1/5/15 min): ${load(machine.loadAvgStart)} at start, ${load(machine.loadAvgEnd)} at end (the machine is shared: compare ratios, not absolute times)`,
+    `peers: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(", ")}${pytorch ? `, pytorch ${pytorch.backend}` : ""}`,
+    "",
+  ];
+  if (gemm.length) {
+    lines.push(
+      "## GEMM GFLOP/s (M x N x K, best of the timed calls after a warm-up; peers: A·B with both operands as inputs, result read back)",
+      "", gemmTable(gemm), "",
+    );
+  }
+  if (model.length) {
+    const peers = MODEL_PEERS.filter((p) => model.some((r) => r.engine === p && !r.skipped));
+    lines.push(
+      "## Full model: vision-perceiver-conv, 224x224, 369 GFLOP/image",
+      "",
+      modelTable(model, o.batches, peers, weightsBytes),
+      "",
+      "load: weights file to ready session/model. batch 1: median of the runs after the first when there was time for " +
+        `more (${o.protocol.maxExtra} at most, ${o.protocol.extraBudgetS} s budget), else the first run; larger batches: one run, ` +
+        "after batch 1, divided by the batch. RSS in MiB (2^20 bytes). peak RSS: the whole child process (load + every batch); peak RSS to batch 1: " +
+        "the same, read after the batch-1 runs (load + batch 1 only)" +
+        (weightsBytes ? `; ÷ weights: over model.safetensors, ${(weightsBytes / 2 ** 20).toFixed(1)} MiB (${(weightsBytes / 1e6).toFixed(1)} MB)` : "") +
+        "; RSS before load: " +
+        "the same process with the engine imported, before the weights (the runtime's own share). " +
+        "time ÷ X: this row's seconds per image over X's at the same thread count (>1: slower than X).",
+      "",
+    );
+  }
+  if (rounds.length) {
+    const peers = MODEL_PEERS.filter((p) => rounds.some((r) => r.engine === p));
+    lines.push(
+      `## Paired rounds: batch 1, every engine of a thread count in turn, ${o.rounds} round(s)`,
+      "",
+      roundsTable(rounds, peers),
+      "",
+      "Each round runs one batch-1 forward per engine, one after another (the order rotating from round to round, " +
+        `${ROUND_PAUSE_MS / 1000} s apart), each engine in a fresh process of its own that ran batch 1 once before (warm-up). time ÷ X: the median over the rounds of ` +
+        "this row's seconds over X's in the same round, with the lowest and highest in brackets. Configurations slower " +
+        `than ${ROUND_LIMIT_S} s/image sit out.`,
+      "",
+    );
+  }
+  if (gemm.length || model.length) {
+    lines.push(
+      "## Issue #7's targets in this run",
+      "",
+      targetsTable(gemm, model, rounds, weightsBytes),
+      "",
+      "A time ratio holds only if it holds in the per-engine rows and, when the run has paired rounds, in their median.",
+      "",
+    );
+  }
+  const skipped = skippedLines(gemm, model, rounds);
+  if (skipped.length) lines.push("Not measured:", ...skipped.map((s) => `- ${s}`), "");
+  lines.push(`All numbers: ${file} (run took ${(run.durationS / 60).toFixed(1)} min)`);
+  return lines.join("\n");
 }

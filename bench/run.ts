@@ -32,18 +32,13 @@ import { withSymbolicBatch } from "./onnx-proto.js";
 import { ensureOnnxWeights } from "./onnx-weights.js";
 import { PEER_GEMM_ENGINES, type PeerGemmEngine } from "./peers-gemm.js";
 import type { OnnxModelFiles } from "./peers-model.js";
-import { gemmTable, modelTable, roundsTable, skippedLines } from "./report.js";
+import { ROUND_LIMIT_S, ROUND_PAUSE_MS, renderReport, type SavedRun } from "./report.js";
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, "..");
 const RESULTS = join(BENCH, "results");
 /** Where tsconfig.bench.json compiles bench/ (and the src/ and test/ files it imports) to. */
 const BUILD = join(BENCH, ".build");
-const MODEL_PEERS = ["onnxruntime-node", "onnxruntime-web", "pytorch"] as const;
-/** Configurations slower than this (batch 1, s/image) sit out the paired rounds (perceiver-ts's pure-TS backend). */
-const ROUND_LIMIT_S = 40;
-/** Pause before each paired-round run, so that the previous engine's threads have stopped spinning. */
-const ROUND_PAUSE_MS = 1500;
 
 const HELP = `npm run bench -- [options]
   --quick              GEMM table + full model at batch 1 only, fewer repeats
@@ -59,7 +54,8 @@ const HELP = `npm run bench -- [options]
                        than ${ROUND_LIMIT_S} s/image sit out)
   --gemm-only | --model-only
   --python PATH        Python for bench/pytorch_bench.py (default: .venv/bin/python if present, else python3)
-  --no-pytorch         skip PyTorch`;
+  --no-pytorch         skip PyTorch
+  --report FILE        measure nothing: print the report of a saved run (bench/results/bench-<date>.json) again`;
 
 function list(s: string, name: string): number[] {
   const xs = s.split(",").map((x) => Number(x.trim()));
@@ -82,6 +78,7 @@ function options() {
       "model-only": { type: "boolean", default: false },
       python: { type: "string" },
       "no-pytorch": { type: "boolean", default: false },
+      report: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -114,6 +111,7 @@ function options() {
     model: !values["gemm-only"],
     python: values.python ?? (existsSync(venv) ? venv : "python3"),
     pytorch: !values["no-pytorch"],
+    report: values.report,
   };
 }
 
@@ -222,6 +220,19 @@ async function prepareOnnx(log: (m: string) => void): Promise<OnnxModelFiles> {
 
 async function main(): Promise<void> {
   const o = options();
+  if (o.report !== undefined) {
+    let saved: SavedRun;
+    try {
+      saved = JSON.parse(await readFile(o.report, "utf8")) as SavedRun;
+    } catch (e) {
+      throw new Error(`--report: cannot read ${o.report}: ${(e as Error).message}`);
+    }
+    if (!Array.isArray(saved?.gemm) || !Array.isArray(saved?.model) || !saved?.machine) {
+      throw new Error(`--report: ${o.report} is not a bench result (no gemm, model and machine)`);
+    }
+    console.log(renderReport(saved, o.report));
+    return;
+  }
   const started = new Date();
   const log = (m: string): void => {
     process.stderr.write(`[bench ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s] ${m}\n`);
@@ -351,58 +362,7 @@ async function main(): Promise<void> {
 
   machine.loadAvgEnd = os.loadavg();
   await save();
-  const load = (l: number[]): string => l.map((x) => x.toFixed(2)).join(" ");
-  const lines = [
-    `# perceiver-ts vs peers (${started.toISOString()})`,
-    "",
-    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.totalMemGiB.toFixed(1)} GiB, ${machine.os}, Node ${machine.node}`,
-    `load average (1/5/15 min): ${load(machine.loadAvgStart)} at start, ${load(machine.loadAvgEnd)} at end (the machine is shared: compare ratios, not absolute times)`,
-    `peers: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(", ")}` +
-      `${model.find((r) => r.engine === "pytorch" && !r.skipped) ? `, pytorch ${model.find((r) => r.engine === "pytorch")!.backend}` : ""}`,
-    "",
-  ];
-  if (gemm.length) {
-    lines.push(
-      "## GEMM GFLOP/s (M x N x K, best of the timed calls after a warm-up; peers: A·B with both operands as inputs, result read back)",
-      "", gemmTable(gemm), "",
-    );
-  }
-  if (model.length) {
-    const peers = MODEL_PEERS.filter((p) => model.some((r) => r.engine === p && !r.skipped));
-    lines.push(
-      "## Full model: vision-perceiver-conv, 224x224, 369 GFLOP/image",
-      "",
-      modelTable(model, o.batches, peers, weightsBytes),
-      "",
-      "load: weights file to ready session/model. batch 1: median of the runs after the first when there was time for " +
-        `more (${o.protocol.maxExtra} at most, ${o.protocol.extraBudgetS} s budget), else the first run; larger batches: one run, ` +
-        "after batch 1, divided by the batch. RSS in MiB (2^20 bytes). peak RSS: the whole child process (load + every batch); peak RSS to batch 1: " +
-        "the same, read after the batch-1 runs (load + batch 1 only)" +
-        (weightsBytes ? `; ÷ weights: over model.safetensors, ${(weightsBytes / 2 ** 20).toFixed(1)} MiB (${(weightsBytes / 1e6).toFixed(1)} MB)` : "") +
-        "; RSS before load: " +
-        "the same process with the engine imported, before the weights (the runtime's own share). " +
-        "time ÷ X: this row's seconds per image over X's at the same thread count (>1: slower than X).",
-      "",
-    );
-  }
-  if (rounds.length) {
-    const peers = MODEL_PEERS.filter((p) => rounds.some((r) => r.engine === p));
-    lines.push(
-      `## Paired rounds: batch 1, every engine of a thread count in turn, ${o.rounds} round(s)`,
-      "",
-      roundsTable(rounds, peers),
-      "",
-      "Each round runs one batch-1 forward per engine, one after another (the order rotating from round to round, " +
-        `${ROUND_PAUSE_MS / 1000} s apart), each engine in a fresh process of its own that ran batch 1 once before (warm-up). time ÷ X: the median over the rounds of ` +
-        "this row's seconds over X's in the same round, with the lowest and highest in brackets. Configurations slower " +
-        `than ${ROUND_LIMIT_S} s/image sit out.`,
-      "",
-    );
-  }
-  const skipped = skippedLines(gemm, model, rounds);
-  if (skipped.length) lines.push("Not measured:", ...skipped.map((s) => `- ${s}`), "");
-  lines.push(`All numbers: ${file} (run took ${((Date.now() - started.getTime()) / 60000).toFixed(1)} min)`);
-  console.log(lines.join("\n"));
+  console.log(renderReport(JSON.parse(await readFile(file, "utf8")) as SavedRun, file));
 }
 
 main().catch((e: unknown) => {

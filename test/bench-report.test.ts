@@ -2,8 +2,8 @@
  * The bench's tables (bench/report.ts) on made-up results: the ratios the README quotes come from this arithmetic.
  */
 import { describe, expect, it } from "vitest";
-import type { ModelResult, RoundsResult } from "../bench/common.js";
-import { modelTable, roundsTable } from "../bench/report.js";
+import type { GemmResult, ModelResult, RoundsResult } from "../bench/common.js";
+import { modelTable, renderReport, roundsTable, targetsTable, type SavedRun } from "../bench/report.js";
 
 const rowsOf = (markdown: string) => markdown.split("\n").slice(2).map((l) => l.split("|").slice(1, -1).map((c) => c.trim()));
 
@@ -44,5 +44,78 @@ describe("bench report", () => {
     expect(rowsOf(only1)[0][head1.indexOf("batch-1 peak RSS ÷ weights")]).toBe("1.85×"); // 370 / 200
     expect(head1).not.toContain("peak RSS to batch 1 MiB");
     expect(modelTable([r], [1, 4], [])).not.toContain("÷ weights");
+  });
+
+  describe("issue #7's targets", () => {
+    const model = (engine: string, backend: string, threads: number, b1: number, b4: number | null, rss1: number, loadS = 0.3): ModelResult => ({
+      engine, backend, threads, notes: [], loadS, peakRssMB: rss1,
+      batches: [{ batch: 1, runsS: [b1], perImageS: b1, maxRssMB: rss1 }, ...(b4 === null ? [] : [{ batch: 4, runsS: [4 * b4], perImageS: b4, maxRssMB: rss1 + 50 }])],
+    });
+    const gemm = (engine: string, backend: string, threads: number, gflops: number[]): GemmResult => ({
+      engine, backend, threads, notes: [],
+      shapes: gflops.map((g, i) => ({ label: ["512x1024x1024", "512x512x128"][i], m: 1, n: 1, k: 1, gflops: g, medianGflops: g, bestMs: 1, calls: 3 })),
+    });
+    const verdicts = (md: string) => rowsOf(md).map((r) => `${r[0]} | ${r[1]} | ${r[3]}`);
+
+    it("a time ratio holds only when the per-engine rows and the paired rounds' median both hold", () => {
+      const models = [
+        model("perceiver-ts", "wasm", 1, 10, 9, 270), model("onnxruntime-web", "", 1, 21, 21, 800), model("onnxruntime-node", "", 1, 4, 4, 400),
+        model("perceiver-ts", "wasm", 2, 6, 6.5, 310), model("onnxruntime-web", "", 2, 13, 13, 800), model("onnxruntime-node", "", 2, 1.9, 2, 400),
+      ];
+      const rounds = [
+        round("perceiver-ts", 1, [10, 10, 10]), round("onnxruntime-web", 1, [19, 22, 19]), // rows 2.1x, paired median 1.9x
+        round("onnxruntime-node", 1, [4, 4, 4]),
+      ];
+      const v = verdicts(targetsTable([], models, rounds, 200 * 2 ** 20));
+      expect(v).toContain("accelerated backend at least 2x faster than onnxruntime-web | wasm, 1 thread | **no**");
+      expect(v).toContain("accelerated backend at least 2x faster than onnxruntime-web | wasm, 2 threads | yes"); // 13 / 6, no rounds
+      expect(v).toContain("accelerated backend within 3x of onnxruntime-node | wasm, 1 thread | yes"); // 2.5x
+      expect(v).toContain("accelerated backend within 3x of onnxruntime-node | wasm, 2 threads | **no**"); // 3.16x
+      expect(v).toContain("accelerated backend about 4 s per image on 2 threads | wasm, 2 threads | **no**");
+      expect(v).toContain("batch-1 peak RSS at most 1.5x the weights | wasm, 1 thread | yes"); // 270 / 200
+      expect(v).toContain("batch-1 peak RSS at most 1.5x the weights | wasm, 2 threads | **no**"); // 310 / 200 (1.5x itself would hold)
+      expect(v).toContain("batch 4 no more per image than batch 1 | wasm, 1 thread | yes");
+      expect(v).toContain("batch 4 no more per image than batch 1 | wasm, 2 threads | **no**");
+      expect(v).toContain("loading the checkpoint at most 1 s | wasm, 2 threads | yes");
+      const measured = rowsOf(targetsTable([], models, rounds, 200 * 2 ** 20))[0][2];
+      expect(measured).toBe("rows: 2.10x faster; paired rounds: 1.90x faster (rounds 1.90-2.20)");
+      // without the pure-TS rows, its targets say so instead of passing or failing
+      expect(v).toContain("pure-TS backend about 25 s per image on 2 threads | ts, 2 threads | no data");
+    });
+
+    it("the pure-TS GEMM: GFLOP/s per thread on 512x1024x1024, and the geo-mean factor over tfjs-backend-cpu", () => {
+      const g = [
+        gemm("perceiver-ts", "ts", 1, [8.5, 2]), gemm("perceiver-ts", "ts", 2, [15, 4]),
+        gemm("tfjs", "cpu", 1, [0.5, 0.5]), // factors 17 and 4: geo-mean 8.25
+      ];
+      const md = targetsTable(g, [model("perceiver-ts", "ts", 2, 24, null, 250, 1.2)], [], 200 * 2 ** 20);
+      const v = verdicts(md);
+      expect(v).toContain("pure-TS GEMM at least 8 GFLOP/s per thread on 512x1024x1024 | ts, 1 thread | yes");
+      expect(v).toContain("pure-TS GEMM at least 8 GFLOP/s per thread on 512x1024x1024 | ts, 2 threads | **no**"); // 7.5 per thread
+      expect(v).toContain("pure-TS GEMM at least 10x tfjs-backend-cpu (geo-mean over the shapes both ran) | ts, 1 thread | **no**");
+      expect(rowsOf(md).find((r) => r[0].includes("tfjs"))![2]).toBe("8.25x");
+      expect(v).toContain("pure-TS backend about 25 s per image on 2 threads | ts, 2 threads | yes");
+      expect(v).toContain("loading the checkpoint at most 1 s | ts, 2 threads | **no**");
+      expect(v).toContain("batch 4 no more per image than batch 1 | ts, 2 threads | no data");
+    });
+
+    it("renderReport prints every table of a saved run, the targets included", () => {
+      const run: SavedRun = {
+        started: "2026-11-27T00:00:00.000Z", durationS: 600,
+        machine: { cpu: "Test CPU", cores: 2, totalMemGiB: 24, node: "v20", os: "linux", loadAvgStart: [1, 1, 1], loadAvgEnd: [1, 1, 1] },
+        versions: { "onnxruntime-web": "1.30.0" },
+        options: { batches: [1, 4], protocol: { extraBudgetS: 45, maxExtra: 3, batchBudgetS: 240 }, rounds: 1 },
+        weightsBytes: 200 * 2 ** 20,
+        gemm: [gemm("perceiver-ts", "wasm", 1, [30, 20])],
+        model: [model("perceiver-ts", "wasm", 1, 10, 9, 270), model("onnxruntime-web", "", 1, 21, 21, 800)],
+        rounds: [round("perceiver-ts", 1, [10]), round("onnxruntime-web", 1, [19])],
+      };
+      const md = renderReport(run, "results/x.json");
+      for (const heading of ["## GEMM GFLOP/s", "## Full model", "## Paired rounds", "## Issue #7's targets in this run"]) expect(md).toContain(heading);
+      expect(md).toContain("machine: Test CPU, 2 cores");
+      expect(md).toContain("All numbers: results/x.json (run took 10.0 min)");
+      // an older file without paired rounds
+      expect(renderReport({ ...run, rounds: undefined }, "x")).not.toContain("## Paired rounds");
+    });
   });
 });
