@@ -81,6 +81,8 @@ describe("bench report", () => {
       expect(measured).toBe("rows: 2.10x faster; paired rounds: 1.90x faster (rounds 1.90-2.20)");
       // without the pure-TS rows, its targets say so instead of passing or failing
       expect(v).toContain("pure-TS backend about 25 s per image on 2 threads | ts, 2 threads | no data");
+      expect(v).toContain("pure-TS GEMM at least 8 GFLOP/s per thread on 512x1024x1024 | ts | no data");
+      expect(v).toContain("pure-TS GEMM at least 10x tfjs-backend-cpu (geo-mean over the shapes both ran) | ts, 1 thread | no data");
     });
 
     it("the pure-TS GEMM: GFLOP/s per thread on 512x1024x1024, and the geo-mean factor over tfjs-backend-cpu", () => {
