@@ -153,6 +153,7 @@ export function targetsTable(gemm: GemmResult[], model: ModelResult[], rounds: R
 
   // time ratios of the wasm backend against a peer at the same thread count, as `shown` (of the peer's time over ours)
   const ratioTarget = (target: string, peer: string, shown: (factor: number) => number, unit: string, holds: (x: number) => boolean) => {
+    if (threadsOf("wasm").length === 0) add(target, "wasm", "–", null);
     for (const t of threadsOf("wasm")) {
       const mine = perImage(row("perceiver-ts", "wasm", t)!, 1);
       const theirs = row(peer, null, t);
