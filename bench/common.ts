@@ -61,6 +61,11 @@ export interface BatchResult {
   perImageS: number | null;
   /** peak RSS of the process after this batch, MB */
   maxRssMB: number;
+  /**
+   * a batch > 1 run after batch 1: seconds of the batch-1 runs just before and just after it (one more batch-1 run
+   * follows it), to compare it with batch 1 under the same machine conditions (the machine drifts by 10-30%)
+   */
+  batch1AroundS?: [number, number];
 }
 
 export interface ModelResult {
@@ -191,12 +196,14 @@ export interface BatchProtocol {
  * The protocol shared by every engine (PyTorch's twin is in pytorch_bench.py): batch 1 runs once, then again while
  * the extra runs fit in `extraBudgetS` (at most `maxExtra`); it reports the median of the extra runs (the first
  * run includes JIT / lazy initialization) or the first run when it was alone. Larger batches run once, after
- * batch 1, unless their estimated time exceeds `batchBudgetS`.
+ * batch 1, unless their estimated time exceeds `batchBudgetS`; each is followed by one more batch-1 run, so that
+ * it can also be held against the batch-1 runs just before and after it (`batch1AroundS`).
  */
 export async function timeBatches(
   batches: number[], run: (batch: number) => Promise<void>, opts: BatchProtocol,
 ): Promise<BatchResult[]> {
   const out: BatchResult[] = [];
+  let lastBatch1S: number | null = null; // the latest batch-1 run
   for (const batch of [...batches].sort((a, b) => a - b)) {
     const b1 = out.find((r) => r.batch === 1)?.perImageS ?? null;
     if (batch > 1 && b1 !== null && opts.batchBudgetS !== null && batch * b1 > opts.batchBudgetS) {
@@ -220,8 +227,18 @@ export async function timeBatches(
       spent += s;
     }
     const rep = runsS.length > 1 ? median(runsS.slice(1)) : runsS[0];
-    out.push({ batch, runsS, perImageS: rep / batch, maxRssMB: maxRssMB() });
+    const result: BatchResult = { batch, runsS, perImageS: rep / batch, maxRssMB: maxRssMB() };
+    out.push(result);
     process.stderr.write(`    batch ${batch}: ${runsS.map((s) => s.toFixed(2)).join(", ")} s\n`);
+    if (batch === 1) lastBatch1S = runsS[runsS.length - 1];
+    else if (lastBatch1S !== null) {
+      const t = performance.now();
+      await run(1);
+      const after = (performance.now() - t) / 1000;
+      result.batch1AroundS = [lastBatch1S, after];
+      lastBatch1S = after;
+      process.stderr.write(`    batch 1 again: ${after.toFixed(2)} s\n`);
+    }
   }
   return out;
 }

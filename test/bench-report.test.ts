@@ -3,6 +3,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { GemmResult, ModelResult, RoundsResult } from "../bench/common.js";
+import { timeBatches } from "../bench/common.js";
 import { modelTable, renderReport, roundsTable, targetsTable, type SavedRun } from "../bench/report.js";
 
 const rowsOf = (markdown: string) => markdown.split("\n").slice(2).map((l) => l.split("|").slice(1, -1).map((c) => c.trim()));
@@ -102,6 +103,42 @@ describe("bench report", () => {
       // without wasm rows, its ratio targets say so
       expect(v).toContain("accelerated backend at least 2x faster than onnxruntime-web | wasm | no data");
       expect(v).toContain("accelerated backend within 3x of onnxruntime-node | wasm | no data");
+    });
+
+    it("batch 4 holds only against both the batch-1 row and the batch-1 runs just before and after it", () => {
+      const withAround = (r: ModelResult, around: [number, number]): ModelResult =>
+        ({ ...r, batches: r.batches.map((b) => (b.batch === 4 ? { ...b, batch1AroundS: around } : b)) });
+      const base = model("perceiver-ts", "wasm", 1, 10, 9.5, 270); // batch 4 under the batch-1 row
+      const row = (r: ModelResult) => rowsOf(targetsTable([], [r], [], 200 * 2 ** 20)).find((x) => x[0].startsWith("batch 4"))!;
+      expect(row(base)[3]).toBe("yes");
+      // the batch-1 runs around it were faster (the machine sped up): 9.5 against their mean 9.0 does not hold
+      const slower = row(withAround(base, [8.8, 9.2]));
+      expect(slower[2]).toBe("9.50 against 10.0 s/image; against the batch-1 runs just before and after it (8.80, 9.20 s): 1.06x");
+      expect(slower[3]).toBe("**no**");
+      expect(row(withAround(base, [9.8, 10.2]))[3]).toBe("yes");
+      // and the row still decides when the runs around it are slower
+      expect(row(withAround(model("perceiver-ts", "wasm", 1, 10, 10.5, 270), [11, 11]))[3]).toBe("**no**");
+    });
+
+    it("timeBatches: each larger batch after batch 1 is followed by one more batch-1 run", async () => {
+      const calls: number[] = [];
+      const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+      const run = async (b: number) => {
+        calls.push(b);
+        await sleep(b === 1 ? 5 : 15);
+      };
+      const out = await timeBatches([4, 1], run, { extraBudgetS: 1, maxExtra: 2, batchBudgetS: null });
+      expect(calls).toEqual([1, 1, 1, 4, 1]);
+      const b4 = out.find((b) => b.batch === 4)!;
+      expect(b4.batch1AroundS).toHaveLength(2);
+      expect(b4.batch1AroundS![0]).toBe(out[0].runsS[2]); // the batch-1 run just before it
+      expect(b4.batch1AroundS![1]).toBeGreaterThanOrEqual(0.004);
+      expect(out[0].batch1AroundS).toBeUndefined();
+      // without batch 1 there is nothing to hold it against: no extra run
+      calls.length = 0;
+      const alone = await timeBatches([4], run, { extraBudgetS: 1, maxExtra: 2, batchBudgetS: null });
+      expect(calls).toEqual([4]);
+      expect(alone[0].batch1AroundS).toBeUndefined();
     });
 
     it("renderReport prints every table of a saved run, the targets included", () => {
