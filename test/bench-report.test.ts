@@ -75,6 +75,8 @@ describe("bench report", () => {
       expect(v).toContain("accelerated backend about 4 s per image on 2 threads | wasm, 2 threads | **no**");
       expect(v).toContain("batch-1 peak RSS at most 1.5x the weights | wasm, 1 thread | yes"); // 270 / 200
       expect(v).toContain("batch-1 peak RSS at most 1.5x the weights | wasm, 2 threads | **no**"); // 310 / 200 (1.5x itself would hold)
+      expect(rowsOf(targetsTable([], [model("perceiver-ts", "ts", 1, 90, null, 300.6)], [], 200 * 2 ** 20))
+        .find((r) => r[0].startsWith("batch-1 peak RSS"))!.slice(2)).toEqual(["300.6 MiB, 1.503x", "**no**"]); // not "1.50x, no"
       expect(v).toContain("batch 4 no more per image than batch 1 | wasm, 1 thread | yes");
       expect(v).toContain("batch 4 no more per image than batch 1 | wasm, 2 threads | **no**");
       expect(v).toContain("loading the checkpoint at most 1 s | wasm, 2 threads | yes");
