@@ -6,7 +6,7 @@
  * "load avg" is the 1-minute load average when the row's process started (the machine is shared).
  */
 import {
-  GEMM_SHAPES, median, type BatchProtocol, type GemmResult, type ModelResult, type RoundsResult,
+  GEMM_SHAPES, median, type BatchProtocol, type GemmResult, type GemmShape, type ModelResult, type RoundsResult,
 } from "./common.js";
 
 /** Engines the full-model tables compare perceiver-ts against. */
@@ -92,6 +92,13 @@ export function modelTable(results: ModelResult[], batches: number[], peers: str
   return table(head, rows);
 }
 
+/** The within-round ratios (a's seconds over b's) of two configurations' paired rounds, or null without both. */
+function withinRounds(a: RoundsResult | undefined, b: RoundsResult | undefined): number[] | null {
+  if (!a || !b) return null;
+  const r = a.seconds.flatMap((x, i) => (x !== null && b.seconds[i] != null ? [x / b.seconds[i]!] : []));
+  return r.length ? r : null;
+}
+
 /**
  * Paired rounds: each configuration's seconds per round and their median, and against each peer of the same thread
  * count the median (lowest-highest) over the rounds of the two runs' ratio within a round.
@@ -102,9 +109,8 @@ export function roundsTable(rounds: RoundsResult[], peers: string[]): string {
     const done = r.seconds.filter((x): x is number => x !== null);
     const ratios = peers.map((p) => {
       const peer = rounds.find((x) => x.engine === p && x.threads === r.threads);
-      if (!peer || peer === r) return "–";
-      const within = r.seconds.flatMap((x, i) => (x !== null && peer.seconds[i] != null ? [x / peer.seconds[i]!] : []));
-      if (within.length === 0) return "–";
+      const within = peer === r ? null : withinRounds(r, peer);
+      if (within === null) return "–";
       return `${sig(median(within))}× (${sig(Math.min(...within))}-${sig(Math.max(...within))})`;
     });
     return [
@@ -127,12 +133,6 @@ export function skippedLines(gemm: GemmResult[], model: ModelResult[], rounds: R
   return lines;
 }
 
-/** The within-round ratios (a's seconds over b's) of two configurations' paired rounds, or null without both. */
-function withinRounds(a: RoundsResult | undefined, b: RoundsResult | undefined): number[] | null {
-  if (!a || !b) return null;
-  const r = a.seconds.flatMap((x, i) => (x !== null && b.seconds[i] != null ? [x / b.seconds[i]!] : []));
-  return r.length ? r : null;
-}
 
 /**
  * Issue #7's targets, each checked against this run's numbers: one row per target and configuration, with what
@@ -233,6 +233,7 @@ export interface SavedRun {
   versions: Record<string, string>;
   options: { batches: number[]; protocol: BatchProtocol; rounds: number };
   weightsBytes?: number;
+  gemmShapes?: GemmShape[];
   gemm: GemmResult[];
   model: ModelResult[];
   rounds?: RoundsResult[];
@@ -267,7 +268,9 @@ export function renderReport(run: SavedRun, file: string): string {
       "",
       "load: weights file to ready session/model. batch 1: median of the runs after the first when there was time for " +
         `more (${o.protocol.maxExtra} at most, ${o.protocol.extraBudgetS} s budget), else the first run; larger batches: one run, ` +
-        "after batch 1, divided by the batch (then batch 1 runs once more, for the targets' batch-4 check). RSS in MiB (2^20 bytes). peak RSS: the whole child process (load + every batch); peak RSS to batch 1: " +
+        "after batch 1, divided by the batch" +
+        (model.some((r) => r.batches.some((b) => b.batch1AroundS)) ? " (then batch 1 runs once more, for the targets' batch-4 check)" : "") +
+        ". RSS in MiB (2^20 bytes). peak RSS: the whole child process (load + every batch); peak RSS to batch 1: " +
         "the same, read after the batch-1 runs (load + batch 1 only)" +
         (weightsBytes ? `; ÷ weights: over model.safetensors, ${(weightsBytes / 2 ** 20).toFixed(1)} MiB (${(weightsBytes / 1e6).toFixed(1)} MB)` : "") +
         "; RSS before load: " +

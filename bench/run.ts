@@ -259,10 +259,12 @@ async function main(): Promise<void> {
   /** bytes of the full checkpoint (model.safetensors) when this run used it: the batch-1 RSS ratio's denominator */
   let weightsBytes: number | undefined;
   const file = join(RESULTS, `bench-${started.toISOString().replace(/[:.]/g, "-").slice(0, 19)}.json`);
-  const save = (): Promise<void> => writeFile(file, `${JSON.stringify({
+  /** the run so far, as saved in `file` and as renderReport reads it */
+  const snapshot = (): SavedRun => ({
     started: started.toISOString(), durationS: (Date.now() - started.getTime()) / 1000, machine, versions, options: o, weightsBytes,
     gemmShapes: GEMM_SHAPES, gemm, model, rounds,
-  }, null, 2)}\n`);
+  });
+  const save = async (run: SavedRun = snapshot()): Promise<void> => writeFile(file, `${JSON.stringify(run, null, 2)}\n`);
   let loadAvgBefore = os.loadavg();
   const asResult = <T extends GemmResult | ModelResult>(r: Record<string, unknown>, base: Omit<T, "notes">): T =>
     ({ ...("error" in r ? { ...base, notes: [], skipped: `error: ${String(r.error)}` } : r), loadAvgBefore }) as T;
@@ -361,8 +363,9 @@ async function main(): Promise<void> {
   }
 
   machine.loadAvgEnd = os.loadavg();
-  await save();
-  console.log(renderReport(JSON.parse(await readFile(file, "utf8")) as SavedRun, file));
+  const run = snapshot();
+  await save(run);
+  console.log(renderReport(run, file));
 }
 
 main().catch((e: unknown) => {

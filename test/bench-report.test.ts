@@ -160,6 +160,10 @@ describe("bench report", () => {
       expect(md).toContain("All numbers: results/x.json (run took 10.0 min)");
       // an older file without paired rounds
       expect(renderReport({ ...run, rounds: undefined }, "x")).not.toContain("## Paired rounds");
+      // the extra batch-1 run is described only for runs that made it (older files have no batch1AroundS)
+      expect(md).not.toContain("batch 1 runs once more");
+      const bracketed = run.model.map((r) => ({ ...r, batches: r.batches.map((b) => (b.batch === 4 ? { ...b, batch1AroundS: [10, 10] as [number, number] } : b)) }));
+      expect(renderReport({ ...run, model: bracketed }, "x")).toContain("batch 1 runs once more");
     });
   });
 });
