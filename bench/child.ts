@@ -11,6 +11,7 @@ import type { PeerGemmEngine } from "./peers-gemm.js";
 
 export type ChildTask =
   | { task: "gemm"; engine: "perceiver-ts" | PeerGemmEngine; backend: string; threads: number }
+  | { task: "ceiling"; threads: number }
   | {
     task: "model";
     engine: "perceiver-ts" | "onnxruntime-node" | "onnxruntime-web";
@@ -47,6 +48,7 @@ async function serve(run: (batch: number) => Promise<void>): Promise<void> {
 
 async function main(): Promise<unknown> {
   const t = JSON.parse(process.argv[2] ?? "") as ChildTask;
+  if (t.task === "ceiling") return (await import("./ceiling.js")).measureCeiling(t.threads);
   if (t.task === "gemm") {
     if (t.engine === "perceiver-ts") return (await import("./ours-gemm.js")).oursGemm(t.backend, t.threads);
     return (await import("./peers-gemm.js")).peerGemm(t.engine, t.threads);

@@ -5,9 +5,13 @@
  * Rows are keyed by engine, backend and threads, so a new backend or thread count is just another row.
  * "load avg" is the 1-minute load average when the row's process started (the machine is shared).
  */
+import type { CeilingResult } from "./ceiling.js";
 import {
   GEMM_SHAPES, median, type BatchProtocol, type GemmResult, type GemmShape, type ModelResult, type RoundsResult,
 } from "./common.js";
+
+/** Floating-point operations of one image through vision-perceiver-conv, in GFLOP (the README's count). */
+export const MODEL_GFLOP = 369.2;
 
 /** Engines the full-model tables compare perceiver-ts against. */
 export const MODEL_PEERS = ["onnxruntime-node", "onnxruntime-web", "pytorch"] as const;
@@ -122,7 +126,7 @@ export function roundsTable(rounds: RoundsResult[], peers: string[]): string {
 }
 
 /** One line per configuration or batch that was not measured, with the reason. */
-export function skippedLines(gemm: GemmResult[], model: ModelResult[], rounds: RoundsResult[] = []): string[] {
+export function skippedLines(gemm: GemmResult[], model: ModelResult[], rounds: RoundsResult[] = [], ceiling: CeilingResult[] = []): string[] {
   const lines: string[] = [];
   for (const r of gemm) if (r.skipped) lines.push(`GEMM ${r.engine} ${r.backend} ${r.threads}T: ${r.skipped}`);
   for (const r of model) {
@@ -130,6 +134,7 @@ export function skippedLines(gemm: GemmResult[], model: ModelResult[], rounds: R
     for (const b of r.batches) if (b.skipped) lines.push(`model ${r.engine} ${r.backend} ${r.threads}T batch ${b.batch}: ${b.skipped}`);
   }
   for (const r of rounds) for (const e of r.errors) lines.push(`paired rounds ${r.engine} ${r.backend} ${r.threads}T ${e}`);
+  for (const c of ceiling) if (c.skipped) lines.push(`ceiling probes ${c.threads}T: ${c.skipped}`);
   return lines;
 }
 
@@ -141,7 +146,9 @@ export function skippedLines(gemm: GemmResult[], model: ModelResult[], rounds: R
  * batch 4 holds only if it costs no more per image than both the batch-1 row and the mean of the batch-1 runs just
  * before and after it (when recorded).
  */
-export function targetsTable(gemm: GemmResult[], model: ModelResult[], rounds: RoundsResult[], weightsBytes?: number): string {
+export function targetsTable(
+  gemm: GemmResult[], model: ModelResult[], rounds: RoundsResult[], weightsBytes?: number, ceiling: CeilingResult[] = [],
+): string {
   const rows: string[][] = [];
   const verdict = (ok: boolean | null): string => (ok === null ? "no data" : ok ? "yes" : "**no**");
   const add = (target: string, config: string, measured: string, ok: boolean | null) => rows.push([target, config, measured, verdict(ok)]);
@@ -175,7 +182,13 @@ export function targetsTable(gemm: GemmResult[], model: ModelResult[], rounds: R
   ratioTarget("accelerated backend within 3x of onnxruntime-node", "onnxruntime-node", (f) => 1 / f, "the time", (x) => x <= 3);
   const wasm2 = row("perceiver-ts", "wasm", 2);
   const wasm2S = wasm2 ? perImage(wasm2, 1) : null;
-  add("accelerated backend about 4 s per image on 2 threads", "wasm, 2 threads", wasm2S !== null ? `${sig(wasm2S)} s` : "–", wasm2S === null ? null : wasm2S <= 4);
+  // the absolute targets, beside what this run's ceiling probes (ceiling.ts) measured the cores could do at most
+  const peak = (t: number, probe: string) => ceiling.find((c) => c.threads === t)?.probes.find((p) => p.probe === probe)?.gflops;
+  const wasmPeak2 = peak(2, "wasm-fma-kernel-loads"), regPeak2 = peak(2, "wasm-fma-registers");
+  const fourS = `needs ${sig(MODEL_GFLOP / 4)} GFLOP/s` + (wasmPeak2 !== undefined && regPeak2 !== undefined
+    ? `; this run's 2-thread f32x4 ceiling: ${sig(wasmPeak2)} with the kernel's loads, ${sig(regPeak2)} on registers alone` : "");
+  add("accelerated backend about 4 s per image on 2 threads", "wasm, 2 threads",
+    wasm2S !== null ? `${sig(wasm2S)} s (${sig(MODEL_GFLOP / wasm2S)} GFLOP/s; ${fourS})` : "–", wasm2S === null ? null : wasm2S <= 4);
 
   // the pure-TS GEMM
   const big = GEMM_SHAPES[0].label; // 512x1024x1024
@@ -183,8 +196,15 @@ export function targetsTable(gemm: GemmResult[], model: ModelResult[], rounds: R
   for (const r of tsGemm.length ? tsGemm : [null]) {
     const s = r?.shapes.find((x) => x.label === big);
     const perThread = r && s ? s.gflops / r.threads : null;
+    const js = r ? peak(r.threads, "js-scalar-registers") : undefined;
+    const asm = r ? peak(r.threads, "asm-kernel-block") : undefined;
+    const ceilings = [
+      asm !== undefined ? `its asm.js kernel on one block in cache ${sig(asm / r!.threads)}` : null,
+      js !== undefined ? `scalar JavaScript on registers alone ${sig(js / r!.threads)}` : null,
+    ].filter((x) => x !== null);
     add(`pure-TS GEMM at least 8 GFLOP/s per thread on ${big}`, r ? `ts, ${threadsLabel(r.threads)}` : "ts",
-      perThread !== null ? `${sig(perThread)} GFLOP/s per thread` : "–", perThread === null ? null : perThread >= 8);
+      perThread !== null ? `${sig(perThread)} GFLOP/s per thread` + (ceilings.length ? ` (this run's ceilings per thread: ${ceilings.join("; ")})` : "") : "–",
+      perThread === null ? null : perThread >= 8);
   }
   // tfjs-backend-cpu runs on one thread: against the ts backend on one thread
   const ts1 = tsGemm.find((r) => r.threads === 1);
@@ -195,7 +215,8 @@ export function targetsTable(gemm: GemmResult[], model: ModelResult[], rounds: R
     tfjsFactor !== null ? `${sig(tfjsFactor)}x` : "–", tfjsFactor === null ? null : tfjsFactor >= 10);
   const ts2 = row("perceiver-ts", "ts", 2);
   const ts2S = ts2 ? perImage(ts2, 1) : null;
-  add("pure-TS backend about 25 s per image on 2 threads", "ts, 2 threads", ts2S !== null ? `${sig(ts2S)} s` : "–", ts2S === null ? null : ts2S <= 25);
+  add("pure-TS backend about 25 s per image on 2 threads", "ts, 2 threads",
+    ts2S !== null ? `${sig(ts2S)} s (${sig(MODEL_GFLOP / ts2S)} GFLOP/s; needs ${sig(MODEL_GFLOP / 25)})` : "–", ts2S === null ? null : ts2S <= 25);
 
   // loading, memory, batching: every perceiver-ts configuration
   const weightsMiB = weightsBytes !== undefined && weightsBytes > 0 ? weightsBytes / 2 ** 20 : null;
@@ -225,6 +246,28 @@ export function targetsTable(gemm: GemmResult[], model: ModelResult[], rounds: R
   return table(["target (issue #7)", "configuration", "measured in this run", "holds"], rows);
 }
 
+const PROBE_LABELS: Record<string, string> = {
+  "wasm-fma-registers": "f32x4 multiply-adds, registers only (12 chains)",
+  "wasm-fma-kernel-loads": "f32x4 multiply-adds with the GEMM kernel's loads (4x8 tile: 2 loads, 4 splats per 8, in L1)",
+  "js-scalar-registers": "plain JavaScript doubles, registers only (12 mul+add chains)",
+  "asm-kernel-block": "the ts backend's asm.js kernel on one 32x256x1024 block, operands in cache (no packing)",
+};
+
+/** The ceiling probes' table: one row per probe, one column per thread count (all threads at once). */
+export function ceilingTable(ceiling: CeilingResult[]): string {
+  const measured = ceiling.filter((c) => !c.skipped && c.probes.length > 0).sort((a, b) => a.threads - b.threads);
+  const probes = [...new Set(measured.flatMap((c) => c.probes.map((p) => p.probe)))];
+  const head = ["what ran", ...measured.map((c) => `${c.threads} thread${c.threads > 1 ? "s" : ""}, GFLOP/s`)];
+  const rows = probes.map((probe) => [
+    PROBE_LABELS[probe] ?? probe,
+    ...measured.map((c) => {
+      const p = c.probes.find((x) => x.probe === probe);
+      return p ? `${sig(p.gflops)}${p.perThread.length > 1 ? ` (${p.perThread.map(sig).join(" + ")})` : ""}` : "–";
+    }),
+  ]);
+  return [`| ${head.join(" | ")} |`, `|---|${measured.map(() => "--:").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+}
+
 /** A bench run as bench/run.ts saves it in bench/results/bench-<date>.json (older files lack some fields). */
 export interface SavedRun {
   started: string;
@@ -237,12 +280,15 @@ export interface SavedRun {
   gemm: GemmResult[];
   model: ModelResult[];
   rounds?: RoundsResult[];
+  /** the machine's ceiling probes (bench/ceiling.ts), per thread count */
+  ceiling?: CeilingResult[];
 }
 
 /** The whole markdown report of a run (what `npm run bench` prints, and `npm run bench -- --report FILE` again). */
 export function renderReport(run: SavedRun, file: string): string {
   const { machine, versions, options: o, weightsBytes, gemm, model } = run;
   const rounds = run.rounds ?? [];
+  const ceiling = run.ceiling ?? [];
   const load = (l: number[]): string => l.map((x) => x.toFixed(2)).join(" ");
   const pytorch = model.find((r) => r.engine === "pytorch" && !r.skipped);
   const lines = [
@@ -293,18 +339,33 @@ export function renderReport(run: SavedRun, file: string): string {
       "",
     );
   }
+  if (ceiling.some((c) => !c.skipped)) {
+    const kernel = ceiling.find((c) => c.kernel)?.kernel;
+    lines.push(
+      "## What the cores did in this run (bench/ceiling.ts)",
+      "",
+      ceilingTable(ceiling),
+      "",
+      "Each probe runs on every thread at once (a barrier between probes); a figure is the sum of the threads' medians " +
+        `(each thread's in brackets). The f32x4 probes use ${kernel === "fma" ? "f32x4.relaxed_madd, as the GEMM kernel does here" : "f32x4.mul + f32x4.add, as the GEMM kernel does here"}. ` +
+        "The probe with the kernel's loads is the wasm GEMM kernel's inner loop with every operand in L1, and the asm.js probe " +
+        "the ts backend's kernel without the packing around it: upper bounds for those kernels' products in the same minutes " +
+        "(the machine's speed drifts from minute to minute).",
+      "",
+    );
+  }
   if (gemm.length || model.length) {
     lines.push(
       "## Issue #7's targets in this run",
       "",
-      targetsTable(gemm, model, rounds, weightsBytes),
+      targetsTable(gemm, model, rounds, weightsBytes, ceiling),
       "",
       "A time ratio holds only if it holds in the per-engine rows and, when the run has paired rounds, in their median; " +
         "batch 4 only if it holds against the batch-1 row and against the batch-1 runs just before and after it.",
       "",
     );
   }
-  const skipped = skippedLines(gemm, model, rounds);
+  const skipped = skippedLines(gemm, model, rounds, ceiling);
   if (skipped.length) lines.push("Not measured:", ...skipped.map((s) => `- ${s}`), "");
   lines.push(`All numbers: ${file} (run took ${(run.durationS / 60).toFixed(1)} min)`);
   return lines.join("\n");

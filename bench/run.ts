@@ -7,6 +7,9 @@
  *     generated weights, PyTorch (transformers) when importable.
  * Every configuration runs in its own child process (bench/child.ts, bench/pytorch_bench.py): clean peak RSS, and
  * thread pools that are fixed at initialization.
+ *  0. First, the machine's ceilings at each thread count (bench/ceiling.ts, about 5 s each): f32x4 multiply-adds on
+ *     registers alone and with the GEMM kernel's loads, and plain-JavaScript scalar ones; the targets table quotes
+ *     them beside the absolute targets.
  *  3. Paired rounds (--rounds, default 3): per thread count, a fresh child per engine loads the model and runs
  *     batch 1 once; then each runs one more batch-1 forward, in turn, round after round (the order rotating), so
  *     that every ratio is also taken between runs seconds apart, under the same machine conditions.
@@ -25,6 +28,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ensureFullCheckpoint } from "../test/helpers/full-model.js";
 import type { ChildTask } from "./child.js";
+import type { CeilingResult } from "./ceiling.js";
 import {
   GEMM_SHAPES, RESULT_MARK, ROUND_MARK, type BatchProtocol, type GemmResult, type ModelResult, type RoundsResult,
 } from "./common.js";
@@ -256,18 +260,27 @@ async function main(): Promise<void> {
   const gemm: GemmResult[] = [];
   const model: ModelResult[] = [];
   const rounds: RoundsResult[] = [];
+  const ceiling: CeilingResult[] = [];
   /** bytes of the full checkpoint (model.safetensors) when this run used it: the batch-1 RSS ratio's denominator */
   let weightsBytes: number | undefined;
   const file = join(RESULTS, `bench-${started.toISOString().replace(/[:.]/g, "-").slice(0, 19)}.json`);
   /** the run so far, as saved in `file` and as renderReport reads it */
   const snapshot = (): SavedRun => ({
     started: started.toISOString(), durationS: (Date.now() - started.getTime()) / 1000, machine, versions, options: o, weightsBytes,
-    gemmShapes: GEMM_SHAPES, gemm, model, rounds,
+    gemmShapes: GEMM_SHAPES, gemm, model, rounds, ceiling,
   });
   const save = async (run: SavedRun = snapshot()): Promise<void> => writeFile(file, `${JSON.stringify(run, null, 2)}\n`);
   let loadAvgBefore = os.loadavg();
   const asResult = <T extends GemmResult | ModelResult>(r: Record<string, unknown>, base: Omit<T, "notes">): T =>
     ({ ...("error" in r ? { ...base, notes: [], skipped: `error: ${String(r.error)}` } : r), loadAvgBefore }) as T;
+
+  // 0. the cores' ceilings, all threads at once
+  for (const t of o.threads) {
+    log(`ceiling probes, ${t} thread(s)`);
+    const r = await nodeChild({ task: "ceiling", threads: t }, {}, 300).result;
+    ceiling.push("error" in r ? { threads: t, skipped: `error: ${String(r.error)}`, probes: [] } : (r as unknown as CeilingResult));
+    await save();
+  }
 
   // 1. GEMM
   if (o.gemm) {
