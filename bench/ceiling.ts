@@ -32,16 +32,19 @@ export interface CeilingResult {
   probes: { probe: CeilingProbe; gflops: number; perThread: number[] }[];
 }
 
-/** Floats the kernel-loads probe reads (4 KiB), cycling. */
+/** Bytes at 0 where the probes store their chains' final values (12 f32x4 at most). */
+const RESULT_BYTES = 256;
+/** Bytes the kernel-loads probe's vector loads cycle through (after the results). */
 const RING_BYTES = 4096;
 /** Row stride of the splat operands, in bytes: the kernel's A_STRIDE (gemm-kernel.ts). */
 const SPLAT_ROW = 1040;
 /** Where the splat operands start: after the ring and the 16 bytes its last second load reads past it. */
-const SPLAT_BASE = RING_BYTES + 64;
+const SPLAT_BASE = RESULT_BYTES + RING_BYTES + 64;
 
 /**
  * The probes' module: registers(n, x, y) and kernelLoads(n) each run n steps and store their chains' final values
- * at byte 0 (12 and 8 f32x4). Memory: the kernel-loads operands at 0..SPLAT_BASE + 3·SPLAT_ROW + RING_BYTES (refilled before each run).
+ * at byte 0 (12 and 8 f32x4). Memory: the results, then the kernel-loads operands up to
+ * SPLAT_BASE + 3·SPLAT_ROW + RING_BYTES (written once by probeRunner; no probe stores there).
  */
 export function ceilingModule(fma: boolean): Uint8Array<ArrayBuffer> {
   const madd = (f: Code, a: number, b: number, acc: number) => {
@@ -71,7 +74,7 @@ export function ceilingModule(fma: boolean): Uint8Array<ArrayBuffer> {
     for (const x of acc) ld.f32Const(0).f32x4Splat().set(x);
     ld.i32Const(0).set(i).i32Const(0).set(p);
     ld.block().get(0).i32Eqz().brIf(0).loop();
-    ld.get(p).v128Load(0).set(b[0]).get(p).v128Load(16).set(b[1]);
+    ld.get(p).v128Load(RESULT_BYTES).set(b[0]).get(p).v128Load(RESULT_BYTES + 16).set(b[1]);
     for (let r = 0; r < 4; r++) ld.get(p).v128Load32Splat(SPLAT_BASE + SPLAT_ROW * r).set(a[r]);
     for (let r = 0; r < 4; r++) for (let h = 0; h < 2; h++) madd(ld, a[r], b[h], acc[2 * r + h]);
     ld.get(p).i32Const(16).i32Add().i32Const(RING_BYTES - 1).i32And().set(p);
@@ -107,12 +110,11 @@ export function probeRunner(module: WebAssembly.Module): ProbeRunner {
     kernelLoads: (n: number) => void;
   };
   const f32 = new Float32Array(memory.buffer);
-  const fill = () => {
-    // b vectors 0.5 (the ring), splat operands 1.0 (row r's step p at SPLAT_BASE + r·SPLAT_ROW + p): every step adds
-    // 0.5 to every lane
-    f32.fill(0.5, 0, SPLAT_BASE / 4);
-    f32.fill(1, SPLAT_BASE / 4, (SPLAT_BASE + 3 * SPLAT_ROW + RING_BYTES) / 4);
-  };
+  // b vectors 0.5 (the ring), splat operands 1.0 (row r's step p at SPLAT_BASE + r·SPLAT_ROW + p): every step adds
+  // 0.5 to every lane
+  f32.fill(0.5, RESULT_BYTES / 4, SPLAT_BASE / 4);
+  f32.fill(1, SPLAT_BASE / 4, (SPLAT_BASE + 3 * SPLAT_ROW + RING_BYTES) / 4);
+  let asm: AsmBlock | null = null;
   const check = (what: string, lanes: number, n: number) => {
     const want = Math.fround(0.5 * n);
     for (let j = 0; j < lanes; j++) {
@@ -128,12 +130,11 @@ export function probeRunner(module: WebAssembly.Module): ProbeRunner {
         return n * 12 * 8;
       }
       if (probe === "wasm-fma-kernel-loads") {
-        fill();
         ex.kernelLoads(n);
         check(probe, 32, n);
         return n * 8 * 8;
       }
-      if (probe === "asm-kernel-block") return asmKernel(n);
+      if (probe === "asm-kernel-block") return (asm ??= asmBlock()).run(n);
       const sum = jsScalar(n, 1, 0.5);
       if (sum !== 6 * n) throw new Error(`ceiling probe ${probe}: ended at ${sum}, expected ${6 * n} (the work was not done)`);
       return n * 12 * 2;
@@ -144,23 +145,32 @@ export function probeRunner(module: WebAssembly.Module): ProbeRunner {
 /** The asm-kernel-block product: rows (8 tiles), columns (64 panels), K, as gemm.ts's blockSizes cut K = 1024. */
 const ASM_M = 32, ASM_N = 256, ASM_K = 1024;
 
+interface AsmBlock {
+  /** n calls of block, C checked after the last; returns the floating-point operations */
+  run(n: number): number;
+}
+
 /**
- * n calls of the asm.js kernel's block on C [32,256] = A [32,1024]·B [1024,256] (A ones, B halves, zero bias:
- * every C element 512), checked after the last; returns the floating-point operations.
+ * The asm.js kernel's block on C [32,256] = A [32,1024]·B [1024,256] (A ones, B halves, zero bias: every C element
+ * 512), its operands staged once (block only writes C, which each call overwrites; C is zeroed before each run).
  */
-function asmKernel(n: number): number {
+function asmBlock(): AsmBlock {
   const h = asmHeap(4 * (4 + ASM_N + ASM_N * ASM_K + ASM_M * ASM_K + ASM_M * ASM_N));
   const zF = 4, bF = zF + ASM_N, aF = bF + ASM_N * ASM_K, cF = aF + ASM_M * ASM_K; // float offsets, as gemm.ts lays them
   h.f64[0] = 1; // alpha
   h.f32.fill(0, zF, bF);
   h.f32.fill(0.5, bF, aF);
   h.f32.fill(1, aF, cF);
-  h.f32.fill(0, cF, cF + ASM_M * ASM_N);
-  for (let i = 0; i < n; i++) h.block(aF * 4, bF * 4, zF * 4, ASM_K, ASM_M / 4, ASM_N / 4, cF * 4, ASM_N * 4);
-  for (let j = 0; j < ASM_M * ASM_N; j++) {
-    if (h.f32[cF + j] !== 0.5 * ASM_K) throw new Error(`ceiling probe asm-kernel-block: C[${j}] = ${h.f32[cF + j]}, expected ${0.5 * ASM_K} (the work was not done)`);
-  }
-  return n * 2 * ASM_M * ASM_N * ASM_K;
+  return {
+    run(n) {
+      h.f32.fill(0, cF, cF + ASM_M * ASM_N);
+      for (let i = 0; i < n; i++) h.block(aF * 4, bF * 4, zF * 4, ASM_K, ASM_M / 4, ASM_N / 4, cF * 4, ASM_N * 4);
+      for (let j = 0; j < ASM_M * ASM_N; j++) {
+        if (h.f32[cF + j] !== 0.5 * ASM_K) throw new Error(`ceiling probe asm-kernel-block: C[${j}] = ${h.f32[cF + j]}, expected ${0.5 * ASM_K} (the work was not done)`);
+      }
+      return n * 2 * ASM_M * ASM_N * ASM_K;
+    },
+  };
 }
 
 /** Steps per timed call (about 20-60 ms each here) and timed calls per probe. */
@@ -169,7 +179,7 @@ const STEPS: Record<CeilingProbe, number> = {
 };
 const CALLS = 25;
 
-/** Times one probe on this thread: GFLOP/s of each call after one warm-up call. */
+/** Times one probe on this thread: GFLOP/s of each of `calls` calls, after warm-up calls (see below). */
 export function timeProbe(runner: ProbeRunner, probe: CeilingProbe, steps: number, calls: number): number[] {
   // warm-up: short calls first, so that the optimizing compiler sees whole calls (not only an on-stack replacement)
   const short = Math.max(1, Math.min(4096, steps >> 4));
@@ -220,7 +230,7 @@ if (!isMainThread && (workerData as { ceiling?: WorkerInput } | null)?.ceiling) 
 }
 
 /**
- * Runs every probe on `threads` worker threads at once. `steps`/`calls` default to the bench's (about 3 s per
+ * Runs every probe on `threads` worker threads at once. `steps`/`calls` default to the bench's (about 1 s per
  * probe); tests pass fewer.
  */
 export async function measureCeiling(

@@ -11,6 +11,7 @@ import { PerceiverForImageClassification, Tensor } from "../src/index.js";
 import * as gemm from "../src/tensor/gemm.js";
 import { linear, packWeight } from "../src/tensor/gemm.js";
 import { ensureFullCheckpoint } from "../test/helpers/full-model.js";
+import { MODEL_GFLOP } from "./report.js";
 
 function gemmGflops(m: number, n: number, k: number, reps: number): number {
   const a = new Float32Array(m * k).map((_, i) => Math.sin(i));
@@ -45,9 +46,9 @@ async function main(): Promise<void> {
   });
   if (process.stderr.isTTY) process.stderr.write("\n");
   const fwdS = (performance.now() - t1) / 1000;
-  console.log(`\n| full model (vision-perceiver-conv, 369.2 GFLOP/image) | value |\n|---|---|`);
+  console.log(`\n| full model (vision-perceiver-conv, ${MODEL_GFLOP} GFLOP/image) | value |\n|---|---|`);
   console.log(`| load (195 MB safetensors) | ${loadS.toFixed(2)} s |`);
-  console.log(`| forward, batch 1 | ${fwdS.toFixed(1)} s (${(369.2 / fwdS).toFixed(1)} GFLOP/s) |`);
+  console.log(`| forward, batch 1 | ${fwdS.toFixed(1)} s (${(MODEL_GFLOP / fwdS).toFixed(1)} GFLOP/s) |`);
   console.log(`| peak RSS | ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB |`);
 }
 

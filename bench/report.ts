@@ -29,9 +29,12 @@ const sig = (x: number | null | undefined): string => {
   return x.toFixed(Math.max(0, Math.min(2, 2 - Math.floor(Math.log10(Math.abs(x)) + 1e-9))));
 };
 
-function table(head: string[], rows: string[][]): string {
-  return [`| ${head.join(" | ")} |`, `|${head.map((_, i) => (i < 3 ? "---" : "--:")).join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+/** A markdown table: the first `left` columns left-aligned (names), the rest right-aligned (numbers). */
+function table(head: string[], rows: string[][], left = 3): string {
+  return [`| ${head.join(" | ")} |`, `|${head.map((_, i) => (i < left ? "---" : "--:")).join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
 }
+
+const threadsLabel = (t: number) => `${t} thread${t > 1 ? "s" : ""}`;
 
 function geomean(xs: number[]): number {
   return Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length);
@@ -138,7 +141,6 @@ export function skippedLines(gemm: GemmResult[], model: ModelResult[], rounds: R
   return lines;
 }
 
-
 /**
  * Issue #7's targets, each checked against this run's numbers: one row per target and configuration, with what
  * was measured and whether it holds ("no data" when the run did not measure it, e.g. --only ours). Where the run
@@ -152,7 +154,6 @@ export function targetsTable(
   const rows: string[][] = [];
   const verdict = (ok: boolean | null): string => (ok === null ? "no data" : ok ? "yes" : "**no**");
   const add = (target: string, config: string, measured: string, ok: boolean | null) => rows.push([target, config, measured, verdict(ok)]);
-  const threadsLabel = (t: number) => `${t} thread${t > 1 ? "s" : ""}`;
   const row = (engine: string, backend: string | null, t: number) =>
     model.find((r) => r.engine === engine && (backend === null || r.backend === backend) && r.threads === t && !r.skipped);
   const roundOf = (engine: string, backend: string | null, t: number) =>
@@ -258,7 +259,7 @@ const PROBE_LABELS: Record<string, string> = {
 export function ceilingTable(ceiling: CeilingResult[]): string {
   const measured = ceiling.filter((c) => !c.skipped && c.probes.length > 0).sort((a, b) => a.threads - b.threads);
   const probes = [...new Set(measured.flatMap((c) => c.probes.map((p) => p.probe)))];
-  const head = ["what ran", ...measured.map((c) => `${c.threads} thread${c.threads > 1 ? "s" : ""}, GFLOP/s`)];
+  const head = ["what ran", ...measured.map((c) => `${threadsLabel(c.threads)}, GFLOP/s`)];
   const rows = probes.map((probe) => [
     PROBE_LABELS[probe] ?? probe,
     ...measured.map((c) => {
@@ -266,7 +267,7 @@ export function ceilingTable(ceiling: CeilingResult[]): string {
       return p ? `${sig(p.gflops)}${p.perThread.length > 1 ? ` (${p.perThread.map(sig).join(" + ")})` : ""}` : "–";
     }),
   ]);
-  return [`| ${head.join(" | ")} |`, `|---|${measured.map(() => "--:").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+  return table(head, rows, 1);
 }
 
 /** A bench run as bench/run.ts saves it in bench/results/bench-<date>.json (older files lack some fields). */
@@ -348,7 +349,7 @@ export function renderReport(run: SavedRun, file: string): string {
       ceilingTable(ceiling),
       "",
       "Each probe runs on every thread at once (a barrier between probes); a figure is the sum of the threads' medians " +
-        `(each thread's in brackets). The f32x4 probes use ${kernel === "fma" ? "f32x4.relaxed_madd, as the GEMM kernel does here" : "f32x4.mul + f32x4.add, as the GEMM kernel does here"}. ` +
+        `(each thread's in brackets). The f32x4 probes use ${kernel === "fma" ? "f32x4.relaxed_madd" : "f32x4.mul + f32x4.add"}, as the GEMM kernel does here. ` +
         "The probe with the kernel's loads is the wasm GEMM kernel's inner loop with every operand in L1, and the asm.js probe " +
         "the ts backend's kernel without the packing around it: upper bounds for those kernels' products in the same minutes " +
         "(the machine's speed drifts from minute to minute).",

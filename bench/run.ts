@@ -1,5 +1,8 @@
 /**
  * npm run bench: perceiver-ts against its peers, every number measured in this run on this machine.
+ *  0. First, the cores' ceilings at each thread count (bench/ceiling.ts, a few seconds each): f32x4 multiply-adds
+ *     on registers alone and with the GEMM kernel's loads, plain-JavaScript scalar ones, and the ts backend's asm.js
+ *     kernel on one block in cache; the targets table quotes them beside the absolute targets.
  *  1. GEMM GFLOP/s on the model's shapes: perceiver-ts (each backend src/tensor/gemm.ts offers) vs tfjs (cpu,
  *     wasm), onnxruntime-web and onnxruntime-node, at each thread count a peer supports.
  *  2. The full model (vision-perceiver-conv, 369 GFLOP/image): load time, seconds per image at batch 1 and 4, peak
@@ -7,9 +10,6 @@
  *     generated weights, PyTorch (transformers) when importable.
  * Every configuration runs in its own child process (bench/child.ts, bench/pytorch_bench.py): clean peak RSS, and
  * thread pools that are fixed at initialization.
- *  0. First, the machine's ceilings at each thread count (bench/ceiling.ts, about 5 s each): f32x4 multiply-adds on
- *     registers alone and with the GEMM kernel's loads, and plain-JavaScript scalar ones; the targets table quotes
- *     them beside the absolute targets.
  *  3. Paired rounds (--rounds, default 3): per thread count, a fresh child per engine loads the model and runs
  *     batch 1 once; then each runs one more batch-1 forward, in turn, round after round (the order rotating), so
  *     that every ratio is also taken between runs seconds apart, under the same machine conditions.
