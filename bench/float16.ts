@@ -4,7 +4,7 @@
  * Run: npx tsx bench/float16.ts
  */
 import { getFloat16 } from "@petamoriken/float16";
-import { bf16ToF32, f16ToF32, f16ToF32Naive } from "../src/io/float16.js";
+import { bf16ToF32, f16ToF32, f16ToF32Naive } from "../src/io/checkpoint/float16.js";
 
 const N = 10_000_000;
 const bits = new Uint16Array(N);

@@ -4,7 +4,7 @@
  *
  * URL parameters: ?endpoint=https://huggingface.co  &repo=owner/name  &revision=commit-or-branch  &timeout=seconds
  */
-import { COLORMAP_NAMES, getColormap } from "../src/io/colormap.js";
+import { COLORMAP_NAMES, getColormap } from "../src/io/image/colormap.js";
 import { normalizeMax, overlay, upsampleBilinear } from "../src/perceiver/attention-map.js";
 import type { ClassifyResult, ModelInfo, WorkerReply, WorkerRequest } from "./protocol.js";
 

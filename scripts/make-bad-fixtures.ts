@@ -4,7 +4,7 @@
  *   npx tsx scripts/make-bad-fixtures.ts
  *
  * safetensors/  one file per validation rule, cut from a 2-tensor file of test/fixtures/tiny-conv
- * checkpoints/  folders (config.json + weights) of the ~5 KB micro model (src/fuzz/seeds.ts): a good one, then
+ * checkpoints/  folders (config.json + weights) of the ~5 KB micro model (tools/fuzz/seeds.ts): a good one, then
  *               wrong shape, missing / unexpected keys, integer weights, no weights, no config, truncated, ...
  * images/       truncated / corrupt / empty / 1x1 / huge-claiming PNGs and JPEGs, and other formats in disguise
  * configs/      config.json and preprocessor_config.json with wrong types, impossible sizes and unknown values
@@ -18,9 +18,9 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { zipSync, zlibSync } from "fflate";
-import { pngBytes, pngChunks } from "../src/fuzz/mutate-png.js";
-import { MICRO_CONFIG_JSON, microSafetensors, microWeights, twoTensorSafetensors } from "../src/fuzz/seeds.js";
-import { readSafetensors, writeSafetensors, type SafetensorsTensor } from "../src/io/safetensors.js";
+import { pngBytes, pngChunks } from "../tools/fuzz/mutate-png.js";
+import { MICRO_CONFIG_JSON, microSafetensors, microWeights, twoTensorSafetensors } from "../tools/fuzz/seeds.js";
+import { readSafetensors, writeSafetensors, type SafetensorsTensor } from "../src/io/checkpoint/safetensors.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const FIXTURES = join(ROOT, "test", "fixtures");

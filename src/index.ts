@@ -8,19 +8,19 @@ export { parsePerceiverConfig, type PerceiverConfig } from "./perceiver/config.j
 export { PerceiverForImageClassification, type ForwardOptions, type ForwardOutput } from "./perceiver/model.js";
 export {
   preprocess, preprocessBatch, imageProcessorConfigFromJson, defaultImageProcessorConfig, type ImageProcessorConfig,
-} from "./perceiver/image-processor.js";
-export { decodeImage, fromPixels, readImageHeader, type RgbImage, type DecodeImageOptions } from "./io/image.js";
-export { readSafetensors, writeSafetensors, SafetensorsFile, type SafetensorsTensor } from "./io/safetensors.js";
-export { readTorchBin, TorchStateDict } from "./io/torch-bin.js";
-export { topK, softmax, type Prediction } from "./io/labels.js";
-export type { StateDict, Dtype, TensorInfo } from "./io/state-dict.js";
+} from "./io/image/image-processor.js";
+export { decodeImage, fromPixels, readImageHeader, type RgbImage, type DecodeImageOptions } from "./io/image/decode.js";
+export { readSafetensors, writeSafetensors, SafetensorsFile, type SafetensorsTensor } from "./io/checkpoint/safetensors.js";
+export { readTorchBin, TorchStateDict } from "./io/checkpoint/torch-bin.js";
+export { topK, softmax, type Prediction } from "./perceiver/labels.js";
+export type { StateDict, Dtype, TensorInfo } from "./io/checkpoint/state-dict.js";
 export {
   setBackend, getBackend, setThreads, getThreads, threadsFallbackReason, type GemmBackend,
 } from "./tensor/gemm.js";
 export {
   classWeightedMap, latentMap, decoderWeights, topLatents, normalizeMax, upsampleBilinear, overlay, tileGrid,
 } from "./perceiver/attention-map.js";
-export { encodePng, encodeRgbPng } from "./io/png-encode.js";
-export { getColormap, COLORMAP_NAMES, type Colormap } from "./io/colormap.js";
+export { encodePng, encodeRgbPng } from "./io/image/png-encode.js";
+export { getColormap, COLORMAP_NAMES, type Colormap } from "./io/image/colormap.js";
 export { checkForwardMemory, estimateForwardMemory } from "./perceiver/memory.js";
 export type { Preprocessor } from "./perceiver/preprocessor.js";

@@ -8,14 +8,14 @@ import { join } from "node:path";
 import { PNG } from "pngjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PerceiverForImageClassification, Tensor } from "../src/index.js";
-import { getColormap } from "../src/io/colormap.js";
-import { decodeImage, type RgbImage } from "../src/io/image.js";
-import { loadImageFile } from "../src/io/image-node.js";
-import { encodePng, encodeRgbPng } from "../src/io/png-encode.js";
+import { getColormap } from "../src/io/image/colormap.js";
+import { decodeImage, type RgbImage } from "../src/io/image/decode.js";
+import { loadImageFile } from "../src/io/image/decode-node.js";
+import { encodePng, encodeRgbPng } from "../src/io/image/png-encode.js";
 import {
   classWeightedMap, decoderWeights, latentMap, normalizeMax, overlay, tileGrid, topLatents, upsampleBilinear,
 } from "../src/perceiver/attention-map.js";
-import { cropAndResize, preprocessBatch } from "../src/perceiver/image-processor.js";
+import { cropAndResize, preprocessBatch } from "../src/io/image/image-processor.js";
 import { defaultOutPath, latentsOutPath } from "../src/cli/attention-map.js";
 import { runCli } from "./helpers/cli.js";
 import { expectClose, fixture, readGolden } from "./helpers/golden.js";

@@ -19,9 +19,9 @@ import {
   PerceiverForImageClassification, parsePerceiverConfig, preprocessBatch, readSafetensors, topK, type Prediction,
 } from "../src/index.js";
 import { loadImageFile } from "../src/node.js";
-import { getColormap } from "../src/io/colormap.js";
+import { getColormap } from "../src/io/image/colormap.js";
 import { normalizeMax, overlay, upsampleBilinear } from "../src/perceiver/attention-map.js";
-import { cropAndResize } from "../src/perceiver/image-processor.js";
+import { cropAndResize } from "../src/io/image/image-processor.js";
 import { ROOT } from "./helpers/cli.js";
 import { fakeCommit, startFakeHub, type FakeHub } from "./helpers/fake-hub.js";
 import { startCorsProxy, startStaticServer, type LocalServer } from "./helpers/static-server.js";

@@ -1,8 +1,8 @@
 /** `perceiver embed` on the tiny model: JSON and text output equal the library's extractFeatures. */
 import { describe, expect, it } from "vitest";
 import { PerceiverForImageClassification } from "../src/index.js";
-import { loadImageFile } from "../src/io/image-node.js";
-import { preprocessBatch } from "../src/perceiver/image-processor.js";
+import { loadImageFile } from "../src/io/image/decode-node.js";
+import { preprocessBatch } from "../src/io/image/image-processor.js";
 import { runCli } from "./helpers/cli.js";
 import { expectClose, fixture } from "./helpers/golden.js";
 

@@ -1,5 +1,5 @@
 /**
- * The mutation fuzzer (src/fuzz): reproducible cases, structure-aware mutators that keep what they should valid,
+ * The mutation fuzzer (tools/fuzz): reproducible cases, structure-aware mutators that keep what they should valid,
  * a property checker that does flag crashes / wrong results / overruns / memory jumps / hangs, and the bounded
  * default run: 2000 cases over the four targets with a fixed seed, no failures.
  */
@@ -10,17 +10,17 @@ import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { fixture } from "./helpers/golden.js";
 import { PerceiverError } from "../src/errors.js";
-import { InvariantError, runCase } from "../src/fuzz/check.js";
-import { mutateSafetensors } from "../src/fuzz/mutate-safetensors.js";
-import { mutateZip } from "../src/fuzz/mutate-zip.js";
-import { mutatePng, pngChunks, pngCrc } from "../src/fuzz/mutate-png.js";
-import { referenceDecodePng } from "../src/fuzz/png-reference.js";
-import { caseSeed, Prng } from "../src/fuzz/prng.js";
-import { runFuzz } from "../src/fuzz/runner.js";
-import { createTargets, makeCase, TARGET_NAMES, type FuzzTarget, type TargetName } from "../src/fuzz/targets.js";
-import { decodeImage } from "../src/io/image.js";
-import { readSafetensors } from "../src/io/safetensors.js";
-import { ZipArchive } from "../src/io/torch-zip.js";
+import { InvariantError, runCase } from "../tools/fuzz/check.js";
+import { mutateSafetensors } from "../tools/fuzz/mutate-safetensors.js";
+import { mutateZip } from "../tools/fuzz/mutate-zip.js";
+import { mutatePng, pngChunks, pngCrc } from "../tools/fuzz/mutate-png.js";
+import { referenceDecodePng } from "../tools/fuzz/png-reference.js";
+import { caseSeed, Prng } from "../tools/fuzz/prng.js";
+import { runFuzz } from "../tools/fuzz/runner.js";
+import { createTargets, makeCase, TARGET_NAMES, type FuzzTarget, type TargetName } from "../tools/fuzz/targets.js";
+import { decodeImage } from "../src/io/image/decode.js";
+import { readSafetensors } from "../src/io/checkpoint/safetensors.js";
+import { ZipArchive } from "../src/io/checkpoint/torch-zip.js";
 
 const targets = createTargets();
 const tmp = mkdtempSync(join(tmpdir(), "perceiver-fuzz-test-"));

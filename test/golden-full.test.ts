@@ -10,7 +10,7 @@ import { PerceiverForImageClassification, Tensor, getBackend, getThreads, setThr
 import { ensureFullCheckpoint } from "./helpers/full-model.js";
 import { expectClose, readGolden } from "./helpers/golden.js";
 import type { ForwardOutput } from "../src/index.js";
-import type { SafetensorsFile } from "../src/io/safetensors.js";
+import type { SafetensorsFile } from "../src/io/checkpoint/safetensors.js";
 
 const LOGITS_ATOL = 1e-4; // vs PyTorch float64 (the bound; PyTorch fp32 itself is 1.3e-6 off)
 const ATOL = 1e-5;

@@ -13,8 +13,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PerceiverError } from "../src/errors.js";
-import { Prng } from "../src/fuzz/prng.js";
-import { hfHubDownload, type HubOptions } from "../src/io/hub.js";
+import { Prng } from "../tools/fuzz/prng.js";
+import { hfHubDownload, type HubOptions } from "../src/io/hub/hub.js";
 import { fakeCommit, gitBlobSha1, sha256Hex, startFakeHub, type FakeHub } from "./helpers/fake-hub.js";
 
 const C1 = fakeCommit("faults-1");

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PerceiverError } from "../src/errors.js";
-import { hfHubDownload, hubFileExists, hubFileUrl, repoFolderName, resolveCacheDir, type HubOptions } from "../src/io/hub.js";
+import { hfHubDownload, hubFileExists, hubFileUrl, repoFolderName, resolveCacheDir, type HubOptions } from "../src/io/hub/hub.js";
 import { FAKE_HUB_TOKEN, fakeCommit, sha256Hex, startFakeHub, type FakeHub, type FakeRepo } from "./helpers/fake-hub.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -503,7 +503,7 @@ describe("concurrency and locks", () => {
     const script = path.join(tmpRoot, "child-download.mts");
     await fsp.writeFile(
       script,
-      `import { hfHubDownload } from ${JSON.stringify(pathToFileURL(path.join(ROOT, "src/io/hub.ts")).href)};\n` +
+      `import { hfHubDownload } from ${JSON.stringify(pathToFileURL(path.join(ROOT, "src/io/hub/hub.ts")).href)};\n` +
         `const [endpoint, cacheDir, home] = process.argv.slice(2);\n` +
         `process.stdout.write(await hfHubDownload("org/tiny", "model.safetensors", { endpoint, cacheDir, env: { HOME: home } }));\n`,
     );

@@ -1,8 +1,8 @@
 /** Images through the model: a JPEG decoded by jpeg-js moves the tiny model's logits by less than 1e-3; the conv preprocessor's buffers. */
 import { describe, expect, it } from "vitest";
 import { PerceiverForImageClassification } from "../src/index.js";
-import { loadImageFile } from "../src/io/image-node.js";
-import { preprocessBatch } from "../src/perceiver/image-processor.js";
+import { loadImageFile } from "../src/io/image/decode-node.js";
+import { preprocessBatch } from "../src/io/image/image-processor.js";
 import { ConvPreprocessor, CONV_KERNEL, CONV_OUT_CHANNELS, FOURIER_MAX_RESOLUTION, FOURIER_NUM_BANDS } from "../src/perceiver/preprocessor-conv.js";
 import { fourierPositionEncoding } from "../src/perceiver/position-encoding.js";
 import { relu } from "../src/tensor/activations.js";

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PerceiverError } from "../src/errors.js";
-import { decodeImage, type RgbImage } from "../src/io/image.js";
+import { decodeImage, type RgbImage } from "../src/io/image/decode.js";
 import {
   centerCropBox,
   cropAndResize,
@@ -13,8 +13,8 @@ import {
   preprocessBatch,
   validateImageProcessorConfig,
   valueTable,
-} from "../src/perceiver/image-processor.js";
-import { bicubicFilter, precomputeCoeffs, resizeBicubicPil, resizeBicubicPilNaive } from "../src/perceiver/resample.js";
+} from "../src/io/image/image-processor.js";
+import { bicubicFilter, precomputeCoeffs, resizeBicubicPil, resizeBicubicPilNaive } from "../src/io/image/resample.js";
 
 const IMAGES = join(import.meta.dirname, "fixtures", "images");
 const EXTRA = join(import.meta.dirname, "fixtures", "images-extra");

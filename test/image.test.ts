@@ -5,15 +5,15 @@ import jpegJs from "jpeg-js";
 import { PNG } from "pngjs";
 import { describe, expect, it } from "vitest";
 import { PerceiverError } from "../src/errors.js";
-import { decodeImage, fromPixels, readImageHeader, sniffImageFormat, type RgbImage } from "../src/io/image.js";
-import { loadImageFile, loadImageFileSync } from "../src/io/image-node.js";
-import { applyOrientation, exifOrientationTag, imageOrientation } from "../src/io/exif.js";
+import { decodeImage, fromPixels, readImageHeader, sniffImageFormat, type RgbImage } from "../src/io/image/decode.js";
+import { loadImageFile, loadImageFileSync } from "../src/io/image/decode-node.js";
+import { applyOrientation, exifOrientationTag, imageOrientation } from "../src/io/image/exif.js";
 
 const IMAGES = join(import.meta.dirname, "fixtures", "images");
 const EXTRA = join(import.meta.dirname, "fixtures", "images-extra");
 const GOLDEN_PNGS = ["chelsea", "coffee", "astronaut", "synthetic", "tall", "small"];
 
-// Tiny safetensors reader (header JSON + offsets) so this file does not depend on src/io/safetensors.ts;
+// Tiny safetensors reader (header JSON + offsets) so this file does not depend on src/io/checkpoint/safetensors.ts;
 // it can be swapped for readSafetensors.
 interface StEntry {
   dtype: string;

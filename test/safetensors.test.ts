@@ -4,10 +4,10 @@ import { join } from "node:path";
 import { getFloat16, hfround } from "@petamoriken/float16";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PerceiverError } from "../src/errors.js";
-import { bf16ToF32, bf16ToF32Naive, f16ToF32, f16ToF32Naive } from "../src/io/float16.js";
-import { readSafetensorsFile, writeSafetensorsFile } from "../src/io/safetensors-node.js";
-import { DTYPE_SIZE, readSafetensors, topLevelJsonKeys, writeSafetensors } from "../src/io/safetensors.js";
-import type { SafetensorsTensor } from "../src/io/safetensors.js";
+import { bf16ToF32, bf16ToF32Naive, f16ToF32, f16ToF32Naive } from "../src/io/checkpoint/float16.js";
+import { readSafetensorsFile, writeSafetensorsFile } from "../src/io/checkpoint/safetensors-node.js";
+import { DTYPE_SIZE, readSafetensors, topLevelJsonKeys, writeSafetensors } from "../src/io/checkpoint/safetensors.js";
+import type { SafetensorsTensor } from "../src/io/checkpoint/safetensors.js";
 
 const FIX = join(import.meta.dirname, "fixtures", "tiny-conv");
 const SRC = "case.safetensors";

@@ -13,7 +13,7 @@ import {
 import { layerNormRows } from "../src/tensor/layernorm.js";
 import { Code, F32, I32, wasmModule } from "../src/tensor/wasm/assembler.js";
 import { setWasmSplitThreshold, wasmSplitBlocks, wasmThreads } from "../src/tensor/wasm/gemm-wasm.js";
-import { MAX_JOBS, ThreadPool, availableCores, threadsUnavailableReason } from "../src/tensor/wasm/threads.js";
+import { MAX_JOBS, ThreadPool, availableCores, threadsUnavailableReason } from "../src/tensor/threads.js";
 import { SENTINEL, attentionPerHead, countBitDiffs as bitDiffs, rand } from "./helpers/gemm.js";
 
 

@@ -10,14 +10,14 @@ import { randomBytes } from "node:crypto";
 import { zipSync } from "fflate";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PerceiverError } from "../src/errors.js";
-import { readSafetensors } from "../src/io/safetensors.js";
-import type { SafetensorsFile } from "../src/io/safetensors.js";
-import { readTorchBin } from "../src/io/torch-bin.js";
-import type { ReadTorchBinOptions, TorchStateDict } from "../src/io/torch-bin.js";
-import { PyCallable, PyDict, PyList, PyTuple, unpickle } from "../src/io/torch-pickle.js";
-import type { PyValue } from "../src/io/torch-pickle.js";
+import { readSafetensors } from "../src/io/checkpoint/safetensors.js";
+import type { SafetensorsFile } from "../src/io/checkpoint/safetensors.js";
+import { readTorchBin } from "../src/io/checkpoint/torch-bin.js";
+import type { ReadTorchBinOptions, TorchStateDict } from "../src/io/checkpoint/torch-bin.js";
+import { PyCallable, PyDict, PyList, PyTuple, unpickle } from "../src/io/checkpoint/torch-pickle.js";
+import type { PyValue } from "../src/io/checkpoint/torch-pickle.js";
 import { crc32, crc32Naive } from "../src/io/crc32.js";
-import { ZipArchive } from "../src/io/torch-zip.js";
+import { ZipArchive } from "../src/io/checkpoint/torch-zip.js";
 
 const DIR = join(import.meta.dirname, "fixtures", "pickle");
 const PWNED_FIXTURE = "/tmp/perceiver-ts-pwned-fixture"; // what the hostile fixtures' commands would create

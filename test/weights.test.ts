@@ -1,8 +1,8 @@
 /** The explicit state-dict mapping fails loudly on missing, unexpected, mis-shaped and mis-typed keys. */
 import { describe, expect, it } from "vitest";
 import { PerceiverError } from "../src/errors.js";
-import { readSafetensors, writeSafetensors, type SafetensorsTensor } from "../src/io/safetensors.js";
-import { readSafetensorsFile } from "../src/io/safetensors-node.js";
+import { readSafetensors, writeSafetensors, type SafetensorsTensor } from "../src/io/checkpoint/safetensors.js";
+import { readSafetensorsFile } from "../src/io/checkpoint/safetensors-node.js";
 import { PerceiverForImageClassification } from "../src/perceiver/model.js";
 import { readConfigFile } from "../src/perceiver/load.js";
 import { fixture } from "./helpers/golden.js";

@@ -3,16 +3,16 @@ import { access, constants, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, extname } from "node:path";
 import { parseArgs } from "node:util";
 import { PerceiverError } from "../errors.js";
-import { COLORMAP_NAMES, getColormap } from "../io/colormap.js";
-import type { RgbImage } from "../io/image.js";
-import { loadImageFile } from "../io/image-node.js";
-import { topK } from "../io/labels.js";
-import { encodeRgbPng } from "../io/png-encode.js";
+import { COLORMAP_NAMES, getColormap } from "../io/image/colormap.js";
+import type { RgbImage } from "../io/image/decode.js";
+import { loadImageFile } from "../io/image/decode-node.js";
+import { topK } from "../perceiver/labels.js";
+import { encodeRgbPng } from "../io/image/png-encode.js";
 import {
   classWeightedMap, decoderWeights, latentMap, normalizeMax, overlay, tileGrid, topLatents, upsampleBilinear, type LatentWeight,
 } from "../perceiver/attention-map.js";
-import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
-import { cropAndResize, preprocessBatch } from "../perceiver/image-processor.js";
+import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
+import { cropAndResize, preprocessBatch } from "../io/image/image-processor.js";
 import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt } from "./common.js";
 import { inferenceProgress, progressEnabled } from "./progress.js";
 

@@ -1,10 +1,10 @@
 /** `perceiver classify <image...>`: top-k ImageNet labels for each image. */
 import { parseArgs } from "node:util";
 import { PerceiverError } from "../errors.js";
-import { loadImageFile } from "../io/image-node.js";
-import { topK } from "../io/labels.js";
-import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
-import { defaultImageProcessorConfig, preprocessBatch, type ImageProcessorConfig } from "../perceiver/image-processor.js";
+import { loadImageFile } from "../io/image/decode-node.js";
+import { topK } from "../perceiver/labels.js";
+import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
+import { defaultImageProcessorConfig, preprocessBatch, type ImageProcessorConfig } from "../io/image/image-processor.js";
 import { checkForwardMemory } from "../perceiver/memory.js";
 import { Tensor } from "../tensor/tensor.js";
 import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt, printable } from "./common.js";

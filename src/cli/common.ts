@@ -1,7 +1,7 @@
 /** What the CLI commands share: option parsing, model loading with progress, terminal-safe text. */
 import { PerceiverError } from "../errors.js";
-import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
-import type { ImageProcessorConfig } from "../perceiver/image-processor.js";
+import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
+import type { ImageProcessorConfig } from "../io/image/image-processor.js";
 import { loadFromFiles, readImageProcessorConfigFile, resolveModelFiles } from "../perceiver/load.js";
 import type { PerceiverForImageClassification } from "../perceiver/model.js";
 import { setBackend, setThreads } from "../tensor/gemm.js";

@@ -1,10 +1,10 @@
 /** `perceiver convert <pytorch_model.bin> <model.safetensors>`: rewrite a PyTorch checkpoint as safetensors, losslessly. */
 import { parseArgs } from "node:util";
 import { PerceiverError } from "../errors.js";
-import { writeSafetensorsFile } from "../io/safetensors-node.js";
-import { DTYPE_SIZE, type SafetensorsTensor } from "../io/safetensors.js";
-import type { TorchStateDict } from "../io/torch-bin.js";
-import { readTorchBinFile } from "../io/torch-bin-node.js";
+import { writeSafetensorsFile } from "../io/checkpoint/safetensors-node.js";
+import { DTYPE_SIZE, type SafetensorsTensor } from "../io/checkpoint/safetensors.js";
+import type { TorchStateDict } from "../io/checkpoint/torch-bin.js";
+import { readTorchBinFile } from "../io/checkpoint/torch-bin-node.js";
 import { availableMemoryBytes } from "../perceiver/memory.js";
 
 export const CONVERT_HELP = `Usage: perceiver convert <pytorch_model.bin> <model.safetensors>

@@ -1,9 +1,9 @@
 /** `perceiver embed <image...>`: image feature vectors (the encoder's latents averaged over the latents). */
 import { parseArgs } from "node:util";
 import { PerceiverError } from "../errors.js";
-import { loadImageFile } from "../io/image-node.js";
-import { DEFAULT_MODEL } from "../perceiver/hub-model.js";
-import { preprocessBatch } from "../perceiver/image-processor.js";
+import { loadImageFile } from "../io/image/decode-node.js";
+import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
+import { preprocessBatch } from "../io/image/image-processor.js";
 import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt } from "./common.js";
 import { inferenceProgress, progressEnabled } from "./progress.js";
 

@@ -1,6 +1,6 @@
 /** Progress on stderr (downloads: bytes, speed, ETA; inference: layers), drawn only on a TTY and when not quiet. */
 import cliProgress from "cli-progress";
-import type { HubProgress } from "../io/hub.js";
+import type { HubProgress } from "../io/hub/hub.js";
 
 export function progressEnabled(quiet: boolean, env: NodeJS.ProcessEnv = process.env): boolean {
   const disabled = /^(1|true|yes|on)$/i.test(env.HF_HUB_DISABLE_PROGRESS_BARS ?? "");

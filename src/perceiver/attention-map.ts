@@ -10,8 +10,8 @@
  * Pure functions on typed arrays: browser-safe.
  */
 import { PerceiverError } from "../errors.js";
-import { colormapIndex, type Colormap } from "../io/colormap.js";
-import { assertRgbImage, type RgbImage } from "../io/image.js";
+import { colormapIndex, type Colormap } from "../io/image/colormap.js";
+import { assertRgbImage, type RgbImage } from "../io/image/decode.js";
 import type { Tensor } from "../tensor/tensor.js";
 
 /** A latent and the decoder query's attention on it. */

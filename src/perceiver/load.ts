@@ -5,12 +5,12 @@
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { PerceiverError } from "../errors.js";
-import type { HubOptions } from "../io/hub.js";
-import { readSafetensorsFile } from "../io/safetensors-node.js";
-import type { StateDict } from "../io/state-dict.js";
+import type { HubOptions } from "../io/hub/hub.js";
+import { readSafetensorsFile } from "../io/checkpoint/safetensors-node.js";
+import type { StateDict } from "../io/checkpoint/state-dict.js";
 import { parsePerceiverConfig, type PerceiverConfig } from "./config.js";
-import { downloadModelFiles, looksLikeRepoId } from "./hub-model.js";
-import { imageProcessorConfigFromJson, type ImageProcessorConfig } from "./image-processor.js";
+import { downloadModelFiles, looksLikeRepoId } from "../io/hub/hub-model.js";
+import { imageProcessorConfigFromJson, type ImageProcessorConfig } from "../io/image/image-processor.js";
 import { PerceiverForImageClassification } from "./model.js";
 import { expectedWeights } from "./weights.js";
 
@@ -80,7 +80,7 @@ export async function readImageProcessorConfigFile(path: string | null): Promise
 export async function readStateDictFile(path: string): Promise<StateDict> {
   if (path.endsWith(".safetensors")) return readSafetensorsFile(path);
   if (/\.(bin|pt|pth)$/.test(path)) {
-    const { readTorchBinFile } = await import("../io/torch-bin-node.js");
+    const { readTorchBinFile } = await import("../io/checkpoint/torch-bin-node.js");
     return readTorchBinFile(path);
   }
   throw new PerceiverError("CHECKPOINT_NOT_FOUND", `${path}: unknown checkpoint format (expected .safetensors or pytorch_model.bin)`);

@@ -11,7 +11,7 @@
  * the encoder and the classification decoder are the same modules in all three.
  */
 import { PerceiverError } from "../errors.js";
-import type { StateDict } from "../io/state-dict.js";
+import type { StateDict } from "../io/checkpoint/state-dict.js";
 import { MultiHeadAttention } from "../layers/attention.js";
 import { LayerNorm } from "../layers/layernorm.js";
 import { Linear } from "../layers/linear.js";

@@ -3,7 +3,7 @@
  * checkpoint against it and fails loudly, listing every missing, unexpected and mis-shaped key at once.
  */
 import { PerceiverError } from "../errors.js";
-import type { StateDict } from "../io/state-dict.js";
+import type { StateDict } from "../io/checkpoint/state-dict.js";
 import { attentionShape, type AttentionShape, type PerceiverConfig } from "./config.js";
 import { CONV_KERNEL, CONV_OUT_CHANNELS, FOURIER_CHANNELS } from "./preprocessor-conv.js";
 import { LEARNED_IN_CHANNELS, LEARNED_NUM_CHANNELS, LEARNED_OUT_CHANNELS, LEARNED_PROJECT_POS_DIM } from "./preprocessor-learned.js";

@@ -23,7 +23,7 @@
  */
 
 import { PerceiverError } from "../errors.js";
-import { ThreadPool } from "./wasm/threads.js";
+import { ThreadPool } from "./threads.js";
 
 /**
  * block(a, b, z, k, tiles, panels, c, ldc), byte addresses in the heap, alpha the float64 at heap byte 0:

@@ -28,7 +28,7 @@
  * where `process` exists) or `setBackend` override it. Both backends take the same PackedWeight, a view of the
  * caller's [N,K] array, cut into panels per call (in wasm memory by SIMD code, or in the TypeScript kernels'
  * heap), so a model holds its weights once: the checkpoint's own arrays. Both backends run on worker threads too
- * (`setThreads`, `PERCEIVER_THREADS`; wasm/threads.ts; the TypeScript kernels' jobs are in gemm-asm.ts), with
+ * (`setThreads`, `PERCEIVER_THREADS`; threads.ts; the TypeScript kernels' jobs are in gemm-asm.ts), with
  * bit-identical results for any thread count.
  */
 import { PerceiverError } from "../errors.js";
@@ -41,7 +41,7 @@ import {
 } from "./gemm-asm.js";
 import { copyBlock } from "./layout.js";
 import { softmaxRows } from "./softmax.js";
-import { availableCores, type Job } from "./wasm/threads.js";
+import { availableCores, type Job } from "./threads.js";
 
 /**
  * A weight matrix w [N,K] (HF Linear layout), checked for `linear`. It keeps a view of w, not a copy (do not
@@ -120,7 +120,7 @@ export function getBackend(): GemmBackend {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// threads (each backend has its own worker pool: wasm/threads.ts runs the wasm kernels or gemm-asm.ts's jobs)
+// threads (each backend has its own worker pool: threads.ts runs the wasm kernels or gemm-asm.ts's jobs)
 
 /** Most threads setThreads accepts. */
 const MAX_THREADS = 64;

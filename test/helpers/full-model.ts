@@ -7,8 +7,8 @@ import { createHash } from "node:crypto";
 import { copyFile, mkdir, readFile, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { readSafetensorsFile, writeSafetensorsFile } from "../../src/io/safetensors-node.js";
-import type { SafetensorsTensor } from "../../src/io/safetensors.js";
+import { readSafetensorsFile, writeSafetensorsFile } from "../../src/io/checkpoint/safetensors-node.js";
+import type { SafetensorsTensor } from "../../src/io/checkpoint/safetensors.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const FULL_FIXTURES = join(ROOT, "test/fixtures/full");

@@ -2,8 +2,8 @@
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
-import { readSafetensorsFile } from "../../src/io/safetensors-node.js";
-import type { SafetensorsFile } from "../../src/io/safetensors.js";
+import { readSafetensorsFile } from "../../src/io/checkpoint/safetensors-node.js";
+import type { SafetensorsFile } from "../../src/io/checkpoint/safetensors.js";
 
 export const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), "../fixtures");
 

@@ -52,7 +52,7 @@ import { ERF_TABLE } from "../activations.js";
 import { copyBlock } from "../layout.js";
 import { softmaxRows } from "../softmax.js";
 import { ERF_TABLE_BYTES } from "./gelu-kernel.js";
-import { MAX_JOBS, ThreadPool, type Job } from "./threads.js";
+import { MAX_JOBS, ThreadPool, type Job } from "../threads.js";
 import { ALPHA_AT, ATTEND_ROWS, PARAM, PARAM_BYTES } from "./attention-kernel.js";
 
 /** B layouts (the TypeScript kernels of gemm.ts take the same two). */

@@ -19,16 +19,12 @@
 import { Unzlib } from "fflate";
 import jpegJs from "jpeg-js";
 import { PNG } from "pngjs";
-import { PerceiverError } from "../errors.js";
-import { crc32 } from "./crc32.js";
+import { PerceiverError } from "../../errors.js";
+import { crc32 } from "../crc32.js";
 import { applyOrientation, imageOrientation, type OrientationSources } from "./exif.js";
+import type { RgbImage } from "./rgb-image.js";
 
-/** An 8-bit RGB image: `data` is HWC, length width*height*3. */
-export interface RgbImage {
-  width: number;
-  height: number;
-  data: Uint8Array;
-}
+export type { RgbImage } from "./rgb-image.js";
 
 export interface DecodeImageOptions {
   /** Refuse images with more pixels than this (checked from the header, before decoding). Default 100_000_000. */

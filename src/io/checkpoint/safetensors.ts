@@ -9,8 +9,8 @@
  * Byte order: safetensors is little-endian and the typed-array views used here read in host order, so a
  * big-endian host is refused (checked once, see assertLittleEndianHost).
  */
-import { PerceiverError } from "../errors.js";
-import type { PerceiverErrorCode } from "../errors.js";
+import { PerceiverError } from "../../errors.js";
+import type { PerceiverErrorCode } from "../../errors.js";
 import { bf16ToF32, f16ToF32 } from "./float16.js";
 import type { Dtype, StateDict, TensorInfo } from "./state-dict.js";
 

@@ -3,7 +3,7 @@
  * TypeError / RangeError / SyntaxError, a broken invariant such as a result of the wrong size, a case over the
  * time limit, or one that makes the process's memory jump) is a failure.
  */
-import { PerceiverError } from "../errors.js";
+import { PerceiverError } from "../../src/errors.js";
 
 export type FailureKind = "crash" | "invariant" | "timeout" | "memory";
 

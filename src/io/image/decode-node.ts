@@ -1,8 +1,8 @@
 /** Node-only: read an image file and decode it (see image.ts). */
 import { readFileSync, statSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
-import { PerceiverError } from "../errors.js";
-import { decodeImage, type DecodeImageOptions, type RgbImage } from "./image.js";
+import { PerceiverError } from "../../errors.js";
+import { decodeImage, type DecodeImageOptions, type RgbImage } from "./decode.js";
 
 /** Largest file we read into memory (Node cannot hold a single Buffer above ~2 GiB anyway). */
 const MAX_FILE_BYTES = 2 ** 31 - 1;

@@ -14,17 +14,17 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PerceiverError } from "../errors.js";
-import { applyOrientation } from "../io/exif.js";
-import { decodeImage, readImageHeader, type RgbImage } from "../io/image.js";
-import { DTYPE_SIZE, readSafetensors, writeSafetensors, type SafetensorsTensor } from "../io/safetensors.js";
-import { readTorchBin } from "../io/torch-bin.js";
-import { DEFAULT_CONFIG_LIMITS, parsePerceiverConfig } from "../perceiver/config.js";
-import { imageProcessorConfigFromJson, preprocess } from "../perceiver/image-processor.js";
-import { estimateForwardMemory, weightCount } from "../perceiver/memory.js";
-import { PerceiverForImageClassification } from "../perceiver/model.js";
-import { expectedWeights } from "../perceiver/weights.js";
-import { Tensor } from "../tensor/tensor.js";
+import { PerceiverError } from "../../src/errors.js";
+import { applyOrientation } from "../../src/io/image/exif.js";
+import { decodeImage, readImageHeader, type RgbImage } from "../../src/io/image/decode.js";
+import { DTYPE_SIZE, readSafetensors, writeSafetensors, type SafetensorsTensor } from "../../src/io/checkpoint/safetensors.js";
+import { readTorchBin } from "../../src/io/checkpoint/torch-bin.js";
+import { DEFAULT_CONFIG_LIMITS, parsePerceiverConfig } from "../../src/perceiver/config.js";
+import { imageProcessorConfigFromJson, preprocess } from "../../src/io/image/image-processor.js";
+import { estimateForwardMemory, weightCount } from "../../src/perceiver/memory.js";
+import { PerceiverForImageClassification } from "../../src/perceiver/model.js";
+import { expectedWeights } from "../../src/perceiver/weights.js";
+import { Tensor } from "../../src/tensor/tensor.js";
 import { invariant } from "./check.js";
 import { mutateJpeg } from "./mutate-jpeg.js";
 import { mutateJson } from "./mutate-json.js";
@@ -53,7 +53,7 @@ export interface FuzzTarget {
 export const FUZZ_MAX_PIXELS = 1 << 22;
 
 export function defaultFixturesDir(): string {
-  return fileURLToPath(new URL("../../test/fixtures/", import.meta.url));
+  return fileURLToPath(new URL("../../test/fixtures", import.meta.url));
 }
 
 const numel = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);

@@ -1,6 +1,6 @@
 /** Reading pytorch_model.bin from a file (Node). */
 import { readFile, stat } from "node:fs/promises";
-import { PerceiverError } from "../errors.js";
+import { PerceiverError } from "../../errors.js";
 import { readTorchBin, type ReadTorchBinOptions, type TorchStateDict } from "./torch-bin.js";
 
 export async function readTorchBinFile(path: string, opts: ReadTorchBinOptions = {}): Promise<TorchStateDict> {

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { diskOp } from "./hub-cache.js";
+import { diskOp } from "./cache.js";
 
 export interface LockOptions {
   /** A lock not refreshed for this long is stale (default 10 minutes). */

@@ -18,7 +18,7 @@
  *    float64: [function index, args...].
  *  - Creating the pool is asynchronous (workers start and compile in parallel); running a job is synchronous.
  */
-import { PerceiverError } from "../../errors.js";
+import { PerceiverError } from "../errors.js";
 
 /** Float64 values per job slot: the function index and up to SLOT - 1 arguments. */
 const SLOT = 16;

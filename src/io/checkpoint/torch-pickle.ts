@@ -17,7 +17,7 @@
  * - stack depth, memo size and lengths are bounded, and every read is checked against the data.
  * This is the same idea as PyTorch's `weights_only=True` unpickler.
  */
-import { PerceiverError } from "../errors.js";
+import { PerceiverError } from "../../errors.js";
 
 /** An immutable Python tuple. */
 export class PyTuple {

@@ -1,5 +1,5 @@
 /**
- * The mutation fuzzer (src/fuzz) from the command line:
+ * The mutation fuzzer (tools/fuzz) from the command line:
  *
  *   npm run fuzz -- --cases 100000 [--seed S] [--target safetensors|image|config|pickle|all] [--case N]
  *                   [--time-limit MS] [--memory-limit MIB] [--in-process] [--save DIR] [--json]
@@ -11,8 +11,8 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { runFuzz, type FuzzFailure } from "../src/fuzz/runner.js";
-import { createTargets, makeCase, TARGET_NAMES, type TargetName } from "../src/fuzz/targets.js";
+import { runFuzz, type FuzzFailure } from "./runner.js";
+import { createTargets, makeCase, TARGET_NAMES, type TargetName } from "./targets.js";
 
 function usage(msg: string): never {
   console.error(`fuzz: ${msg}\nusage: npm run fuzz -- --cases N [--seed S] [--target ${TARGET_NAMES.join("|")}|all] [--case N] [--time-limit MS] [--memory-limit MIB] [--in-process] [--save DIR] [--json]`);

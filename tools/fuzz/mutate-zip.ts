@@ -5,7 +5,7 @@
  * interesting values, strings (storage types, keys) swapped, opcodes replaced, dropped or duplicated.
  */
 import { zipSync, type Zippable } from "fflate";
-import { ZipArchive } from "../io/torch-zip.js";
+import { ZipArchive } from "../../src/io/checkpoint/torch-zip.js";
 import { bitFlip, type Mutator } from "./mutators.js";
 import type { Prng } from "./prng.js";
 

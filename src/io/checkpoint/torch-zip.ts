@@ -10,8 +10,8 @@
  * Encrypted entries, multi-disk archives and compression methods other than stored/deflate are refused.
  */
 import { Inflate } from "fflate";
-import { PerceiverError } from "../errors.js";
-import { crc32 } from "./crc32.js";
+import { PerceiverError } from "../../errors.js";
+import { crc32 } from "../crc32.js";
 
 export interface ZipEntry {
   readonly name: string;

@@ -12,8 +12,8 @@
  */
 import { promises as fsp, readFileSync } from "node:fs";
 import * as path from "node:path";
-import { PerceiverError } from "../errors.js";
-import { downloadBlob } from "./hub-download.js";
+import { PerceiverError } from "../../errors.js";
+import { downloadBlob } from "./download.js";
 import {
   COMMIT_HASH_RE,
   isFile,
@@ -25,11 +25,11 @@ import {
   validateRepoId,
   validateRevision,
   type Env,
-} from "./hub-cache.js";
-import { header, IdleTimeoutError, isRedirect, requestWithRedirects, USER_AGENT, type HttpResponse } from "./hub-http.js";
-import { acquireLock } from "./hub-lock.js";
+} from "./cache.js";
+import { header, IdleTimeoutError, isRedirect, requestWithRedirects, USER_AGENT, type HttpResponse } from "./http.js";
+import { acquireLock } from "./lock.js";
 
-export { repoFolderName, resolveCacheDir } from "./hub-cache.js";
+export { repoFolderName, resolveCacheDir } from "./cache.js";
 
 export const DEFAULT_ENDPOINT = "https://huggingface.co";
 export const DEFAULT_REVISION = "main";

@@ -10,7 +10,7 @@
  * Where Pillow raises (an EXIF block that is not TIFF), we ignore the block instead: the image still decodes.
  * The file formats' containers (JPEG APP1 segments, PNG eXIf and text chunks) are found by image.ts.
  */
-import type { RgbImage } from "./image.js";
+import type { RgbImage } from "./rgb-image.js";
 
 /** Where an image's orientation may be written, as image.ts found them in the file. */
 export interface OrientationSources {

@@ -5,9 +5,9 @@
  *
  * Not the v5 default torchvision backend (§4.2), which resizes in float and differs by a level or two.
  */
-import { PerceiverError } from "../errors.js";
-import { assertRgbImage, type RgbImage } from "../io/image.js";
-import { Tensor } from "../tensor/tensor.js";
+import { PerceiverError } from "../../errors.js";
+import { assertRgbImage, type RgbImage } from "./decode.js";
+import { Tensor } from "../../tensor/tensor.js";
 import { resizeBicubicPil } from "./resample.js";
 
 export interface SizeHW {

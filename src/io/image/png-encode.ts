@@ -5,9 +5,9 @@
  * works in Node (write the bytes with fs.writeFile) and in browsers (wrap them in a Blob).
  */
 import { zlibSync } from "fflate";
-import { PerceiverError } from "../errors.js";
-import { crc32 } from "./crc32.js";
-import type { RgbImage } from "./image.js";
+import { PerceiverError } from "../../errors.js";
+import { crc32 } from "../crc32.js";
+import type { RgbImage } from "./decode.js";
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 /** The largest filtered image we build in memory (one Uint8Array). */

@@ -1,6 +1,6 @@
 /** Fetch a model's files from the Hugging Face hub (or its cache) the way transformers chooses them. */
-import { PerceiverError } from "../errors.js";
-import { hfHubDownload, type HubOptions } from "../io/hub.js";
+import { PerceiverError } from "../../errors.js";
+import { hfHubDownload, type HubOptions } from "./hub.js";
 
 /** The hub repo of the default model, and the commit where its safetensors conversion lives (unmerged PR). */
 export const DEFAULT_MODEL = "deepmind/vision-perceiver-conv";

@@ -14,7 +14,7 @@
 import { constants as fsConstants, promises as fsp } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { PerceiverError } from "../errors.js";
+import { PerceiverError } from "../../errors.js";
 
 export const COMMIT_HASH_RE = /^[0-9a-f]{40}$/;
 export const SHA256_RE = /^[0-9a-f]{64}$/;

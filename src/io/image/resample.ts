@@ -4,8 +4,8 @@
  * result is rounded to uint8, then a vertical pass (only if the height changes). Same size: a copy.
  * `resizeBicubicPilNaive` is the naive twin (same math, one value at a time, no tables).
  */
-import { PerceiverError } from "../errors.js";
-import { assertRgbImage, type RgbImage } from "../io/image.js";
+import { PerceiverError } from "../../errors.js";
+import { assertRgbImage, type RgbImage } from "./decode.js";
 
 /** Fixed-point fraction bits: 32 - 8 (sample) - 2 (headroom for negative lobes and sums above 1). */
 export const PRECISION_BITS = 22;

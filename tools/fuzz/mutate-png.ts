@@ -4,7 +4,7 @@
  * deflated, chunk length fields (not covered by the CRC), and chunks dropped, duplicated, swapped or added.
  */
 import { unzlibSync, zlibSync } from "fflate";
-import { crc32 } from "../io/crc32.js";
+import { crc32 } from "../../src/io/crc32.js";
 import { bitFlip, INTERESTING_32, type Mutator } from "./mutators.js";
 import type { Prng } from "./prng.js";
 

@@ -3,10 +3,10 @@
  * weights; d_latents 4) whose whole checkpoint is ~11 KB, and a 2-tensor safetensors file cut from a real one.
  */
 import { setFloat16 } from "@petamoriken/float16";
-import { writeSafetensors, type SafetensorsTensor } from "../io/safetensors.js";
-import type { StateDict } from "../io/state-dict.js";
-import { parsePerceiverConfig, type PerceiverConfig } from "../perceiver/config.js";
-import { expectedWeights } from "../perceiver/weights.js";
+import { writeSafetensors, type SafetensorsTensor } from "../../src/io/checkpoint/safetensors.js";
+import type { StateDict } from "../../src/io/checkpoint/state-dict.js";
+import { parsePerceiverConfig, type PerceiverConfig } from "../../src/perceiver/config.js";
+import { expectedWeights } from "../../src/perceiver/weights.js";
 import { Prng } from "./prng.js";
 
 /** config.json of the micro model. */

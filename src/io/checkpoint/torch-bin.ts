@@ -12,7 +12,7 @@
  *
  * The legacy pre-1.6 format (a bare pickle stream) is refused with PICKLE_UNSUPPORTED.
  */
-import { PerceiverError } from "../errors.js";
+import { PerceiverError } from "../../errors.js";
 import { DTYPE_SIZE, rawToFloat32, typedArrayOf } from "./safetensors.js";
 import type { RawTensorData } from "./safetensors.js";
 import type { Dtype, StateDict, TensorInfo } from "./state-dict.js";

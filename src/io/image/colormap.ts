@@ -9,7 +9,7 @@
  * - "jet": the classic rainbow (blue -> cyan -> yellow -> red), piecewise linear like matplotlib's.
  * - "gray": black -> white.
  */
-import { PerceiverError } from "../errors.js";
+import { PerceiverError } from "../../errors.js";
 
 /** A colormap as a lookup table: `lut[3*i .. 3*i+2]` is the RGB color of value i/255, i = 0..255. */
 export interface Colormap {

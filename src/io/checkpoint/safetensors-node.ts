@@ -4,7 +4,7 @@
  */
 import { open, rename, rm } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
-import { PerceiverError } from "../errors.js";
+import { PerceiverError } from "../../errors.js";
 import { readHeaderLength, readSafetensors, writeSafetensors } from "./safetensors.js";
 import type { ReadSafetensorsOptions, SafetensorsFile, SafetensorsTensor } from "./safetensors.js";
 

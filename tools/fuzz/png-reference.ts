@@ -5,7 +5,7 @@
  * Chunk CRCs and everything else are the real decoder's business: call this only on inputs it accepted.
  */
 import { Unzlib } from "fflate";
-import type { RgbImage } from "../io/image.js";
+import type { RgbImage } from "../../src/io/image/decode.js";
 import { pngChunks } from "./mutate-png.js";
 
 const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 4: 2, 6: 4 };

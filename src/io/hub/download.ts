@@ -6,9 +6,9 @@
 import { createHash } from "node:crypto";
 import { createReadStream, promises as fsp } from "node:fs";
 import * as path from "node:path";
-import { PerceiverError } from "../errors.js";
-import { diskOp, SHA256_RE, toDiskError } from "./hub-cache.js";
-import { header, requestWithRedirects, type HttpResponse } from "./hub-http.js";
+import { PerceiverError } from "../../errors.js";
+import { diskOp, SHA256_RE, toDiskError } from "./cache.js";
+import { header, requestWithRedirects, type HttpResponse } from "./http.js";
 
 export interface BlobDownload {
   /** Where the bytes are (the CDN location from the metadata request, or the resolve URL). */
