@@ -5,13 +5,30 @@
  * Rows are keyed by engine, backend and threads, so a new backend or thread count is just another row.
  * "load avg" is the 1-minute load average when the row's process started (the machine is shared).
  */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parsePerceiverConfig } from "../src/perceiver/config.js";
+import { flopBudget } from "../src/perceiver/flops.js";
 import type { CeilingResult } from "./ceiling.js";
 import {
   GEMM_SHAPES, median, type BatchProtocol, type GemmResult, type GemmShape, type ModelResult, type RoundsResult,
 } from "./common.js";
 
-/** Floating-point operations of one image through vision-perceiver-conv, in GFLOP (the README's count). */
-export const MODEL_GFLOP = 369.2;
+/** The bench model's config.json (vision-perceiver-conv's): test/fixtures/full/config.json, found from this file up. */
+function modelConfigPath(): string {
+  const rel = join("test", "fixtures", "full", "config.json");
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, rel))) return join(dir, rel);
+    if (dirname(dir) === dir) throw new Error(`bench: ${rel} not found above ${fileURLToPath(import.meta.url)}`);
+  }
+}
+
+/**
+ * Floating-point operations of one 224x224 image through vision-perceiver-conv, in GFLOP to one decimal (369.2):
+ * src/perceiver/flops.ts computes it from the config.
+ */
+export const MODEL_GFLOP = Math.round(flopBudget(parsePerceiverConfig(JSON.parse(readFileSync(modelConfigPath(), "utf8")))).total / 1e8) / 10;
 
 /** Engines the full-model tables compare perceiver-ts against. */
 export const MODEL_PEERS = ["onnxruntime-node", "onnxruntime-web", "pytorch"] as const;
@@ -310,7 +327,7 @@ export function renderReport(run: SavedRun, file: string): string {
   if (model.length) {
     const peers = MODEL_PEERS.filter((p) => model.some((r) => r.engine === p && !r.skipped));
     lines.push(
-      "## Full model: vision-perceiver-conv, 224x224, 369 GFLOP/image",
+      `## Full model: vision-perceiver-conv, 224x224, ${Math.round(MODEL_GFLOP)} GFLOP/image`,
       "",
       modelTable(model, o.batches, peers, weightsBytes),
       "",

@@ -7,6 +7,7 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { PerceiverForImageClassification, Tensor, getBackend, getThreads, setThreads } from "../src/index.js";
+import { MODEL_GFLOP } from "../bench/report.js";
 import { ensureFullCheckpoint } from "./helpers/full-model.js";
 import { expectClose, readGolden } from "./helpers/golden.js";
 import type { ForwardOutput } from "../src/index.js";
@@ -46,7 +47,7 @@ describe("full-size vision-perceiver-conv (synthetic weights)", () => {
       },
     });
     seconds = (performance.now() - t1) / 1000;
-    console.log(`full-size forward, batch 2, ${getBackend()} backend, ${threads} thread(s): ${seconds.toFixed(1)} s (${((2 * 369.2) / seconds).toFixed(1)} GFLOP/s)`);
+    console.log(`full-size forward, batch 2, ${getBackend()} backend, ${threads} thread(s): ${seconds.toFixed(1)} s (${((2 * MODEL_GFLOP) / seconds).toFixed(1)} GFLOP/s)`);
   }, 1_800_000);
 
   it("logits match PyTorch float64 within 1e-4", () => {
