@@ -1,10 +1,11 @@
 /**
  * Draws the conv model's forward pass as an SVG, every box and shape computed from a config.json (by default
- * test/fixtures/full/config.json, which is deepmind/vision-perceiver-conv's), so the picture cannot drift from
- * the code: test/docs.test.ts renders it again and compares with the committed file.
+ * test/fixtures/full/config.json, which is deepmind/vision-perceiver-conv's), and writes the FLOP table of
+ * docs/walkthrough.md (between its `<!-- flops:begin -->` and `<!-- flops:end -->` lines) from
+ * src/perceiver/flops.ts, so neither can drift from the code: test/docs.test.ts renders both again and compares.
  *
- *   npx tsx scripts/make-diagram.ts            # writes docs/images/conv-model.svg
- *   npx tsx scripts/make-diagram.ts --check    # exits 1 if the committed file is out of date
+ *   npx tsx scripts/make-diagram.ts            # writes docs/images/conv-model.svg and the table
+ *   npx tsx scripts/make-diagram.ts --check    # exits 1 if either is out of date
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -128,26 +129,62 @@ export function renderDiagram(cfg: PerceiverConfig, size = 224): string {
   ].join("\n");
 }
 
+export const WALKTHROUGH_PATH = join(ROOT, "docs", "walkthrough.md");
+const BEGIN = "<!-- flops:begin (scripts/make-diagram.ts writes this table) -->";
+const END = "<!-- flops:end -->";
+
+const fmtG = (f: number) => (f / 1e9).toFixed(3);
+
+/** The walkthrough's FLOP table: every product of one image, stage by stage, from flopBudget. */
+export function flopTable(cfg: PerceiverConfig, size = 224): string {
+  const b = flopBudget(cfg, size, size);
+  const rows = ["| stage | product | M x N x K | times | GFLOP |", "| --- | --- | --- | --: | --: |"];
+  for (const st of b.stages) {
+    for (const t of st.terms) rows.push(`| ${st.stage} | ${t.op} | ${t.m} x ${t.n} x ${t.k} | ${t.count} | ${fmtG(t.flops)} |`);
+    rows.push(`| **${st.stage}** | | | | **${fmtG(st.flops)}** (${((100 * st.flops) / b.total).toFixed(1)}%) |`);
+  }
+  rows.push(`| **total** | | | | **${fmtG(b.total)}** |`);
+  return rows.join("\n");
+}
+
+/** `text` with the block between the markers replaced by `table` (throws when the markers are missing). */
+export function withFlopTable(text: string, table: string): string {
+  const a = text.indexOf(BEGIN);
+  const z = text.indexOf(END);
+  if (a < 0 || z < a) throw new Error(`make-diagram: docs/walkthrough.md lacks the ${BEGIN} ... ${END} lines`);
+  return `${text.slice(0, a + BEGIN.length)}\n${table}\n${text.slice(z)}`;
+}
+
+export function loadDiagramConfig(path = DIAGRAM_CONFIG): PerceiverConfig {
+  return parsePerceiverConfig(JSON.parse(readFileSync(path, "utf8")), path);
+}
+
 export function renderFromConfigFile(path = DIAGRAM_CONFIG): string {
-  return renderDiagram(parsePerceiverConfig(JSON.parse(readFileSync(path, "utf8")), path));
+  return renderDiagram(loadDiagramConfig(path));
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const svg = renderFromConfigFile();
-  if (process.argv.includes("--check")) {
+  const cfg = loadDiagramConfig();
+  const walkthrough = readFileSync(WALKTHROUGH_PATH, "utf8");
+  const outputs: [string, string][] = [
+    [DIAGRAM_PATH, renderDiagram(cfg)],
+    [WALKTHROUGH_PATH, withFlopTable(walkthrough, flopTable(cfg))],
+  ];
+  let stale = 0;
+  for (const [path, text] of outputs) {
     let old = "";
     try {
-      old = readFileSync(DIAGRAM_PATH, "utf8");
+      old = readFileSync(path, "utf8");
     } catch {
       // missing counts as out of date
     }
-    if (old !== svg) {
-      console.error(`${DIAGRAM_PATH} is out of date: run npx tsx scripts/make-diagram.ts`);
-      process.exit(1);
+    if (old === text) continue;
+    stale++;
+    if (process.argv.includes("--check")) console.error(`${path} is out of date: run npx tsx scripts/make-diagram.ts`);
+    else {
+      writeFileSync(path, text);
+      console.log(`wrote ${path}`);
     }
-    console.log(`${DIAGRAM_PATH} is up to date`);
-  } else {
-    writeFileSync(DIAGRAM_PATH, svg);
-    console.log(`wrote ${DIAGRAM_PATH}`);
   }
+  if (process.argv.includes("--check") && stale) process.exit(1);
 }
