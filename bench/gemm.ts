@@ -4,14 +4,23 @@
  * deepmind/vision-perceiver-conv estimated from those rates.
  * Naive rates are measured on a slice of rows (the naive loop's rate does not depend on M); optimized rates on
  * the full shape. Each timing is the best of several runs after a warm-up. The machine is shared: run it twice.
- * Run: npx tsx bench/gemm.ts
- * (Node 20 has Relaxed SIMD behind a flag; the fma kernel: node --experimental-wasm-relaxed-simd --import tsx bench/gemm.ts)
+ * Run: npx tsx bench/gemm.ts [options]
+ *   --shapes latent          only the latents' 512x1024x1024 product (a short run)
+ *   --threads N              run the optimized kernels on N threads (default 1)
+ *   --ts-block typescript    the ts backend with its micro-kernel in plain TypeScript instead of asm.js
+ *   --epilogues              also time the wasm epilogues fused against the same work done separately
+ * (the library turns on Node 20's Relaxed SIMD flag itself; PERCEIVER_WASM_FMA=0 keeps the mul + add kernel)
+ * docs/kernels/ gives the command for each step of the kernel ladder.
  */
 import os from "node:os";
+import { parseArgs } from "node:util";
+import { add, gelu } from "../src/tensor/activations.js";
 import {
-  type GemmBackend, getBackend, linear, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive,
-  packWeight, setBackend,
+  type GemmBackend, attentionHeads, getBackend, getThreads, linear, linearGelu, linearNaive, linearResidual, matmul,
+  matmulNaive, matmulTransB, matmulTransBNaive, matmulTransBSoftmax, packWeight, setBackend, setThreads,
 } from "../src/tensor/gemm.js";
+import { setAsmBlockForTests } from "../src/tensor/gemm-asm.js";
+import { softmaxRows } from "../src/tensor/softmax.js";
 import { wasmGemmKernel, wasmGemmSupported } from "../src/tensor/wasm/gemm-wasm.js";
 import { randomArray } from "./common.js";
 
@@ -59,6 +68,21 @@ const SHAPES: Shape[] = [
   { kind: "linear", m: 1, n: 1000, k: 1024, perImage: 1, note: "classifier" },
 ];
 
+const { values: opts } = parseArgs({
+  options: {
+    shapes: { type: "string", default: "all" },
+    threads: { type: "string", default: "1" },
+    "ts-block": { type: "string", default: "asm" },
+    epilogues: { type: "boolean", default: false },
+  },
+});
+if (opts.shapes !== "all" && opts.shapes !== "latent") throw new Error(`--shapes all|latent, got ${opts.shapes}`);
+if (opts["ts-block"] !== "asm" && opts["ts-block"] !== "typescript") throw new Error(`--ts-block asm|typescript, got ${opts["ts-block"]}`);
+const threads = Number(opts.threads);
+if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer, got ${opts.threads}`);
+if (opts["ts-block"] === "typescript") setAsmBlockForTests(true);
+if (opts.shapes === "latent") SHAPES.splice(1);
+
 const BACKENDS: GemmBackend[] = wasmGemmSupported() ? ["ts", "wasm"] : ["ts"];
 
 /** Best ms of `fn` under each backend, in BACKENDS order. */
@@ -96,8 +120,19 @@ function measure(s: Shape): [number, number, number[]] {
   return [naive, rows, perBackend(() => matmul(m, n, k, a, 0, k, b, 0, ldb, out, 0, ldo))];
 }
 
+/** Starts `threads` threads on every backend (the ts backend's workers exist only with the asm.js block). */
+async function startThreads(): Promise<void> {
+  for (const b of BACKENDS) {
+    if (b === "ts" && opts["ts-block"] === "typescript" && threads > 1) continue;
+    setBackend(b);
+    await setThreads(threads);
+  }
+  setBackend(initial);
+}
+await startThreads();
+
 console.log(`CPU: ${os.cpus()[0]?.model ?? "unknown"} x${os.cpus().length}, Node ${process.version}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
-console.log(`wasm kernel: ${wasmGemmKernel() ?? "unavailable (no WebAssembly SIMD)"}`);
+console.log(`wasm kernel: ${wasmGemmKernel() ?? "unavailable (no WebAssembly SIMD)"}; ts micro-kernel: ${opts["ts-block"] === "typescript" ? "TypeScript" : "asm.js"}; threads: ${threads}`);
 console.log(
   "shape".padEnd(34) + "naive".padStart(8) + BACKENDS.map((b) => b.padStart(8)).join("") + "  GFLOP/s" +
     (BACKENDS.length > 1 ? "wasm/ts".padStart(9) : "") + "  ms/call (" + BACKENDS.join(", ") + ")",
@@ -121,6 +156,41 @@ for (const s of SHAPES) {
 BACKENDS.forEach((b, i) => {
   console.log(
     `one image (B=1), ${b}: ${(totalFlop / 1e9).toFixed(0)} GFLOP of GEMM, estimated ${(totalMs[i] / 1000).toFixed(1)} s ` +
-      `(${(totalFlop / totalMs[i] / 1e6).toFixed(2)} GFLOP/s average, single thread)`,
+      `(${(totalFlop / totalMs[i] / 1e6).toFixed(2)} GFLOP/s average, ${threads} thread${threads === 1 ? "" : "s"})`,
   );
 });
+
+/**
+ * The wasm backend's epilogues: each fused call against the same work as separate steps (the ts backend's way),
+ * on the model's shapes. Same results (tested in test/gemm-wasm.test.ts); this only times them.
+ */
+function epilogues(): void {
+  setBackend("wasm");
+  const M = 512, D = 1024, H = 8, DH = 128;
+  const a = randomArray(M * D, 1), w = packWeight(randomArray(D * D, 2), D, D), bias = randomArray(D, 3);
+  const res = randomArray(M * D, 4), out = new Float32Array(M * D), tmp = new Float32Array(M * D);
+  const q = randomArray(M * D, 5), k = randomArray(M * D, 6), v = randomArray(M * D, 7), p = new Float32Array(M * M);
+  const scale = 1 / Math.sqrt(DH);
+  const rows: [string, () => void, () => void][] = [
+    ["GELU after linear 512x1024x1024", () => linearGelu(a, w, bias, out, M), () => { linear(a, w, bias, out, M); gelu(out, out, M * D); }],
+    ["residual add after linear 512x1024x1024", () => linearResidual(a, w, bias, res, out, M), () => { linear(a, w, bias, tmp, M); add(tmp, res, out, M * D); }],
+    ["softmax after Q·Kᵀ 512x512x128 (one head)", () => matmulTransBSoftmax(M, M, DH, q, 0, D, k, 0, D, p, 0, M, scale),
+      () => { matmulTransB(M, M, DH, q, 0, D, k, 0, D, p, 0, M, scale); softmaxRows(p, 0, M, M, M); }],
+    ["attention, 8 heads of 512x512x128", () => {
+      if (!attentionHeads(M, M, H, DH, DH, q, 0, D, k, 0, D, v, 0, D, out, 0, D, scale)) throw new Error("attentionHeads did not run");
+    }, () => {
+      for (let h = 0; h < H; h++) {
+        matmulTransBSoftmax(M, M, DH, q, h * DH, D, k, h * DH, D, p, 0, M, scale);
+        matmul(M, DH, M, p, 0, M, v, h * DH, D, out, h * DH, D);
+      }
+    }],
+  ];
+  console.log(`\nwasm epilogues, ${getThreads()} thread(s): best ms, fused vs separate steps`);
+  for (const [label, fused, apart] of rows) {
+    const f = best(fused, 10), s = best(apart, 10);
+    console.log(`${label.padEnd(44)} ${f.toFixed(2).padStart(8)} ${s.toFixed(2).padStart(8)}  ${(s / f).toFixed(2)}x`);
+  }
+  setBackend(initial);
+}
+if (opts.epilogues && BACKENDS.includes("wasm")) epilogues();
+process.exit(0);
