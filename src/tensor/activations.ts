@@ -43,7 +43,7 @@ function erfcLarge(x: number): number {
  * erf(x) fast, for GELU: a degree-8 Taylor expansion around the nearest point of a grid of step 1/16 on [0, 6].
  * The coefficients come from erf itself at load: erf^(k)(x) = 2/√π·(-1)^(k-1)·H_(k-1)(x)·exp(-x²) (H the
  * physicists' Hermite polynomials), so the term after the last is below 1e-16 for |x - x0| <= 1/32 (Cramér's
- * bound |H_n(x)|·exp(-x²/2) <= 1.09·sqrt(2ⁿ·n!)). Within 4e-15 of `erf` everywhere (tested; float32 needs 6e-8), ~10x faster.
+ * bound |H_n(x)|·exp(-x²/2) <= 1.09·sqrt(2ⁿ·n!)). Within 4e-15 of `erf` everywhere (tested; float32 needs 6e-8), and much faster: no series or continued fraction.
  */
 const ERF_GRID = 16; // points per unit
 const ERF_STEP = 1 / ERF_GRID;

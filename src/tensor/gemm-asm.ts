@@ -4,11 +4,9 @@
  * inner loop is the register-tiled loop and nothing else. Plain JavaScript reads a typed array element with about
  * 6-8 instructions (map check, bounds check, pointer arithmetic); asm.js with about 3.
  *
- * Measured on this project's machine (a throwaway generator of tile shapes, best of 25 runs, one 4x4 panel sweep
- * at K = 1024, data in cache): asm.js 4x4 tiles on a Float32Array heap 6.0 GFLOP/s; other tile shapes 3.8-6.0;
- * a Float64Array heap no faster. The previous plain-JS kernel (a JS array of doubles, the fastest plain-JS form
- * found) ran the whole product at about 4 GFLOP/s. asm.js loads are still bounds-checked (V8 emits a compare and
- * branch per load: the asm.js heap may be any size), which is why this stays far below the WebAssembly SIMD kernel.
+ * The 4x4 tile on a Float32Array heap is the fastest shape found (docs/kernels/3-asmjs.md; the measurements are in
+ * docs/performance/history.md). asm.js loads are still bounds-checked (V8 emits a compare and branch per load: the
+ * asm.js heap may be any size), which is why this stays far below the WebAssembly SIMD kernel.
  *
  * The source is a string compiled with `new Function` so that no transpiler rewrites it: asm.js types come from
  * literal spelling (`0.0` is a double, `0` an int), which esbuild and minifiers normalize away. Where `new

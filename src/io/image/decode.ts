@@ -1,6 +1,6 @@
 /**
  * Image decoding: PNG / JPEG bytes -> 8-bit RGB (HWC), matching Pillow's `Image.open(f).convert("RGB")`,
- * which is what the golden pipeline does before preprocessing (spec §4.1 step 1).
+ * which is what the golden pipeline does before preprocessing (docs/numerics.md, "Image preprocessing").
  *
  * - PNG via `pngjs`: palette expanded, gray replicated, alpha dropped WITHOUT compositing, 16-bit -> high byte.
  *   Bit-exact with Pillow except 16-bit grayscale (see `pngToRgb`).

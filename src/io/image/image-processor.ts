@@ -1,9 +1,9 @@
 /**
- * The Perceiver image processor, PIL flavour (spec §4.1): transformers v4 `PerceiverImageProcessor` = v5
- * `PerceiverImageProcessorPil`, bit-exact. RGB uint8 HWC -> center crop -> PIL bicubic resize (uint8) ->
+ * The Perceiver image processor, PIL flavour: transformers v4 `PerceiverImageProcessor` = v5
+ * `PerceiverImageProcessorPil`, bit-exact (docs/numerics.md, "Image preprocessing"). RGB uint8 HWC -> center crop -> PIL bicubic resize (uint8) ->
  * rescale -> normalize -> float32 CHW.
  *
- * Not the v5 default torchvision backend (§4.2), which resizes in float and differs by a level or two.
+ * Not the v5 default torchvision backend, which resizes in float and differs by a level or two.
  */
 import { PerceiverError } from "../../errors.js";
 import { assertRgbImage, type RgbImage } from "./decode.js";

@@ -1,5 +1,5 @@
 /**
- * Pillow's BICUBIC resize for 8-bit RGB, bit-exact (spec §4.3; Pillow `src/libImaging/Resample.c`):
+ * Pillow's BICUBIC resize for 8-bit RGB, bit-exact (Pillow `src/libImaging/Resample.c`):
  * antialiased coefficients in double, 22-bit fixed point, a horizontal pass (only if the width changes) whose
  * result is rounded to uint8, then a vertical pass (only if the height changes). Same size: a copy.
  * `resizeBicubicPilNaive` is the naive twin (same math, one value at a time, no tables).

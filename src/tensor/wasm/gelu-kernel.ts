@@ -4,8 +4,7 @@
  * is the TypeScript `gelu`'s, operation for operation: v = x·√½, erf from the same table of degree-8 expansions
  * (activations.ts ERF_TABLE, copied into wasm memory by the driver) evaluated in the same Estrin order, then
  * 0.5·x·(1 + erf) rounded once to float32. Results are bit-identical to `gelu` (tested, special values too).
- * Four floats per step as two float64x2 halves: 12.4 -> 7.3 ns per element on a 512x1024 block here (best of 10,
- * the two kernels alternating in one process); the per-lane gather of the expansion's 9 coefficients stays.
+ * Four floats per step as two float64x2 halves (each lane still gathers its own expansion's 9 coefficients).
  */
 import { ERF_TABLE } from "../activations.js";
 import { Code, F64, I32, V128, lanes32 } from "./assembler.js";

@@ -17,21 +17,19 @@
  *    into wasm memory. A tile reads two adjacent panels (8 columns) through two pointers.
  *  - The 4x8 tile keeps 8 f32x4 accumulators; per k it loads 2 B vectors, splats 4 A values
  *    (v128.load32_splat) and does 8 f32x4.mul + 8 f32x4.add. 4x8 is the register sweet spot on x86-64:
- *    8 accumulators + 2 B + 4 splats + a temporary fill the 16 SIMD registers; bigger tiles spill. Measured
- *    (2026-11-27, V8 11.3, `--print-wasm-code`): TurboFan loads all of an iteration's splats at its top and keeps
- *    xmm15 as its scratch, so a 5x8 tile needs 17 vector registers, keeps two accumulators on the stack and runs
- *    at half the speed of 4x8 (6x8 too); 3x12 (9 accumulators, 3 B, 3 splats) and 2x16 ran like 4x8.
- *  - The k loop is not unrolled: V8's TurboFan hoists all loads of an unrolled body to its top and then spills
- *    accumulators (measured: unroll 2 ran at about half the speed).
+ *    8 accumulators + 2 B + 4 splats + a temporary fill the 16 SIMD registers; bigger tiles spill: V8's TurboFan
+ *    loads all of an iteration's splats at its top and keeps one register as its scratch, so a 5x8 tile needs 17
+ *    vector registers and keeps two accumulators on the stack (the tile shapes tried, and their speeds, are in
+ *    docs/performance/history.md).
+ *  - The k loop is not unrolled: TurboFan hoists all loads of an unrolled body to its top and then spills
+ *    accumulators.
  *  - Precision: products are summed in the accumulators over runs of SUB = 64 k steps; each run is then added
  *    into the C tile in memory (float32, starting from the bias), so a sum over K is a two-level (blocked) float32
  *    sum: its error is bounded by about (SUB + K/SUB)·2^-24·Σ|a·b|, against K·2^-24 for one running float32 sum.
- *    One running sum over K = 1024 broke the full-size golden tolerances (see gemm-wasm.ts). Until 2026-11-27 C was
- *    float64 (the runs promoted and added in float64): full-size logits 1.19e-6 from PyTorch's float64 run, where
- *    the float32 C gives 1.43e-6 and PyTorch's own float32 run 1.31e-6; the float32 C costs 2 adds per run and
- *    accumulator instead of 2 promotions, a shuffle and 2 float64 adds, halves C's memory, and lets the model's
- *    products of 512 rows run as one round (kernel alone ~4% faster; see the README for the forward pass).
- *    SUB = 64 against 32: the kernel alone ~6% faster (best of 40 runs, one 128x128x256 block).
+ *    One running sum over K = 1024 broke the full-size golden tolerances (docs/numerics.md). C is float32: full-size
+ *    logits end 1.4e-6 from PyTorch's float64 run, as close as PyTorch's own float32 run (1.3e-6); a float64 C
+ *    would cost 2 promotions, a shuffle and 2 float64 adds per run and accumulator instead of 2 float32 adds, and
+ *    twice the memory, which keeps the model's 512-row products from running as one round.
  *  - The driver calls block once per K chunk of at most KC steps (an A row chunk must fit the fixed stride):
  *    `accumulate` continues C from the previous chunk instead of starting from the bias, and `finish`
  *    writes alpha·C after the last chunk (the product in float64, rounded once to float32).

@@ -8,11 +8,10 @@
  * polynomial, times 2^k built from its exponent bits; lanes with x - m < -87.3 give exactly 0 (exp there is below
  * 1.2e-38, and a probability that small is lost against the row's 1). Within a few float32 ulps of Math.exp(x - m)
  * rounded to float32 (tested); x - m itself is rounded to float32 first, as in torch.
- * Speed (V8 11.3, one 512x512 block: 3.5 -> 2.3 ns per element): f32x4.pmax (one maxps) instead of f32x4.max
- * (a NaN-exact sequence of about seven instructions, in the max sweep's dependency chain), rounding by adding
- * 1.5·2^23 instead of f32x4.nearest + i32x4.trunc_sat, constants in locals, two float64 sums.
- * (Until this kernel the exp ran in float64 with a degree-12 polynomial: 1.2 s of a 19 s single-thread forward
- * pass in `node --cpu-prof`, for 100M exponentials; four float32 lanes need about a quarter of the instructions.)
+ * For speed: f32x4.pmax (one maxps) instead of f32x4.max (a NaN-exact sequence of about seven instructions, in the
+ * max sweep's dependency chain), rounding by adding 1.5·2^23 instead of f32x4.nearest + i32x4.trunc_sat,
+ * constants in locals, two float64 sums; the exp in float32, four lanes at a time, needs about a quarter of the
+ * instructions of a float64 one (the model takes about 100M exponentials per image).
  */
 import { Code, F32, F64, I32, V128, lanes32 } from "./assembler.js";
 import { emitRowEnds, emitRowSweep } from "./row-loop.js";
@@ -75,7 +74,7 @@ export function softmaxCode(): Code {
       f.get(sum).get(v).f64x2PromoteLowF32x4().f64x2Add().set(sum);
       f.get(sum2).get(v).get(v).i8x16Shuffle(lanes32(2, 3, 2, 3)).f64x2PromoteLowF32x4().f64x2Add().set(sum2);
     }, () => {
-      // (a second copy of the inlined exp: one copy with a branch per group ran 25% slower)
+      // (a second copy of the inlined exp: one copy with a branch per group is slower)
       f.get(q).v128Load32Splat().get(mv).f32x4Sub().set(xv);
       emitExpF32Lanes(f, xv, ex);
       f.f32x4ExtractLane(0).set(e);
@@ -115,7 +114,7 @@ interface ExpLocals {
 
 /**
  * Locals for emitExpF32Lanes, its constants set once here (emit at the start of the function) instead of a
- * v128.const at each use inside the loop (a few percent faster in V8 11.3).
+ * v128.const at each use inside the loop.
  */
 function expLocals(f: Code): ExpLocals {
   // f32.const + splat: 8 bytes less than a v128.const each
