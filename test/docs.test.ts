@@ -4,9 +4,9 @@
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { checkRef, docsLines, findRefs, locate, ROOT } from "../scripts/docs-lines.js";
+import { checkRef, docFiles, docsLines, findRefs, locate, ROOT } from "../scripts/docs-lines.js";
 import { DIAGRAM_PATH, flopTable, loadDiagramConfig, renderDiagram, WALKTHROUGH_PATH, withFlopTable } from "../scripts/make-diagram.js";
 
 const read = (rel: string) => readFileSync(join(ROOT, rel), "utf8");
@@ -17,12 +17,11 @@ describe("README.md", () => {
     expect(n, `README.md has ${n} characters; move detail to docs/`).toBeLessThanOrEqual(10_000);
   });
 
-  it("links only to files that exist", () => {
-    for (const doc of ["README.md", "docs/README.md"]) {
-      const dir = doc.includes("/") ? "docs" : ".";
+  it("README.md and docs/ link only to files that exist", () => {
+    for (const doc of docFiles()) {
       for (const m of read(doc).matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)) {
         if (/^[a-z]+:/.test(m[1])) continue; // https:, mailto:
-        expect(() => readFileSync(join(ROOT, dir, m[1])), `${doc} links to ${m[1]}`).not.toThrow();
+        expect(() => readFileSync(join(ROOT, dirname(doc), m[1])), `${doc} links to ${m[1]}`).not.toThrow();
       }
     }
   });
