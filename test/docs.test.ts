@@ -17,11 +17,17 @@ describe("README.md", () => {
     expect(n, `README.md has ${n} characters; move detail to docs/`).toBeLessThanOrEqual(10_000);
   });
 
-  it("README.md and docs/ link only to files that exist", () => {
+  it("README.md and docs/ link only to files and headings that exist", () => {
+    // GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens
+    const slug = (h: string) => h.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, "").replace(/\s/g, "-");
     for (const doc of docFiles()) {
-      for (const m of read(doc).matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)) {
+      for (const m of read(doc).matchAll(/\]\(([^)#\s]+)(?:#([^)]*))?\)/g)) {
         if (/^[a-z]+:/.test(m[1])) continue; // https:, mailto:
-        expect(() => readFileSync(join(ROOT, dirname(doc), m[1])), `${doc} links to ${m[1]}`).not.toThrow();
+        const target = join(ROOT, dirname(doc), m[1]);
+        expect(() => readFileSync(target), `${doc} links to ${m[1]}`).not.toThrow();
+        if (m[2] === undefined || /^L\d+$/.test(m[2])) continue;
+        const headings = [...readFileSync(target, "utf8").matchAll(/^#+ (.*)$/gm)].map((h) => slug(h[1]));
+        expect(headings, `${doc} links to ${m[1]}#${m[2]}`).toContain(m[2]);
       }
     }
   });
