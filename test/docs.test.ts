@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkRef, docFiles, docsLines, findRefs, locate, ROOT } from "../scripts/docs-lines.js";
-import { DIAGRAM_PATH, flopTable, loadDiagramConfig, renderDiagram, WALKTHROUGH_PATH, withFlopTable } from "../scripts/make-diagram.js";
+import { convModelBoxes, DIAGRAM_PATH, flopTable, loadDiagramConfig, renderDiagram, WALKTHROUGH_PATH, withFlopTable } from "../scripts/make-diagram.js";
 
 const read = (rel: string) => readFileSync(join(ROOT, rel), "utf8");
 
@@ -88,6 +88,17 @@ describe("generated from the config (scripts/make-diagram.ts)", () => {
     for (const s of ["[1, 3, 224, 224]", "[1, 64, 112, 112]", "[1, 64, 55, 55]", "[3025, 64]", "byte array [3025, 322]",
       "latent array [512, 1024]", "output query [1, 1024]", "logits [1, 1000]", "369.2 GFLOP"]) {
       expect(svg).toContain(s);
+    }
+  });
+
+  it("README.md's and the walkthrough's hand-drawn shapes are the config's", () => {
+    const { input, boxes } = convModelBoxes(cfg);
+    for (const doc of ["README.md", "docs/walkthrough.md"]) {
+      const text = read(doc);
+      for (const shape of [input.replace("pixel_values ", ""), ...boxes.map((b) => b.out), ...boxes.flatMap((b) => (b.side ? [b.side] : []))]) {
+        const dims = /\[[\d, ]+\]/.exec(shape)![0];
+        expect(text, `${doc} lacks ${shape}`).toContain(dims);
+      }
     }
   });
 
