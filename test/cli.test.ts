@@ -62,15 +62,18 @@ describe("perceiver CLI", () => {
     const table = await runCli(["classify", CAT, "--model", TINY, "--top-k", "3"]);
     expect(table.code).toBe(0);
     const lines = table.stdout.trim().split("\n");
-    expect(lines[0]).toMatch(/chelsea\.png\s+\(\d+\.\d s\)/);
+    expect(lines[0]).toMatch(/chelsea\.png\s+\(\d+\.\d\d s\)$/); // alone: no batch share
     expect(lines).toHaveLength(5); // file line, header, 3 rows
-    const json = await runCli(["classify", CAT, CAT, "--model", TINY, "--json", "--logits", "--top-k", "2", "--batch-size", "2"]);
+    // the same image under two names (one path given twice would be taken once): a batch of 2
+    const catRelative = "test/fixtures/images/chelsea.png";
+    const json = await runCli(["classify", CAT, catRelative, "--model", TINY, "--json", "--logits", "--top-k", "2", "--batch-size", "2"]);
     expect(json.code).toBe(0);
     const objs = json.stdout.trim().split("\n").map((l) => JSON.parse(l));
     expect(objs).toHaveLength(2);
     const ref = await libraryLogits(TINY, CAT);
+    expect(objs.map((o) => o.file)).toEqual([CAT, catRelative]);
     for (const o of objs) {
-      expect(o.file).toBe(CAT);
+      expect(o.batch).toBe(2);
       expect(o.top_k).toHaveLength(2);
       expect(o.top_k[0]).toEqual({ index: expect.any(Number), label: `class_${o.top_k[0].index}`, score: expect.any(Number) });
       expect(o.logits).toEqual(ref);

@@ -1,16 +1,16 @@
-/** `perceiver classify <image...>`: top-k ImageNet labels for each image. */
+/** `perceiver classify <image|dir|glob...>`: top-k ImageNet labels for each image. */
 import { parseArgs } from "node:util";
 import { PerceiverError } from "../errors.js";
-import { loadImageFile } from "../io/image/decode-node.js";
 import { topK } from "../perceiver/labels.js";
 import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
-import { defaultImageProcessorConfig, preprocessBatch, type ImageProcessorConfig } from "../io/image/image-processor.js";
+import { defaultImageProcessorConfig } from "../io/image/image-processor.js";
 import { checkForwardMemory } from "../perceiver/memory.js";
-import { Tensor } from "../tensor/tensor.js";
 import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt, printable } from "./common.js";
-import { inferenceProgress, progressEnabled } from "./progress.js";
+import type { JsonRecord } from "./dataset/jsonl.js";
+import { runDataset } from "./dataset/run.js";
+import { DATASET_HELP, DATASET_OPTIONS, describePlan, openRun, planDataset, summaryLine } from "./dataset/session.js";
 
-export const CLASSIFY_HELP = `Usage: perceiver classify <image...> [options]
+export const CLASSIFY_HELP = `Usage: perceiver classify <image|dir|glob...> [options]
 
 Classify PNG or JPEG images with a Perceiver IO ImageNet model and print the top-k labels.
 
@@ -19,41 +19,26 @@ Options:
                               pytorch_model.bin) or checkpoint file   [default: ${DEFAULT_MODEL}]
   --revision <rev>            hub branch, tag, commit or refs/pr/N    [default: main]
   --top-k <n>                 labels per image                        [default: 5]
-  --batch-size <n>            images per forward pass                 [default: 1]
-  --json                      one JSON object per image on stdout
-  --logits                    with --json: include the raw logits
+  --json                      one JSON object per image on stdout: {"file", "seconds", "batch", "top_k"}
+                              ("seconds": the image's share of its batch's forward pass)
+  --logits                    with --json or --out: include the raw logits
 ${IMAGE_HELP}
 ${COMPUTE_HELP}
   --quiet                     no progress output on stderr
   --debug                     print stack traces on errors
   -h, --help                  show this help
 
+${DATASET_HELP}
+
+Exit code: 0 when every image was classified, 1 when any failed (after all the others are done), 2 on a
+usage error. Datasets, sharding and resuming: docs/datasets.md.
+
 Environment: HF_ENDPOINT, HF_TOKEN, HF_HOME / HF_HUB_CACHE, HF_HUB_OFFLINE=1,
 HF_HUB_DISABLE_PROGRESS_BARS=1 (see the README).`;
 
-/**
- * Images -> pixel values [B, 3, H, W], one image at a time: only one decoded photo is in memory at once (a batch of
- * large photos would otherwise hold them all), and an image that cannot be preprocessed is named in the error.
- */
-async function loadPixels(paths: string[], processorConfig: Partial<ImageProcessorConfig>, exifOrientation: boolean): Promise<Tensor> {
-  const items: Tensor[] = [];
-  for (const path of paths) {
-    const img = await loadImageFile(path, { exifOrientation });
-    try {
-      items.push(preprocessBatch([img], processorConfig));
-    } catch (e) {
-      throw e instanceof PerceiverError ? new PerceiverError(e.code, `${path}: ${e.message}`, { cause: e }) : e;
-    }
-    const [, , h, w] = items[items.length - 1].shape;
-    const [, , h0, w0] = items[0].shape;
-    if (h !== h0 || w !== w0) {
-      throw new PerceiverError("SHAPE_MISMATCH", `${path} preprocesses to ${w}x${h} but ${paths[0]} to ${w0}x${h0}: images of one batch must match (use --batch-size 1, or enable do_resize)`);
-    }
-  }
-  const [, c, h, w] = items[0].shape;
-  const out = new Float32Array(items.length * c * h * w);
-  items.forEach((t, i) => out.set(t.data, i * c * h * w));
-  return new Tensor(out, [items.length, c, h, w]);
+/** "0.41 s" for an image alone, "0.41 s/image, batch of 4" for a share of a batch. */
+export function perImageTime(seconds: number, batch: number): string {
+  return batch > 1 ? `${seconds.toFixed(2)} s/image, batch of ${batch}` : `${seconds.toFixed(2)} s`;
 }
 
 export async function classify(argv: string[]): Promise<number> {
@@ -63,8 +48,8 @@ export async function classify(argv: string[]): Promise<number> {
     strict: true,
     options: {
       ...MODEL_COMMAND_OPTIONS,
+      ...DATASET_OPTIONS,
       "top-k": { type: "string" },
-      "batch-size": { type: "string" },
       json: { type: "boolean", default: false },
       logits: { type: "boolean", default: false },
     },
@@ -73,55 +58,70 @@ export async function classify(argv: string[]): Promise<number> {
     console.log(CLASSIFY_HELP);
     return 0;
   }
-  if (positionals.length === 0) throw new PerceiverError("USAGE", "classify: give at least one image file (see perceiver classify --help)");
   const topKCount = positiveInt("top-k", values["top-k"], 5, 100_000);
-  const batchSize = positiveInt("batch-size", values["batch-size"], 1, 256);
-  if (values.logits && !values.json) throw new PerceiverError("USAGE", "--logits needs --json");
-  const showProgress = progressEnabled(values.quiet);
-
+  if (values.logits && !values.json && values.out === undefined) throw new PerceiverError("USAGE", "--logits needs --json or --out");
   await applyComputeOptions(values);
+  // every input is expanded and checked, and --out prepared, before the model is loaded (or downloaded)
+  const plan = await planDataset("classify", positionals, values, (r) => Array.isArray(r.top_k));
+  describePlan(plan, values.quiet);
 
-  const { model, processorConfig, seconds } = await loadCliModel({ model: values.model, revision: values.revision, showProgress });
+  const { model, processorConfig, seconds } = await loadCliModel({ model: values.model, revision: values.revision, showProgress: plan.showProgress });
   if (!values.quiet && !values.json) console.error(`model loaded in ${seconds.toFixed(1)} s`);
   // Refuse a batch that cannot fit before decoding anything (images are resized to one size), and again per batch.
   const memoryOpts = { where: "classify", hint: "use a smaller --batch-size" };
   if (processorConfig.doResize ?? defaultImageProcessorConfig.doResize) {
     const { height, width } = processorConfig.size ?? defaultImageProcessorConfig.size;
-    checkForwardMemory(model.config, { batch: Math.min(batchSize, positionals.length), height, width }, memoryOpts);
+    checkForwardMemory(model.config, { batch: Math.max(1, Math.min(plan.batchSize, plan.todo.length)), height, width }, memoryOpts);
   }
 
-  for (let start = 0; start < positionals.length; start += batchSize) {
-    const paths = positionals.slice(start, start + batchSize);
-    const tPrep = performance.now();
-    const pixels = await loadPixels(paths, processorConfig, !values["ignore-exif"]);
-    const [b, , h, w] = pixels.shape;
-    checkForwardMemory(model.config, { batch: b, height: h, width: w }, memoryOpts);
-    const prepS = (performance.now() - tPrep) / 1000;
-    const bar = inferenceProgress(showProgress, paths.length === 1 ? paths[0] : `${paths.length} images`);
-    const tRun = performance.now();
-    let logits;
-    try {
-      ({ logits } = await model.forward(pixels, { onProgress: bar.onProgress }));
-    } finally {
-      bar.stop();
-    }
-    const perImageS = ((performance.now() - tRun) / 1000 + prepS) / paths.length;
-    const n = model.config.numLabels;
-    paths.forEach((file, i) => {
-      const row = logits.data.subarray(i * n, (i + 1) * n);
-      const preds = topK(row, topKCount, model.config.id2label);
-      if (values.json) {
-        const obj: Record<string, unknown> = { file, seconds: Number(perImageS.toFixed(3)), top_k: preds };
-        if (values.logits) obj.logits = Array.from(row);
-        console.log(JSON.stringify(obj));
-      } else {
-        console.log(`${file}  (${perImageS.toFixed(1)} s${paths.length > 1 ? `, batch of ${paths.length}` : ""})`);
-        const labels = preds.map((p) => printable(p.label));
-        const w = Math.max(...labels.map((l) => l.length), 5);
-        console.log(`   #  ${"label".padEnd(w)}  ${"index".padStart(5)}  probability`);
-        preds.forEach((p, r) => console.log(`  ${String(r + 1).padStart(2)}  ${labels[r].padEnd(w)}  ${String(p.index).padStart(5)}  ${p.score.toFixed(4)}`));
-      }
+  const n = model.config.numLabels;
+  const run = openRun(plan, { out: values.out, resume: values.resume, processorConfig, exifOrientation: !values["ignore-exif"], label: "classify" });
+  const { writer, progress } = run;
+  let result;
+  try {
+    result = await runDataset({
+      files: plan.todo,
+      pool: run.pool,
+      batchSize: plan.batchSize,
+      progress,
+      async compute(pixels, files, onLayer) {
+        const [b, , h, w] = pixels.shape;
+        checkForwardMemory(model.config, { batch: b, height: h, width: w }, memoryOpts);
+        const t = performance.now();
+        const { logits } = await model.forward(pixels, { onProgress: onLayer });
+        const perImage = (performance.now() - t) / 1000 / b;
+        return files.map((file, i) => {
+          const row = logits.data.subarray(i * n, (i + 1) * n);
+          const rec: JsonRecord = { file, seconds: Number(perImage.toFixed(3)), batch: b, top_k: topK(row, topKCount, model.config.id2label) };
+          if (values.logits) rec.logits = Array.from(row);
+          return rec;
+        });
+      },
+      emit(rec) {
+        writer?.write(rec);
+        if (values.json) progress.print(`${JSON.stringify(rec)}\n`);
+        else if (rec.error !== undefined) {
+          if (!writer) progress.print(`perceiver: error: ${printable((rec.error as { message: string }).message)}\n`, process.stderr);
+        } else if (!writer) progress.print(table(rec));
+      },
+      afterBatch: () => writer?.sync(),
     });
+  } finally {
+    await run.close();
   }
-  return 0;
+  if (!values.quiet) console.error(summaryLine("classify", result, plan));
+  return result.failed > 0 ? 1 : 0;
+}
+
+/** The text output of one image: its name and time, then a table of its top-k labels. */
+function table(rec: JsonRecord): string {
+  const preds = rec.top_k as { index: number; label: string; score: number }[];
+  const labels = preds.map((p) => printable(p.label));
+  const w = Math.max(...labels.map((l) => l.length), 5);
+  const lines = [
+    `${printable(rec.file)}  (${perImageTime(rec.seconds as number, rec.batch as number)})`,
+    `   #  ${"label".padEnd(w)}  ${"index".padStart(5)}  probability`,
+    ...preds.map((p, r) => `  ${String(r + 1).padStart(2)}  ${labels[r].padEnd(w)}  ${String(p.index).padStart(5)}  ${p.score.toFixed(4)}`),
+  ];
+  return `${lines.join("\n")}\n`;
 }

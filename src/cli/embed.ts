@@ -1,13 +1,14 @@
-/** `perceiver embed <image...>`: image feature vectors (the encoder's latents averaged over the latents). */
+/** `perceiver embed <image|dir|glob...>`: image feature vectors (the encoder's latents averaged over the latents). */
 import { parseArgs } from "node:util";
 import { PerceiverError } from "../errors.js";
-import { loadImageFile } from "../io/image/decode-node.js";
+import { writeSafetensorsFile } from "../io/checkpoint/safetensors-node.js";
 import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
-import { preprocessBatch } from "../io/image/image-processor.js";
-import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt } from "./common.js";
-import { inferenceProgress, progressEnabled } from "./progress.js";
+import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, printable } from "./common.js";
+import { checkOutputFile, type JsonRecord } from "./dataset/jsonl.js";
+import { runDataset } from "./dataset/run.js";
+import { DATASET_HELP, DATASET_OPTIONS, describePlan, openRun, planDataset, summaryLine } from "./dataset/session.js";
 
-export const EMBED_HELP = `Usage: perceiver embed <image...> [options]
+export const EMBED_HELP = `Usage: perceiver embed <image|dir|glob...> [options]
 
 Print a feature vector per image: the final latents of the encoder (after every self-attention layer, before
 the classification decoder) averaged over the latents, d_latents numbers (1024 for the ImageNet models).
@@ -17,15 +18,18 @@ Options:
   --model <repo|folder|file>  hub repo id, local folder or checkpoint file  [default: ${DEFAULT_MODEL}]
   --revision <rev>            hub branch, tag, commit or refs/pr/N          [default: main]
   --json                      one JSON object per image: {"file", "dim", "pooled": [...]}
-  --latents                   with --json: also "latents", the full [num_latents][d_latents] array
-  --batch-size <n>            images per forward pass                        [default: 1]
+  --latents                   with --json or --out: also "latents", the full [num_latents][d_latents] array
+  --features-out <file>       write the pooled features of all images done as one .safetensors file:
+                              tensor "pooled" F32 [N, d_latents], row i the image metadata "files"[i]
 ${IMAGE_HELP}
 ${COMPUTE_HELP}
   --quiet                     no progress output on stderr
   --debug                     print stack traces on errors
   -h, --help                  show this help
 
-Without --json, prints per image its dimension, L2 norm and first 8 values.`;
+${DATASET_HELP}
+
+Without --json, prints per image its dimension, L2 norm and first 8 values. Exit code 1 when any image failed.`;
 
 export async function embed(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -34,54 +38,89 @@ export async function embed(argv: string[]): Promise<number> {
     strict: true,
     options: {
       ...MODEL_COMMAND_OPTIONS,
+      ...DATASET_OPTIONS,
       json: { type: "boolean", default: false },
       latents: { type: "boolean", default: false },
-      "batch-size": { type: "string" },
+      "features-out": { type: "string" },
     },
   });
   if (values.help) {
     console.log(EMBED_HELP);
     return 0;
   }
-  if (positionals.length === 0) throw new PerceiverError("USAGE", "embed: give at least one image file (see perceiver embed --help)");
-  if (values.latents && !values.json) throw new PerceiverError("USAGE", "--latents needs --json");
-  const batchSize = positiveInt("batch-size", values["batch-size"], 1, 256);
-  const showProgress = progressEnabled(values.quiet);
-
+  if (values.latents && !values.json && values.out === undefined) throw new PerceiverError("USAGE", "--latents needs --json or --out");
   await applyComputeOptions(values);
+  const featuresOut = values["features-out"];
+  // pooled vectors by file: from --out's records when resuming, then from this run
+  const features = new Map<string, Float32Array>();
+  const plan = await planDataset("embed", positionals, values, (r) => Array.isArray(r.pooled), (r) => {
+    if (featuresOut !== undefined) features.set(r.file, Float32Array.from(r.pooled as number[]));
+  });
+  if (featuresOut !== undefined) {
+    if (values.resume && values.out === undefined) throw new PerceiverError("USAGE", "--resume with --features-out needs --out");
+    await checkOutputFile(featuresOut, { force: values.force || values.resume, flag: "--features-out" });
+  }
+  describePlan(plan, values.quiet);
 
-  const { model, processorConfig, seconds } = await loadCliModel({ model: values.model, revision: values.revision, showProgress });
+  const { model, processorConfig, seconds } = await loadCliModel({ model: values.model, revision: values.revision, showProgress: plan.showProgress });
   if (!values.quiet && !values.json) console.error(`model loaded in ${seconds.toFixed(1)} s`);
 
   const D = model.config.dLatents;
   const N = model.config.numLatents;
-  for (let start = 0; start < positionals.length; start += batchSize) {
-    const paths = positionals.slice(start, start + batchSize);
-    const images = await Promise.all(paths.map((p) => loadImageFile(p, { exifOrientation: !values["ignore-exif"] })));
-    const pixels = preprocessBatch(images, processorConfig);
-    const bar = inferenceProgress(showProgress, paths.length === 1 ? paths[0] : `${paths.length} images`);
-    let features;
-    try {
-      features = await model.extractFeatures(pixels, { onProgress: bar.onProgress });
-    } finally {
-      bar.stop();
-    }
-    paths.forEach((file, i) => {
-      const pooled = features.pooled.data.subarray(i * D, (i + 1) * D);
-      if (values.json) {
-        const obj: Record<string, unknown> = { file, dim: D, pooled: Array.from(pooled) };
-        if (values.latents) {
-          const z = features.latents.data;
-          obj.latents = Array.from({ length: N }, (_, n) => Array.from(z.subarray((i * N + n) * D, (i * N + n + 1) * D)));
-        }
-        console.log(JSON.stringify(obj));
-      } else {
-        let sq = 0;
-        for (const v of pooled) sq += v * v;
-        const head = Array.from(pooled.subarray(0, 8), (v) => v.toFixed(4)).join(", ");
-        console.log(`${file}  dim ${D}  L2 norm ${Math.sqrt(sq).toFixed(4)}  [${head}${D > 8 ? ", …" : ""}]`);
-      }
+  const run = openRun(plan, { out: values.out, resume: values.resume, processorConfig, exifOrientation: !values["ignore-exif"], label: "embed" });
+  const { writer, progress } = run;
+  let result;
+  try {
+    result = await runDataset({
+      files: plan.todo,
+      pool: run.pool,
+      batchSize: plan.batchSize,
+      progress,
+      async compute(pixels, files, onLayer) {
+        const f = await model.extractFeatures(pixels, { onProgress: onLayer });
+        return files.map((file, i) => {
+          const pooled = f.pooled.data.subarray(i * D, (i + 1) * D);
+          if (featuresOut !== undefined) features.set(file, pooled.slice());
+          const rec: JsonRecord = { file, dim: D, pooled: Array.from(pooled) };
+          if (values.latents) {
+            const z = f.latents.data;
+            rec.latents = Array.from({ length: N }, (_, n) => Array.from(z.subarray((i * N + n) * D, (i * N + n + 1) * D)));
+          }
+          return rec;
+        });
+      },
+      emit(rec) {
+        writer?.write(rec);
+        if (values.json) progress.print(`${JSON.stringify(rec)}\n`);
+        else if (writer) return;
+        else if (rec.error !== undefined) progress.print(`perceiver: error: ${printable((rec.error as { message: string }).message)}\n`, process.stderr);
+        else progress.print(`${printable(rec.file)}  ${describe(rec.pooled as number[])}\n`);
+      },
+      afterBatch: () => writer?.sync(),
     });
+  } finally {
+    await run.close();
   }
-  return 0;
+  if (featuresOut !== undefined) {
+    // rows in input order: this shard's images that have features (failed ones have none)
+    const files = plan.mine.filter((f) => features.has(f));
+    const data = new Float32Array(files.length * D);
+    files.forEach((f, i) => data.set(features.get(f)!, i * D));
+    await writeSafetensorsFile(featuresOut, { pooled: { dtype: "F32", shape: [files.length, D], data } }, {
+      files: JSON.stringify(files),
+      model: values.model ?? DEFAULT_MODEL,
+      description: "perceiver embed: pooled features (final latents averaged over the latents), row i = files[i]",
+    });
+    if (!values.quiet) console.error(`wrote ${featuresOut}: pooled [${files.length}, ${D}]`);
+  }
+  if (!values.quiet) console.error(summaryLine("embed", result, plan));
+  return result.failed > 0 ? 1 : 0;
+}
+
+/** "dim 64  L2 norm 1.2345  [first 8 values, …]" */
+function describe(pooled: number[]): string {
+  let sq = 0;
+  for (const v of pooled) sq += v * v;
+  const head = pooled.slice(0, 8).map((v) => v.toFixed(4)).join(", ");
+  return `dim ${pooled.length}  L2 norm ${Math.sqrt(sq).toFixed(4)}  [${head}${pooled.length > 8 ? ", …" : ""}]`;
 }

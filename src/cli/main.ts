@@ -7,6 +7,7 @@ import { classify, CLASSIFY_HELP } from "./classify.js";
 import { printable } from "./common.js";
 import { convert, CONVERT_HELP } from "./convert.js";
 import { embed, EMBED_HELP } from "./embed.js";
+import { evaluate, EVAL_HELP } from "./eval.js";
 
 const HELP = `Usage: perceiver <command> [options]
 
@@ -16,6 +17,7 @@ Commands:
   classify <image...>                      top-k ImageNet labels for PNG/JPEG images
   attention-map <image>                    PNG heat maps of the model's cross-attention over the image
   embed <image...>                         image feature vectors (pooled latents), as text or JSON
+  eval <dir...>                            top-1/top-5 accuracy on a labelled folder (ImageFolder or --labels)
   convert <pytorch_model.bin> <out.safetensors>   convert a PyTorch checkpoint safely
 
 Options:
@@ -55,8 +57,10 @@ export async function main(argv: string[]): Promise<number> {
         return await embed(rest);
       case "convert":
         return await convert(rest);
+      case "eval":
+        return await evaluate(rest);
       default:
-        throw new PerceiverError("USAGE", `unknown command ${JSON.stringify(command)} (commands: classify, attention-map, embed, convert; see perceiver --help)`);
+        throw new PerceiverError("USAGE", `unknown command ${JSON.stringify(command)} (commands: classify, attention-map, embed, eval, convert; see perceiver --help)`);
     }
   } catch (e) {
     const usage = (e instanceof PerceiverError && e.code === "USAGE") || (e as { code?: string })?.code?.startsWith("ERR_PARSE_ARGS");
@@ -76,4 +80,4 @@ if (/(^|[\\/])(main\.(ts|js)|perceiver)$/.test(invoked)) {
   });
 }
 
-export { ATTENTION_MAP_HELP, CLASSIFY_HELP, CONVERT_HELP, EMBED_HELP, HELP };
+export { ATTENTION_MAP_HELP, CLASSIFY_HELP, CONVERT_HELP, EMBED_HELP, EVAL_HELP, HELP };
