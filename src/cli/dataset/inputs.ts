@@ -7,7 +7,8 @@
  * - A directory contributes the image files below it: a known image extension, or (any other name) PNG/JPEG
  *   magic bytes. Names starting with "." are skipped, as `ls` and glob do; symbolic links are followed (a link
  *   cycle is walked once).
- * - A glob pattern (`*`, `?`, `[...]`, `{a,b}`, `**`) matches files only; dot files only when the pattern says so.
+ * - A glob pattern (`*`, `?`, `[...]`, `{a,b}`, `**`) matches files only; dot files only when the pattern says so;
+ *   `**` does not descend into linked directories (as in bash).
  * - Each directory's and each pattern's files come in sorted order (by UTF-16 code units, the same on every
  *   machine and locale); the whole list keeps the order of the arguments, and a path given twice is kept once.
  */
@@ -156,7 +157,7 @@ export async function expandInputs(args: readonly string[], opts: ExpandInputsOp
       }
     } else if (!fromList && isDynamicPattern(arg)) {
       const absolute = arg.startsWith("/");
-      const files = await glob(arg, { onlyFiles: true, expandDirectories: false, absolute, followSymbolicLinks: true });
+      const files = await glob(arg, { onlyFiles: true, expandDirectories: false, absolute, followSymbolicLinks: false });
       if (files.length === 0) throw new PerceiverError("INPUT_INVALID", `${arg}: the pattern matches no file`);
       files.sort(compareCodeUnits).forEach(add);
     } else {
