@@ -153,6 +153,8 @@ describe("true labels", () => {
     expect(resolveLabel("281", imagenet, { allowIndex: false })).toBeUndefined();
     expect(resolveLabel("1000", imagenet)).toBeUndefined();
     expect(resolveLabel("tabby", imagenet)).toBeUndefined();
+    expect(resolveLabel("crane", imagenet)).toBeUndefined(); // two classes (134, 517) share the name
+    expect(resolveLabel(IMAGENET_1K_SYNSETS[517], imagenet)).toBe(517);
     const ten = { numLabels: 10, id2label: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [i, `class_${i}`])) };
     expect(resolveLabel("n01440764", ten)).toBeUndefined(); // synsets only for ImageNet-1k heads
     expect(resolveLabel("class_3", ten)).toBe(3);

@@ -99,10 +99,9 @@ export async function classify(argv: string[]): Promise<number> {
       },
       emit(rec) {
         writer?.write(rec);
+        if (rec.error !== undefined && !values.quiet) progress.print(`perceiver: error: ${printable((rec.error as { message: string }).message)}\n`, process.stderr);
         if (values.json) progress.print(`${JSON.stringify(rec)}\n`);
-        else if (rec.error !== undefined) {
-          if (!writer) progress.print(`perceiver: error: ${printable((rec.error as { message: string }).message)}\n`, process.stderr);
-        } else if (!writer) progress.print(table(rec));
+        else if (rec.error === undefined && !writer) progress.print(table(rec));
       },
       afterBatch: () => writer?.sync(),
     });

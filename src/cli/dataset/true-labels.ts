@@ -33,11 +33,15 @@ export function resolveLabel(text: string, space: LabelSpace, { allowIndex = tru
   let names = byName.get(space);
   if (!names) {
     names = new Map();
-    for (let i = space.numLabels - 1; i >= 0; i--) if (space.id2label[i] !== undefined) names.set(space.id2label[i], i); // first index wins
+    // a name two classes share (ImageNet's "crane", 134 and 517) matches neither: give its synset or index
+    for (let i = 0; i < space.numLabels; i++) {
+      const name = space.id2label[i];
+      if (name !== undefined) names.set(name, names.has(name) ? -1 : i);
+    }
     byName.set(space, names);
   }
   const named = names.get(text);
-  if (named !== undefined) return named;
+  if (named !== undefined && named >= 0) return named;
   if (/^n\d{8}$/.test(text) && space.numLabels === 1000) {
     const i = imagenetClassOfSynset(text);
     if (i !== undefined) return i;
