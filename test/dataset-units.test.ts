@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EvalTally } from "../src/cli/dataset/accuracy.js";
 import { DecodePool } from "../src/cli/dataset/decode-pool.js";
 import { expandInputs } from "../src/cli/dataset/inputs.js";
-import { JsonlWriter, repairForResume, scanJsonl } from "../src/cli/dataset/jsonl.js";
+import { checkOutputFile, JsonlWriter, repairForResume, scanJsonl } from "../src/cli/dataset/jsonl.js";
 import { parseShard, shardFiles } from "../src/cli/dataset/shard.js";
 import { resolveLabel, trueLabels } from "../src/cli/dataset/true-labels.js";
 import { IMAGENET_1K_SYNSETS } from "../src/perceiver/imagenet-synsets.js";
@@ -130,6 +130,19 @@ describe("the JSONL file", () => {
     // a complete but garbled last line (power loss) counts as torn
     await writeFile(p2, '{"file":"a"}\n\u0000\u0000\n');
     expect((await scanJsonl(p2, () => true)).validBytes).toBe(13);
+  });
+});
+
+describe("output files", () => {
+  it("are checked before the run: no silent overwrite, a missing directory named", async () => {
+    const flag = "--out";
+    const existing = join(dir, "d/a/x.png");
+    await expect(checkOutputFile(existing, { flag })).rejects.toThrow(/exists \(\d+ bytes\): --resume continues it, --force replaces it/);
+    expect(await checkOutputFile(existing, { flag, force: true })).toBe(true);
+    expect(await checkOutputFile(existing, { flag, resume: true })).toBe(true);
+    expect(await checkOutputFile(join(dir, "new.jsonl"), { flag })).toBe(false);
+    await expect(checkOutputFile(join(dir, "no-dir/out.jsonl"), { flag })).rejects.toThrow(/no-dir: no such directory/);
+    await expect(checkOutputFile(join(dir, "d"), { flag })).rejects.toThrow(/not a regular file/);
   });
 });
 

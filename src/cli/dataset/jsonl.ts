@@ -14,8 +14,9 @@
  *    error, since guessing could lose results.
  * One process writes one file: two runs appending to the same file are not supported.
  */
-import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
-import { open, rename, rm, stat, truncate } from "node:fs/promises";
+import { closeSync, constants, fsyncSync, openSync, writeSync } from "node:fs";
+import { access, open, rename, rm, stat, truncate } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import { PerceiverError } from "../../errors.js";
 
 /** One record: the fields of --json for an image, or `{file, error: {code, message}}` for a failed one. */
@@ -146,7 +147,15 @@ export async function repairForResume(path: string, onRecord: (r: JsonRecord, li
 /** Refuses to replace a non-empty output file unless --force (or --resume, which continues it). */
 export async function checkOutputFile(path: string, opts: { resume?: boolean; force?: boolean; flag: string }): Promise<boolean> {
   const s = await stat(path).catch(() => null);
-  if (s === null) return false;
+  if (s === null) {
+    // checked now, before the model loads, rather than when the first record is written
+    try {
+      await access(dirname(resolve(path)), constants.W_OK);
+    } catch (e) {
+      throw new PerceiverError("INPUT_INVALID", `${opts.flag} ${path}: cannot write in ${dirname(resolve(path))}: ${(e as { code?: string }).code === "ENOENT" ? "no such directory" : (e as Error).message}`);
+    }
+    return false;
+  }
   if (!s.isFile()) throw new PerceiverError("USAGE", `${opts.flag} ${path}: not a regular file`);
   if (s.size > 0 && !opts.resume && !opts.force) {
     throw new PerceiverError("USAGE", `${opts.flag} ${path} exists (${s.size} bytes): --resume continues it, --force replaces it`);
