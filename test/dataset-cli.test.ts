@@ -52,6 +52,8 @@ let dir: string, model: string, root: string, labelMap: string;
 /** the dataset's images (sorted as the CLI walks them) and the expected summary */
 let images: string[];
 let broken: string;
+/** "relative/path label" lines for every image but broken.png, the label as a name, a synset or an index */
+let flatLabels: string;
 let expected: { n: number; top1: number; top5: number; failed: string[] };
 
 beforeAll(async () => {
@@ -84,6 +86,12 @@ beforeAll(async () => {
   await writeFile(broken, makeImage(7, 30, 30).subarray(0, 60)); // a truncated PNG
   await writeFile(join(root, "README.txt"), "not an image: skipped by the walk");
   await writeFile(join(root, IMAGENET_1K_SYNSETS[1], "notes.txt"), "not an image either");
+  flatLabels = join(dir, "flat-labels.txt");
+  await writeFile(flatLabels, made.map(({ file, label }, i) => {
+    const text = i % 3 === 0 && id2label[label] !== "crane" ? id2label[label] : i % 3 === 1 ? IMAGENET_1K_SYNSETS[label] : String(label);
+    const rel = file.slice(root.length + 1);
+    return `${rel}${i % 2 || rel.includes(" ") ? "\t" : " "}${text}\n`; // a path with spaces needs the tab
+  }).join(""));
   labelMap = join(dir, "label-map.txt");
   await writeFile(labelMap, `${mapLines.join("\n")}\n`);
   images = [...made.map((m) => m.file), broken].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -138,15 +146,20 @@ describe("perceiver eval, classify and embed on a folder", () => {
     expect(exists.stderr).toMatch(/full\.jsonl exists .*--resume continues it, --force replaces it/);
   }, 300_000);
 
-  it("classify: glob, --files-from -, text with the batch share; embed --out and --features-out; paths checked before the model", async () => {
+  it("classify: glob, --files-from -, text with the batch share; embed --out and --features-out; paths checked before the model; eval --labels", async () => {
     const pngs = images.filter((f) => f.endsWith(".png") && f !== broken);
     const jpgs = images.filter((f) => f.endsWith(".jpg"));
     const feats = join(dir, "features.safetensors");
-    const [text, emb, missing] = await Promise.all([
+    const [text, emb, missing, flat] = await Promise.all([
       cli(["classify", `${root}/*/*.png`, "--files-from", "-", "--model", model, "--batch-size", "2", "--top-k", "1"], { stdin: `${jpgs.join("\n")}\n${pngs[0]}\n` }),
       cli(["embed", root, "--model", model, "--out", join(dir, "emb.jsonl"), "--features-out", feats, "--batch-size", "2"]),
       cli(["classify", join(dir, "nope.png"), "--model", "someone/not-downloaded"]),
+      cli(["eval", root, "--model", model, "--labels", flatLabels, "--json", "--out", join(dir, "flat.jsonl")]),
     ]);
+    // flat layout: the same true labels from a --labels file; broken.png has no line, so it fails undecoded
+    expect(flat.code).toBe(1);
+    expect(JSON.parse(flat.stdout)).toEqual(expected);
+    expect((await records(join(dir, "flat.jsonl"))).find((r) => r.file === broken)?.error.code).toBe("LABEL_MISSING");
     expect(text.code).toBe(1); // the glob takes broken.png
     const named = text.stdout.split("\n").filter((l) => l.startsWith("/"));
     // the glob's files sorted (broken.png fails: on stderr), then the list's files not taken already

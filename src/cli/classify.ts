@@ -62,7 +62,7 @@ export async function classify(argv: string[]): Promise<number> {
   if (values.logits && !values.json && values.out === undefined) throw new PerceiverError("USAGE", "--logits needs --json or --out");
   await applyComputeOptions(values);
   // every input is expanded and checked, and --out prepared, before the model is loaded (or downloaded)
-  const plan = await planDataset("classify", positionals, values, (r) => Array.isArray(r.top_k));
+  const plan = await planDataset("classify", positionals, values, (r) => Array.isArray(r.top_k) && r.true_label === undefined);
   describePlan(plan, values.quiet);
 
   const { model, processorConfig, seconds } = await loadCliModel({ model: values.model, revision: values.revision, showProgress: plan.showProgress });
