@@ -13,6 +13,7 @@ export { decodeImage, fromPixels, readImageHeader, type RgbImage, type DecodeIma
 export { readSafetensors, writeSafetensors, SafetensorsFile, type SafetensorsTensor } from "./io/checkpoint/safetensors.js";
 export { readTorchBin, TorchStateDict } from "./io/checkpoint/torch-bin.js";
 export { topK, softmax, type Prediction } from "./perceiver/labels.js";
+export { IMAGENET_1K_SYNSETS, imagenetClassOfSynset } from "./perceiver/imagenet-synsets.js";
 export type { StateDict, Dtype, TensorInfo } from "./io/checkpoint/state-dict.js";
 export {
   setBackend, getBackend, setThreads, getThreads, threadsFallbackReason, type GemmBackend,

@@ -14,9 +14,9 @@ const HELP = `Usage: perceiver <command> [options]
 Perceiver IO image classification in pure TypeScript (Hugging Face deepmind/vision-perceiver-* checkpoints).
 
 Commands:
-  classify <image...>                      top-k ImageNet labels for PNG/JPEG images
+  classify <image|dir|glob...>             top-k ImageNet labels for PNG/JPEG images
   attention-map <image>                    PNG heat maps of the model's cross-attention over the image
-  embed <image...>                         image feature vectors (pooled latents), as text or JSON
+  embed <image|dir|glob...>                image feature vectors (pooled latents), as text or JSON
   eval <dir...>                            top-1/top-5 accuracy on a labelled folder (ImageFolder or --labels)
   convert <pytorch_model.bin> <out.safetensors>   convert a PyTorch checkpoint safely
 
