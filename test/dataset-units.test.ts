@@ -6,6 +6,8 @@ import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EvalTally } from "../src/cli/dataset/accuracy.js";
 import { DecodePool } from "../src/cli/dataset/decode-pool.js";
+import { runDataset } from "../src/cli/dataset/run.js";
+import { PerceiverError } from "../src/errors.js";
 import { expandInputs } from "../src/cli/dataset/inputs.js";
 import { checkOutputFile, JsonlWriter, repairForResume, scanJsonl } from "../src/cli/dataset/jsonl.js";
 import { parseShard, shardFiles } from "../src/cli/dataset/shard.js";
@@ -226,5 +228,37 @@ describe("decode workers", () => {
       await pool.close();
       await inline.close();
     }
+  });
+});
+
+describe("the dataset loop", () => {
+  it("batches in list order, records failures in place, splits a batch at a size change, survives a failed forward", async () => {
+    const sizes = [[8, 8], [8, 8], [8, 8], [8, 8], [9, 7], [9, 7], [8, 8], [8, 8]];
+    const files: string[] = [];
+    for (const [i, [w, h]] of sizes.entries()) {
+      const f = join(dir, `loop-${i}.png`);
+      await writeFile(f, makeImage(i, w, h));
+      files.push(f);
+    }
+    files.splice(2, 0, join(dir, "d/a/notes.txt")); // not an image: fails in place
+    const pool = DecodePool.create({ workers: 0, processorConfig: { doResize: false, doCenterCrop: false }, exifOrientation: true });
+    const batches: string[][] = [];
+    const emitted: { file: string; error?: { code: string } }[] = [];
+    const r = await runDataset({
+      files, pool, batchSize: 3,
+      prefail: new Map([[files[1], { code: "LABEL_MISSING", message: "no label" }]]),
+      async compute(pixels, batch) {
+        expect(pixels.shape[0]).toBe(batch.length);
+        batches.push(batch.map((f) => f.slice(dir.length + 1)));
+        if (batch.some((f) => f.endsWith("loop-4.png"))) throw new PerceiverError("MEMORY_LIMIT", "too big");
+        return batch.map((file) => ({ file, shape: pixels.shape }));
+      },
+      emit: (rec) => void emitted.push(rec as never),
+    });
+    expect(emitted.map((e) => e.file)).toEqual(files);
+    expect(emitted.map((e) => e.error?.code ?? "ok")).toEqual(["ok", "LABEL_MISSING", "IMAGE_UNSUPPORTED", "ok", "ok", "MEMORY_LIMIT", "MEMORY_LIMIT", "ok", "ok"]);
+    // 8x8: images 0, 2, 3 (1 has no label, notes.txt fails); the 9x7 pair, closed by the 8x8 image after it; the last two
+    expect(batches).toEqual([["loop-0.png", "loop-2.png", "loop-3.png"], ["loop-4.png", "loop-5.png"], ["loop-6.png", "loop-7.png"]]);
+    expect(r).toMatchObject({ ok: 5, failed: 4 });
   });
 });
