@@ -83,9 +83,10 @@ export async function planDataset(
 ): Promise<DatasetPlan> {
   const batchSize = positiveInt("batch-size", values["batch-size"], 1, 256);
   const dw = values["decode-workers"];
-  if (dw !== undefined && !/^\d+$/.test(dw)) throw new PerceiverError("USAGE", `--decode-workers must be an integer from 0 to 16, got ${JSON.stringify(dw)}`);
-  const decodeWorkers = dw === undefined ? defaultDecodeWorkers() : Math.min(Number(dw), 16);
-  if (dw !== undefined && Number(dw) > 16) throw new PerceiverError("USAGE", `--decode-workers must be an integer from 0 to 16, got ${dw}`);
+  if (dw !== undefined && !(/^\d+$/.test(dw) && Number(dw) <= 16)) {
+    throw new PerceiverError("USAGE", `--decode-workers must be an integer from 0 to 16, got ${JSON.stringify(dw)}`);
+  }
+  const decodeWorkers = dw === undefined ? defaultDecodeWorkers() : Number(dw);
   if (values.resume && values.out === undefined) throw new PerceiverError("USAGE", "--resume needs --out FILE.jsonl");
   if (values.force && values.resume) throw new PerceiverError("USAGE", "--force and --resume contradict each other");
   const shard = parseShard(values.shard, values.shards);
