@@ -20,7 +20,8 @@ Options:
   --revision <rev>            hub branch, tag, commit or refs/pr/N    [default: main]
   --top-k <n>                 labels per image                        [default: 5]
   --json                      one JSON object per image on stdout: {"file", "seconds", "batch", "top_k"}
-                              ("seconds": the image's share of its batch's forward pass)
+                              ("seconds": the image's share of its batch's forward pass); --out
+                              records have the same fields
   --logits                    with --json or --out: include the raw logits
 ${IMAGE_HELP}
 ${COMPUTE_HELP}

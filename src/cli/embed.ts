@@ -17,7 +17,8 @@ It is model.extractFeatures(pixels).pooled of the library.
 Options:
   --model <repo|folder|file>  hub repo id, local folder or checkpoint file  [default: ${DEFAULT_MODEL}]
   --revision <rev>            hub branch, tag, commit or refs/pr/N          [default: main]
-  --json                      one JSON object per image: {"file", "dim", "pooled": [...]}
+  --json                      one JSON object per image: {"file", "dim", "pooled": [...]} (--out
+                              records have the same fields)
   --latents                   with --json or --out: also "latents", the full [num_latents][d_latents] array
   --features-out <file>       write the pooled features of all images done as one .safetensors file:
                               tensor "pooled" F32 [N, d_latents], row i the image metadata "files"[i]

@@ -29,8 +29,8 @@ export const DATASET_OPTIONS = {
 export const DATASET_HELP = `Inputs: image files, directories (walked recursively: PNG/JPEG files by extension or content, sorted),
 glob patterns (quoted, e.g. 'val/**/*.JPEG'), in any mix.
   --files-from <list|->       also the paths in LIST, one per line (- reads them from stdin)
-  --out <file.jsonl>          write one JSON record per image as it completes (the --json fields; a failed
-                              image is {"file","error":{"code","message"}}); nothing is lost if killed
+  --out <file.jsonl>          write one JSON record per image as it completes (a failed image:
+                              {"file","error":{"code","message"}}); nothing is lost if killed
   --resume                    continue --out: skip the images it records as done (a failed one is retried)
   --force                     replace an existing --out file
   --shard <i/n|auto>          only part i (0-based) of n of the sorted list; auto: from JOB_COMPLETION_INDEX
