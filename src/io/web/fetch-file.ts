@@ -1,0 +1,194 @@
+/**
+ * One file over `fetch` (browsers, Web Workers, Node >= 20), for the web loader (perceiver/load-web.ts):
+ *   - the body is streamed, with progress at most every 50 ms and at the end;
+ *   - a transfer that receives nothing for `timeoutMs` fails with HUB_TIMEOUT (no hang);
+ *   - a transfer cut short is resumed where it stopped with `Range: bytes={received}-` (up to `maxRetries` times in a
+ *     row, `retryDelayMs` apart; progress resets the count); a server that answers the Range with 200 starts over;
+ *   - the bytes received must add up to the announced size, and when the server's ETag is a SHA-256 (the hub's
+ *     CDN names LFS files by it) the content must hash to it (HUB_INTEGRITY otherwise);
+ *   - hub errors are read from `X-Error-Code` (RepoNotFound, RevisionNotFound, EntryNotFound) as the hub sends them.
+ * No Node built-ins.
+ */
+import { PerceiverError } from "../../errors.js";
+
+export interface FetchFileOptions {
+  /** Name of the file in messages and progress, e.g. "config.json". */
+  file: string;
+  /** A 404 that is not RepoNotFound / RevisionNotFound answers null instead of throwing. */
+  optional?: boolean;
+  timeoutMs: number;
+  maxRetries: number;
+  retryDelayMs: number;
+  onProgress?: (loaded: number, total: number | null) => void;
+  /** For tests: the fetch to use (default globalThis.fetch). */
+  fetch?: typeof fetch;
+}
+
+/** Largest file accepted (a Uint8Array in one piece; the ImageNet checkpoints are ~200 MB). */
+export const MAX_FILE_BYTES = 2 ** 31 - 1;
+
+const SHA256_ETAG = /^"?([0-9a-f]{64})"?$/;
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+async function httpError(res: Response, url: string, file: string): Promise<PerceiverError> {
+  const code = res.headers.get("x-error-code");
+  const serverMessage = res.headers.get("x-error-message");
+  await res.body?.cancel().catch(() => undefined);
+  const detail = serverMessage ? ` (server: ${serverMessage})` : "";
+  if (res.status === 404) {
+    const what =
+      code === "RepoNotFound" ? "repository not found (or private: no token is sent from here)" :
+      code === "RevisionNotFound" ? "revision not found in this repository" :
+      code === "EntryNotFound" ? `${file} is not in this revision` : "not found";
+    return new PerceiverError("HUB_NOT_FOUND", `${file}: HTTP 404 for ${url}: ${what}${detail}`);
+  }
+  if (res.status === 401 || res.status === 403) {
+    return new PerceiverError("HUB_UNAUTHORIZED",
+      `${file}: HTTP ${res.status} for ${url}: the repository is private or gated and no token is sent from here; ` +
+      `download the files yourself and load them from local files${detail}`);
+  }
+  return new PerceiverError("HUB_HTTP", `${file}: HTTP ${res.status} ${res.statusText} for ${url}${detail}`);
+}
+
+/** Whether a 404 means "this file is absent" (so an optional file may be skipped) rather than a wrong repo/revision. */
+function isMissingEntry(res: Response): boolean {
+  const code = res.headers.get("x-error-code");
+  return res.status === 404 && code !== "RepoNotFound" && code !== "RevisionNotFound";
+}
+
+/** GET `url` -> its bytes (null: an optional file that is not there). Every failure is a PerceiverError (HUB_*). */
+export async function fetchFile(url: string, opts: FetchFileOptions): Promise<Uint8Array | null> {
+  const doFetch = opts.fetch ?? globalThis.fetch;
+  const { file } = opts;
+  let chunks: Uint8Array[] = [];
+  let loaded = 0;
+  let total: number | null = null;
+  let etag: string | null = null;
+  let failures = 0;
+  let lastPost = 0;
+  const report = (force: boolean) => {
+    const now = Date.now();
+    if (force || now - lastPost >= 50) {
+      lastPost = now;
+      opts.onProgress?.(loaded, total);
+    }
+  };
+
+  for (;;) {
+    const ctrl = new AbortController();
+    let timedOut = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        timedOut = true;
+        ctrl.abort();
+      }, opts.timeoutMs);
+    };
+    const stalled = () =>
+      new PerceiverError("HUB_TIMEOUT", `${file}: no data from ${url} for ${opts.timeoutMs / 1000} s; the server stalled (try again later)`);
+    const resuming = loaded > 0;
+    arm();
+    try {
+      let res: Response;
+      try {
+        const headers: Record<string, string> = resuming ? { Range: `bytes=${loaded}-` } : {};
+        res = await doFetch(url, { signal: ctrl.signal, headers, credentials: "omit" });
+      } catch (e) {
+        if (timedOut) throw stalled();
+        throw new PerceiverError("HUB_NETWORK",
+          `${file}: could not reach ${url} (${errorText(e)}). Check the address and your connection; a server on another ` +
+          `origin must also allow cross-origin requests (CORS).`);
+      }
+      if (!res.ok) {
+        if (opts.optional && !resuming && isMissingEntry(res)) {
+          await res.body?.cancel().catch(() => undefined);
+          return null;
+        }
+        throw await httpError(res, url, file);
+      }
+      const resTag = res.headers.get("etag");
+      if (resuming && res.status === 206) {
+        // the part must start where we stopped, of the same file
+        const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers.get("content-range") ?? "");
+        if (!range || Number(range[1]) !== loaded || (total !== null && Number(range[3]) !== total) || (etag !== null && resTag !== null && resTag !== etag)) {
+          await res.body?.cancel().catch(() => undefined);
+          throw new PerceiverError("HUB_INTEGRITY", `${file}: ${url} answered the resume request with another range or file (${res.headers.get("content-range")}); try again`);
+        }
+      } else {
+        // 200: the whole file (also when a Range was ignored: start over)
+        chunks = [];
+        loaded = 0;
+        const length = res.headers.get("content-length");
+        total = length !== null && /^\d+$/.test(length) ? Number(length) : null;
+        etag = resTag;
+      }
+      if (total !== null && total > MAX_FILE_BYTES) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new PerceiverError("HUB_HTTP", `${file}: ${url} is ${total} bytes, more than the ${MAX_FILE_BYTES} a browser can hold in one piece`);
+      }
+      report(true);
+      if (res.body === null) throw new PerceiverError("HUB_HTTP", `${file}: empty response from ${url}`);
+      const reader = res.body.getReader();
+      for (;;) {
+        let r: ReadableStreamReadResult<Uint8Array>;
+        try {
+          r = await reader.read();
+        } catch (e) {
+          if (timedOut) throw stalled();
+          throw new PerceiverError("HUB_NETWORK", `${file}: the download from ${url} broke off after ${loaded} bytes (${errorText(e)})`);
+        }
+        if (r.done) break;
+        arm();
+        if (r.value.length > 0) failures = 0;
+        chunks.push(r.value);
+        loaded += r.value.length;
+        if (loaded > (total ?? MAX_FILE_BYTES)) {
+          await reader.cancel().catch(() => undefined);
+          throw new PerceiverError("HUB_INTEGRITY", `${file}: ${url} sent more than the ${total ?? MAX_FILE_BYTES} bytes announced`);
+        }
+        report(false);
+      }
+      if (total !== null && loaded < total) {
+        throw new PerceiverError("HUB_NETWORK", `${file}: the download from ${url} broke off after ${loaded} of ${total} bytes`);
+      }
+    } catch (e) {
+      // a cut transfer of a file whose size is known is resumed; anything else is final
+      const resumable = e instanceof PerceiverError && e.code === "HUB_NETWORK" && loaded > 0 && total !== null;
+      if (!resumable || failures >= opts.maxRetries) throw e;
+      failures++;
+      clearTimeout(timer);
+      await new Promise((r) => setTimeout(r, opts.retryDelayMs));
+      continue;
+    } finally {
+      clearTimeout(timer);
+    }
+    break;
+  }
+  total ??= loaded;
+  report(true);
+  const bytes = concat(chunks, loaded);
+  const sha = SHA256_ETAG.exec(etag ?? "");
+  if (sha && globalThis.crypto?.subtle) {
+    const digest = new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+    const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+    if (hex !== sha[1]) {
+      throw new PerceiverError("HUB_INTEGRITY", `${file}: the ${loaded} bytes from ${url} hash to sha256 ${hex}, the server named ${sha[1]}`);
+    }
+  }
+  return bytes;
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
