@@ -40,6 +40,8 @@ export interface ImageInputOptions {
   maxBytes?: number;
   /** A URL that sends nothing for this long fails (default 60 000 ms). */
   timeoutMs?: number;
+  /** The input's name in error messages (default: its path, URL, file name or kind). */
+  name?: string;
 }
 
 const DEFAULT_MAX_BYTES = 256 * 2 ** 20;
@@ -63,10 +65,10 @@ export function describeInput(input: unknown): string {
 
 export async function loadImageInput(input: ImageInput, opts: ImageInputOptions = {}): Promise<RgbImage> {
   if (typeof input === "string") {
-    if (/^(https?|data|blob):/i.test(input)) return fromBytes(await fetchBytes(input, opts), input, opts);
+    if (/^(https?|data|blob):/i.test(input)) return fromBytes(await fetchBytes(input, opts), opts.name ?? describeInput(input), opts);
     if (isNode()) {
       const { loadImageFile } = await import("../io/image/decode-node.js");
-      return loadImageFile(input, { exifOrientation: opts.exifOrientation, maxPixels: opts.maxPixels });
+      return loadImageFile(input, { exifOrientation: opts.exifOrientation, maxPixels: opts.maxPixels, source: opts.name });
     }
     const base = (globalThis as { location?: { href?: string } }).location?.href;
     let url: string;
@@ -75,25 +77,24 @@ export async function loadImageInput(input: ImageInput, opts: ImageInputOptions 
     } catch {
       throw new PerceiverError("INPUT_INVALID", `"${describeInput(input)}" is not a URL (a browser reads images by URL, bytes, Blob or canvas)`);
     }
-    return fromBytes(await fetchBytes(url, opts), input, opts);
+    return fromBytes(await fetchBytes(url, opts), opts.name ?? describeInput(input), opts);
   }
-  if (input instanceof URL) return fromBytes(await fetchBytes(input.href, opts), input.href, opts);
-  if (input instanceof ArrayBuffer) return fromBytes(new Uint8Array(input), describeInput(input), opts);
-  if (ArrayBuffer.isView(input)) {
-    return fromBytes(new Uint8Array(input.buffer, input.byteOffset, input.byteLength), describeInput(input), opts);
-  }
+  const name = opts.name ?? describeInput(input);
+  if (input instanceof URL) return fromBytes(await fetchBytes(input.href, opts), name, opts);
+  if (input instanceof ArrayBuffer) return fromBytes(new Uint8Array(input), name, opts);
+  if (ArrayBuffer.isView(input)) return fromBytes(new Uint8Array(input.buffer, input.byteOffset, input.byteLength), name, opts);
   if (typeof Blob !== "undefined" && input instanceof Blob) {
     if (input.size > (opts.maxBytes ?? DEFAULT_MAX_BYTES)) {
-      throw new PerceiverError("IMAGE_TOO_LARGE", `${describeInput(input)}: ${input.size} bytes, more than ${opts.maxBytes ?? DEFAULT_MAX_BYTES}`);
+      throw new PerceiverError("IMAGE_TOO_LARGE", `${name}: ${input.size} bytes, more than ${opts.maxBytes ?? DEFAULT_MAX_BYTES}`);
     }
-    return fromBytes(new Uint8Array(await input.arrayBuffer()), describeInput(input), opts);
+    return fromBytes(new Uint8Array(await input.arrayBuffer()), name, opts);
   }
   if (isPixelSource(input)) {
     const n = input.width * input.height;
     const channels = input.data.length === n * 3 ? 3 : 4;
     return fromPixels(input.data, input.width, input.height, channels);
   }
-  if (input !== null && typeof input === "object" && canDraw()) return drawToRgb(input as CanvasImageSource, opts);
+  if (input !== null && typeof input === "object" && canDraw()) return drawToRgb(input as CanvasImageSource, opts, name);
   throw new PerceiverError("INPUT_INVALID",
     `unsupported image input (${describeInput(input)}): expected a path or URL, bytes, a Blob, ImageData, or (in a browser) an ImageBitmap, image or canvas`);
 }
@@ -162,7 +163,7 @@ async function fetchBytes(url: string, opts: ImageInputOptions): Promise<Uint8Ar
     clearTimeout(timer);
     timer = setTimeout(() => ctrl.abort(), timeoutMs);
   };
-  const shown = describeInput(url);
+  const shown = opts.name ?? describeInput(url);
   arm();
   try {
     let res: Response;
