@@ -251,4 +251,65 @@ describe("progress_callback and the model's files", () => {
       code: "HUB_NOT_FOUND", message: expect.stringMatching(/config\.json: HTTP 404 .*repository not found/),
     });
   });
+
+  it("keeps files in the Cache API: a load cut off resumes from its kept segments, a warm load makes no request", async () => {
+    // an in-memory stand-in for the browser's CacheStorage (Node has none), enough for file-cache.ts
+    const stores = new Map<string, Map<string, { body: ArrayBuffer; headers: [string, string][] }>>();
+    const memoryCaches = {
+      async open(cacheName: string) {
+        const store = stores.get(cacheName) ?? new Map();
+        stores.set(cacheName, store);
+        return {
+          async match(key: string) {
+            const e = store.get(key);
+            return e && new Response(e.body, { headers: e.headers });
+          },
+          async put(key: string, res: Response) {
+            store.set(key, { body: await res.arrayBuffer(), headers: [...res.headers] });
+          },
+          async delete(key: string) {
+            return store.delete(key);
+          },
+        };
+      },
+    };
+    const g = globalThis as { caches?: unknown };
+    const saved = g.caches;
+    g.caches = memoryCaches;
+    const url = `${hub.endpoint}/${REPO}/resolve/${SHA}`;
+    const weightsUrl = `${url}/model.safetensors`;
+    const size = hub.file(REPO, SHA, "model.safetensors").bytes.length;
+    const opts = { segmentBytes: 4096, maxRetries: 0, retryDelayMs: 1 };
+    try {
+      // 1. the transfer is cut after 10 000 bytes and not retried (as if the page was closed): 2 segments are kept
+      hub.setFaults({ dropAfterBytes: 10_000, dropTimes: 1 });
+      await expect(PerceiverForImageClassification.fromPretrained(url, opts)).rejects.toMatchObject({ code: "HUB_NETWORK" });
+      hub.setFaults({});
+      const store = stores.get("perceiver-ts-models")!;
+      expect([...store.keys()].filter((k) => k.includes("perceiver-ts-segment")).sort()).toEqual([0, 1].map((i) => `${weightsUrl}?perceiver-ts-segment=${i}`));
+
+      // 2. the next load continues after them with a Range request, and drops them once the file is whole
+      hub.clearRequests();
+      const events: ProgressInfo[] = [];
+      const model = await PerceiverForImageClassification.fromPretrained(url, { ...opts, progress_callback: (e) => events.push(e) });
+      const cdn = hub.requests.filter((q) => q.url.startsWith("/cdn/"));
+      expect(cdn.map((q) => [q.headers.range, q.status])).toEqual([["bytes=8192-", 206]]);
+      expect(events.filter((e) => e.status === "progress" && e.file === "model.safetensors").map((e) => e.status === "progress" && e.loaded)[0]).toBe(8192);
+      expect([...store.keys()].filter((k) => k.includes("perceiver-ts-segment"))).toEqual([]);
+      const pixels = preprocessBatch([await loadImageFile(CAT)], model.imageProcessorConfig);
+      expect(Array.from((await model.forward(pixels)).logits.data)).toEqual(Array.from((await reference.forward(pixels)).logits.data));
+
+      // 3. warm: everything from the cache, nothing asked of the hub
+      hub.clearRequests();
+      events.length = 0;
+      await PerceiverForImageClassification.fromPretrained(url, { ...opts, progress_callback: (e) => events.push(e) });
+      expect(hub.requests).toEqual([]);
+      expect(events.filter((e) => e.status === "done").map((e) => e.status === "done" && [e.file, e.cached, e.total])).toEqual([
+        ["config.json", true, expect.any(Number)], ["preprocessor_config.json", true, expect.any(Number)], ["model.safetensors", true, size],
+      ]);
+    } finally {
+      hub.setFaults({});
+      g.caches = saved;
+    }
+  });
 });

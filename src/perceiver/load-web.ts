@@ -7,7 +7,8 @@
  *
  * It reads config.json, preprocessor_config.json (optional: the defaults without it) and the weights
  * (model.safetensors, else pytorch_model.bin, read by the restricted unpickler). Every file goes through the Cache
- * API (file-cache.ts), so a second load, also after a reload, is offline and makes no network request.
+ * API (file-cache.ts), so a second load, also after a reload, is offline and makes no network request; a download
+ * interrupted by closing the page continues from the segments it kept.
  */
 import { PerceiverError } from "../errors.js";
 import { readSafetensors } from "../io/checkpoint/safetensors.js";
@@ -65,7 +66,7 @@ function webSource(spec: string, options: LoadOptions): WebSource {
   const href = url.href.split(/[?#]/)[0];
   const named = WEIGHTS_RE.test(href) ? href.slice(href.lastIndexOf("/") + 1) : null;
   const folder = named !== null ? href.slice(0, href.lastIndexOf("/")) : href.replace(/\/+$/, "");
-  return { url: (file) => `${folder}/${file}`, where: named !== null ? href : folder, weightsFile: named, repoId: null };
+  return { url: (file) => `${folder}/${file}`, where: folder, weightsFile: named, repoId: null };
 }
 
 function parseJson(bytes: Uint8Array, source: string): unknown {
@@ -87,6 +88,7 @@ export async function fetchPretrainedParts(spec: string, options: LoadOptions = 
   const cb = options.progress_callback;
   const name = spec;
   const fetchOpts = {
+    segmentBytes: options.segmentBytes,
     timeoutMs: options.timeoutMs ?? 60_000,
     maxRetries: options.maxRetries ?? 5,
     retryDelayMs: options.retryDelayMs ?? 1000,
@@ -105,6 +107,10 @@ export async function fetchPretrainedParts(spec: string, options: LoadOptions = 
     let started = false;
     const bytes = await fetchFile(url, {
       ...fetchOpts, file, optional,
+      // whole segments of a large file are kept as they arrive: a load interrupted by closing the page resumes
+      resume: (await cache.getPartial(url)) ?? undefined,
+      onSegment: (index, segment, meta) => cache.putSegment(url, index, segment, meta),
+      onRestart: () => cache.clearPartial(url),
       onProgress: (loaded, total) => {
         if (!started) {
           started = true;
@@ -119,6 +125,7 @@ export async function fetchPretrainedParts(spec: string, options: LoadOptions = 
     }
     cb?.({ status: "done", name, file, loaded: bytes.length, total: bytes.length, cached: false });
     await cache.put(url, bytes);
+    await cache.clearPartial(url);
     return bytes;
   };
 

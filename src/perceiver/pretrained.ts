@@ -52,6 +52,11 @@ export interface LoadOptions {
   maxRetries?: number;
   /** Browser: pause before such a retry (default 1000 ms). */
   retryDelayMs?: number;
+  /**
+   * Browser: a download is kept in the cache in segments of this many bytes as it arrives (default 8 MiB), so that
+   * a load interrupted by closing the page continues where it stopped.
+   */
+  segmentBytes?: number;
 }
 
 /** What fromPretrained builds a model from. */

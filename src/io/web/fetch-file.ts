@@ -4,6 +4,8 @@
  *   - a transfer that receives nothing for `timeoutMs` fails with HUB_TIMEOUT (no hang);
  *   - a transfer cut short is resumed where it stopped with `Range: bytes={received}-` (up to `maxRetries` times in a
  *     row, `retryDelayMs` apart; progress resets the count); a server that answers the Range with 200 starts over;
+ *   - `onSegment` receives the bytes in whole segments as they arrive, so a caller can keep them (file-cache.ts)
+ *     and pass them back as `resume` after the page was closed: the transfer then continues after them;
  *   - the bytes received must add up to the announced size, and when the server's ETag is a SHA-256 (the hub's
  *     CDN names LFS files by it) the content must hash to it (HUB_INTEGRITY otherwise);
  *   - hub errors are read from `X-Error-Code` (RepoNotFound, RevisionNotFound, EntryNotFound) as the hub sends them.
@@ -22,7 +24,29 @@ export interface FetchFileOptions {
   onProgress?: (loaded: number, total: number | null) => void;
   /** For tests: the fetch to use (default globalThis.fetch). */
   fetch?: typeof fetch;
+  /** The first bytes of this file, kept from an interrupted load (whole segments), and what the server said then. */
+  resume?: PartialFile;
+  /** Receives segment `index` (bytes [index·segmentBytes, (index+1)·segmentBytes)) once it has fully arrived. */
+  onSegment?: (index: number, bytes: Uint8Array, meta: PartialMeta) => Promise<void>;
+  /** Called when kept segments turn out stale (the server sent the whole file again, or another one). */
+  onRestart?: () => Promise<void>;
+  /** Segment size for onSegment (default 8 MiB). */
+  segmentBytes?: number;
 }
+
+/** What identifies the file a segment belongs to. */
+export interface PartialMeta {
+  total: number;
+  etag: string | null;
+  segmentBytes: number;
+}
+
+export interface PartialFile extends PartialMeta {
+  /** the kept segments, in order from the start of the file */
+  segments: Uint8Array[];
+}
+
+export const DEFAULT_SEGMENT_BYTES = 8 * 2 ** 20;
 
 /** Largest file accepted (a Uint8Array in one piece; the ImageNet checkpoints are ~200 MB). */
 export const MAX_FILE_BYTES = 2 ** 31 - 1;
@@ -63,11 +87,50 @@ function isMissingEntry(res: Response): boolean {
 export async function fetchFile(url: string, opts: FetchFileOptions): Promise<Uint8Array | null> {
   const doFetch = opts.fetch ?? globalThis.fetch;
   const { file } = opts;
+  const segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
   let chunks: Uint8Array[] = [];
   let loaded = 0;
   let total: number | null = null;
   let etag: string | null = null;
   let failures = 0;
+  // bytes received but not yet handed to onSegment (they start at segment `flushed`)
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  let flushed = 0;
+  const resume = opts.resume;
+  if (resume && resume.segmentBytes === segmentBytes && resume.segments.length > 0) {
+    chunks = [...resume.segments];
+    loaded = resume.segments.reduce((n, b) => n + b.length, 0);
+    total = resume.total;
+    etag = resume.etag;
+    flushed = resume.segments.length;
+    if (loaded > total) {
+      chunks = [];
+      [loaded, total, etag, flushed] = [0, null, null, 0];
+      await opts.onRestart?.();
+    }
+  }
+  /** Hands every whole segment received to onSegment. */
+  const flush = async () => {
+    if (!opts.onSegment || total === null) return;
+    while (pendingBytes >= segmentBytes) {
+      const all = concat(pending, pendingBytes);
+      const seg = all.slice(0, segmentBytes);
+      const rest = all.subarray(segmentBytes);
+      pending = rest.length ? [rest] : [];
+      pendingBytes = rest.length;
+      await opts.onSegment(flushed, seg, { total, etag, segmentBytes });
+      flushed++;
+    }
+  };
+  const restart = async () => {
+    if (flushed > 0) await opts.onRestart?.();
+    chunks = [];
+    loaded = 0;
+    pending = [];
+    pendingBytes = 0;
+    flushed = 0;
+  };
   let lastPost = 0;
   const report = (force: boolean) => {
     const now = Date.now();
@@ -77,7 +140,7 @@ export async function fetchFile(url: string, opts: FetchFileOptions): Promise<Ui
     }
   };
 
-  for (;;) {
+  while (total === null || loaded < total) {
     const ctrl = new AbortController();
     let timedOut = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -115,13 +178,14 @@ export async function fetchFile(url: string, opts: FetchFileOptions): Promise<Ui
         // the part must start where we stopped, of the same file
         const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers.get("content-range") ?? "");
         if (!range || Number(range[1]) !== loaded || (total !== null && Number(range[3]) !== total) || (etag !== null && resTag !== null && resTag !== etag)) {
+          // another range, or another version of the file: what we have is stale
           await res.body?.cancel().catch(() => undefined);
+          await restart();
           throw new PerceiverError("HUB_INTEGRITY", `${file}: ${url} answered the resume request with another range or file (${res.headers.get("content-range")}); try again`);
         }
       } else {
         // 200: the whole file (also when a Range was ignored: start over)
-        chunks = [];
-        loaded = 0;
+        await restart();
         const length = res.headers.get("content-length");
         total = length !== null && /^\d+$/.test(length) ? Number(length) : null;
         etag = resTag;
@@ -146,10 +210,13 @@ export async function fetchFile(url: string, opts: FetchFileOptions): Promise<Ui
         if (r.value.length > 0) failures = 0;
         chunks.push(r.value);
         loaded += r.value.length;
+        pending.push(r.value);
+        pendingBytes += r.value.length;
         if (loaded > (total ?? MAX_FILE_BYTES)) {
           await reader.cancel().catch(() => undefined);
           throw new PerceiverError("HUB_INTEGRITY", `${file}: ${url} sent more than the ${total ?? MAX_FILE_BYTES} bytes announced`);
         }
+        await flush();
         report(false);
       }
       if (total !== null && loaded < total) {
@@ -166,9 +233,8 @@ export async function fetchFile(url: string, opts: FetchFileOptions): Promise<Ui
     } finally {
       clearTimeout(timer);
     }
-    break;
+    if (total === null) total = loaded; // the size was not announced: what arrived is the file
   }
-  total ??= loaded;
   report(true);
   const bytes = concat(chunks, loaded);
   const sha = SHA256_ETAG.exec(etag ?? "");

@@ -2,9 +2,12 @@
  * Downloaded files kept across page loads in the Cache API (browsers; secure contexts, which include localhost),
  * keyed by their URL. A file the server said is absent (an optional preprocessor_config.json, model.safetensors on a
  * revision with only pytorch_model.bin) is remembered too, so a reload asks the network nothing at all.
+ * A download interrupted by closing the page leaves its whole segments (fetch-file.ts) under
+ * `{url}?perceiver-ts-segment={i}`; the next load continues after them and drops them once the file is complete.
  * Where the Cache API is missing or refuses (Node, a private window, storage full) nothing is cached and loading
  * still works.
  */
+import type { PartialFile, PartialMeta } from "./fetch-file.js";
 
 export const DEFAULT_CACHE_NAME = "perceiver-ts-models";
 
@@ -16,12 +19,23 @@ export interface FileCache {
   get(url: string): Promise<Uint8Array | "missing" | null>;
   put(url: string, bytes: Uint8Array): Promise<void>;
   putMissing(url: string): Promise<void>;
+  /** The segments kept from an interrupted download of `url`, or null. */
+  getPartial(url: string): Promise<PartialFile | null>;
+  putSegment(url: string, index: number, bytes: Uint8Array, meta: PartialMeta): Promise<void>;
+  clearPartial(url: string): Promise<void>;
+}
+
+function segmentKey(url: string, index: number): string {
+  return `${url}${url.includes("?") ? "&" : "?"}perceiver-ts-segment=${index}`;
 }
 
 const NO_CACHE: FileCache = {
   get: async () => null,
   put: async () => {},
   putMissing: async () => {},
+  getPartial: async () => null,
+  putSegment: async () => {},
+  clearPartial: async () => {},
 };
 
 /** `setting`: true (the default cache), a cache name, or false (no caching). */
@@ -59,6 +73,46 @@ export async function openFileCache(setting: boolean | string | undefined): Prom
         await cache.put(url, new Response(null, { status: 200, headers: { [MISSING_HEADER]: "1" } }));
       } catch {
         // as above
+      }
+    },
+    async getPartial(url) {
+      const segments: Uint8Array[] = [];
+      let meta: PartialMeta | null = null;
+      try {
+        // segment i covers bytes [i·segmentBytes, (i+1)·segmentBytes) of a file of `total` bytes
+        for (let i = 0; meta === null || i * meta.segmentBytes < meta.total; i++) {
+          const res = await cache.match(segmentKey(url, i));
+          if (res === undefined) break;
+          const m = {
+            total: Number(res.headers.get("x-total")), etag: res.headers.get("x-etag") || null, segmentBytes: Number(res.headers.get("x-segment-bytes")),
+          };
+          // every segment must belong to the same file and be whole
+          if (meta !== null && (m.total !== meta.total || m.etag !== meta.etag || m.segmentBytes !== meta.segmentBytes)) break;
+          if (!(m.segmentBytes >= 1 && m.total >= m.segmentBytes)) break;
+          const bytes = new Uint8Array(await res.arrayBuffer());
+          if (bytes.length !== m.segmentBytes) break;
+          meta ??= m;
+          segments.push(bytes);
+        }
+      } catch {
+        return null;
+      }
+      return meta === null ? null : { ...meta, segments };
+    },
+    async putSegment(url, index, bytes, meta) {
+      try {
+        const headers = { "x-total": String(meta.total), "x-etag": meta.etag ?? "", "x-segment-bytes": String(meta.segmentBytes) };
+        await cache.put(segmentKey(url, index), new Response(new Blob([bytes as Uint8Array<ArrayBuffer>]), { headers }));
+      } catch {
+        // as above: the download goes on, only the resume after a reload is lost
+      }
+    },
+    async clearPartial(url) {
+      try {
+        // segments are written in order from 0: the first one missing ends them
+        for (let i = 0; await cache.delete(segmentKey(url, i)); i++);
+      } catch {
+        // nothing to do
       }
     },
   };
