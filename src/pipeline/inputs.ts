@@ -17,19 +17,14 @@ import { DEFAULT_MAX_PIXELS, decodeImage, fromPixels, type RgbImage } from "../i
 
 export type PixelSource = { width: number; height: number; data: Uint8Array | Uint8ClampedArray };
 
-export type ImageInput =
-  | string
-  | URL
-  | Uint8Array
-  | ArrayBuffer
-  | ArrayBufferView
-  | Blob
-  | PixelSource
-  | ImageBitmap
-  | HTMLImageElement
-  | HTMLCanvasElement
-  | OffscreenCanvas
-  | VideoFrame;
+/**
+ * A browser image source drawn on a 2D canvas: ImageBitmap, HTMLImageElement, HTMLCanvasElement, OffscreenCanvas
+ * (width/height) or VideoFrame (displayWidth/displayHeight). Typed by shape, so that these declarations need no DOM
+ * library in a Node project.
+ */
+export type DrawableImage = { readonly width: number; readonly height: number } | { readonly displayWidth: number; readonly displayHeight: number };
+
+export type ImageInput = string | URL | Uint8Array | ArrayBuffer | ArrayBufferView | Blob | PixelSource | DrawableImage;
 
 export interface ImageInputOptions {
   /** Turn photos upright by their EXIF orientation, like transformers' load_image (default true). */
@@ -94,7 +89,7 @@ export async function loadImageInput(input: ImageInput, opts: ImageInputOptions 
     const channels = input.data.length === n * 3 ? 3 : 4;
     return fromPixels(input.data, input.width, input.height, channels);
   }
-  if (input !== null && typeof input === "object" && canDraw()) return drawToRgb(input as CanvasImageSource, opts, name);
+  if (input !== null && typeof input === "object" && canDraw()) return drawToRgb(input as unknown as CanvasImageSource, opts, name);
   throw new PerceiverError("INPUT_INVALID",
     `unsupported image input (${describeInput(input)}): expected a path or URL, bytes, a Blob, ImageData, or (in a browser) an ImageBitmap, image or canvas`);
 }
