@@ -30,9 +30,13 @@ export function runExclusive<T>(settings: ComputeSettings, fn: () => Promise<T>)
 
 async function apply(settings: ComputeSettings): Promise<void> {
   if (settings.backend !== undefined && settings.backend !== getBackend()) setBackend(settings.backend);
-  const want = settings.threads ?? threadsToRestore;
+  if (settings.threads !== undefined) {
+    if (settings.threads !== getThreads()) await setThreads(settings.threads);
+  } else if (threadsToRestore !== null) {
+    // best effort: the count that ran before the last pipeline was disposed
+    await setThreads(threadsToRestore).catch(() => undefined);
+  }
   threadsToRestore = null;
-  if (want !== null && want !== getThreads()) await setThreads(want);
 }
 
 export function registerPipeline(owner: object): void {

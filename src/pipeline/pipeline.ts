@@ -93,6 +93,9 @@ export async function pipeline(
     throw new PerceiverError("INPUT_INVALID", "pipeline: model must be a repo id, a path, a URL or a PerceiverForImageClassification");
   }
   const settings: ComputeSettings = { backend: options.backend, threads: options.threads };
+  // apply the backend and threads asked for now: where they cannot run (wasm without SIMD; threads on a page that
+  // is not cross-origin isolated, or on a browser's main thread) pipeline() fails with the reason, not each call
+  if (settings.backend !== undefined || settings.threads !== undefined) await runExclusive(settings, async () => undefined);
   const progress = options.progress_callback;
   const pending = new Set<Promise<unknown>>();
   const self = {};
