@@ -2,7 +2,8 @@
  * pipeline() and fromPretrained in headless Chromium: a page bundles the main entry `perceiver-ts` (Vite), the fake
  * hub serves the tiny conv model (pytorch_model.bin, read by the unpickler in the browser, and a
  * preprocessor_config.json) behind a CORS proxy on another origin, like huggingface.co. The page classifies mixed
- * inputs (a relative URL, bytes, a Blob, an ImageBitmap, a canvas, ImageData, in one array) and must get the labels
+ * inputs (a relative URL, bytes, a Blob, an ImageBitmap, a canvas, ImageData, an <img>, a JPEG Blob, in one array)
+ * and must get the labels
  * the library computes in Node, per image. Then the page is reloaded: the model comes from the Cache API, and the hub
  * sees no request at all.
  *
@@ -32,7 +33,10 @@ const TINY = join(ROOT, "test/fixtures/tiny-conv");
 const REPO = "deepmind/tiny-conv";
 const SHA = fakeCommit("browser pipeline tiny-conv pytorch_model.bin");
 const PROC = { do_center_crop: true, crop_size: { height: 64, width: 64 }, do_resize: true, size: { height: 56, width: 56 } };
-const IMAGES = { "cat.png": join(ROOT, "samples/cat.png"), "astronaut.png": join(ROOT, "test/fixtures/images/astronaut.png") };
+const IMAGES = {
+  "cat.png": join(ROOT, "samples/cat.png"), "astronaut.png": join(ROOT, "test/fixtures/images/astronaut.png"),
+  "chelsea.jpg": join(ROOT, "test/fixtures/images/chelsea.jpg"),
+};
 /** Probabilities, browser vs Node: the same kernels in another JavaScript engine build, float32 throughout. */
 const PROB_TOL = 1e-6;
 
@@ -89,8 +93,8 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)("pipeline and fromPretrained in headless 
     };
     const cat = await one("cat.png");
     const astronaut = await one("astronaut.png");
-    // the order of the inputs the page passes (see run below)
-    expected = [cat, astronaut, cat, astronaut, cat, astronaut];
+    // the order of the inputs the page passes (see run below); the JPEG is decoded by the library in both
+    expected = [cat, astronaut, cat, astronaut, cat, astronaut, astronaut, await one("chelsea.jpg")];
   }, 120_000);
 
   afterAll(async () => {
@@ -120,7 +124,10 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)("pipeline and fromPretrained in headless 
       const offscreen = new OffscreenCanvas(bitmap.width, bitmap.height);
       offscreen.getContext("2d")!.drawImage(bitmap, 0, 0);
       const imageData = offscreen.getContext("2d")!.getImageData(0, 0, bitmap.width, bitmap.height);
-      const lists = await classify(["./cat.png", astronautBytes, catBlob, bitmap, canvas, imageData], { topK: 3 });
+      const img = new Image(); // not yet loaded when passed: the pipeline waits for it
+      img.src = "./astronaut.png";
+      const jpeg = await blob("./chelsea.jpg");
+      const lists = await classify(["./cat.png", astronautBytes, catBlob, bitmap, canvas, imageData, img, jpeg], { topK: 3 });
       const proc = classify.model.imageProcessorConfig;
       await classify.dispose();
       return { lists, events, proc };

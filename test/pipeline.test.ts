@@ -178,7 +178,7 @@ describe("progress_callback and the model's files", () => {
   it("reports each hub download (initiate, download, progress, done), ready once, and compute progress; uses preprocessor_config.json", async () => {
     const events: ProgressInfo[] = [];
     const cacheDir = join(tmp, "hub-cache");
-    const opts = { revision: SHA, hub: { endpoint: hub.endpoint, cacheDir }, progress_callback: (e: ProgressInfo) => events.push(e) };
+    const opts = { revision: SHA, endpoint: hub.endpoint, hub: { cacheDir }, progress_callback: (e: ProgressInfo) => events.push(e) };
     const classify = await pipeline("image-classification", REPO, opts);
     const files = ["config.json", "preprocessor_config.json", "model.safetensors"];
     for (const file of files) {

@@ -155,6 +155,7 @@ export async function readPretrainedParts(spec: string, options: LoadOptions = {
   const hub: HubOptions = {
     ...options.hub,
     revision: options.revision ?? options.hub?.revision,
+    endpoint: options.hub?.endpoint ?? options.endpoint,
     onProgress: hubProgress(spec, cb, options.hub?.onProgress, finished),
   };
   const files = await resolveModelFiles(spec, hub);

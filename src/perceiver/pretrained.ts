@@ -39,7 +39,7 @@ export interface LoadOptions {
   progress_callback?: ProgressCallback;
   /** Node: options of the hub client (token, cache folder, offline, timeouts; `hub.onProgress` still works). */
   hub?: HubOptions;
-  /** Browser: hub URL (default https://huggingface.co). */
+  /** Hub URL (default https://huggingface.co; Node: also `hub.endpoint` or HF_ENDPOINT). */
   endpoint?: string;
   /**
    * Browser: keep downloaded files in the Cache API (default true, cache "perceiver-ts-models"; a string names
