@@ -1,14 +1,13 @@
 /**
- * The inference worker (a module worker): a thin user of the library. Hub models load through
- * PerceiverForImageClassification.fromPretrained (fetch with resume, the Cache API: a reload is offline), images
- * decode through loadImageInput (the library's decoder, the browser's for what it does not read), and the forward
- * pass runs here, off the page's thread. Requests are handled one at a time, in order; each ends with one `done` or
+ * The inference worker (a module worker): a thin user of the library. Models load through
+ * PerceiverForImageClassification.fromPretrained, from the hub (fetch with resume, the Cache API: a reload is
+ * offline) or from picked local files; images decode through loadImageInput (the library's decoder, the browser's
+ * for what it does not read), and the forward pass runs here, off the page's thread. Requests are handled one at a time, in order; each ends with one `done` or
  * `error` reply (see protocol.ts). A failed load keeps the model loaded before.
  */
 import {
-  PerceiverError, PerceiverForImageClassification, defaultImageProcessorConfig, imageProcessorConfigFromJson,
-  getThreads, loadImageInput, parsePerceiverConfig, preprocessBatch, readSafetensors, readTorchBin, threadsFallbackReason, topK,
-  type ImageProcessorConfig, type ProgressInfo, type StateDict,
+  PerceiverError, PerceiverForImageClassification, getThreads, loadImageInput, preprocessBatch, threadsFallbackReason, topK,
+  type ImageProcessorConfig, type ProgressInfo,
 } from "../src/index.js";
 import { classWeightedMap } from "../src/perceiver/attention-map.js";
 import { wasmSplitBlocks } from "../src/tensor/wasm/gemm-wasm.js";
@@ -34,33 +33,28 @@ async function loadFromHub(req: Extract<WorkerRequest, { type: "load-hub" }>): P
   if (!/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(repo)) {
     throw new PerceiverError("INPUT_INVALID", `"${repo}" is not a hub repo id (expected owner/name, e.g. deepmind/vision-perceiver-conv)`);
   }
-  let weightsFile = "";
-  let weightsBytes = 0;
-  const onProgress = (e: ProgressInfo) => {
-    if (e.status === "progress") post({ id: req.id, type: "progress", phase: "download", file: e.file, loaded: e.loaded, total: e.total });
-    if (e.status === "done") {
-      post({ id: req.id, type: "progress", phase: "download", file: e.file, loaded: e.loaded, total: e.total });
-      if (!e.file.endsWith(".json")) [weightsFile, weightsBytes] = [e.file, e.total];
-    }
-  };
+  const progress = downloadProgress(req.id);
   const loaded = await PerceiverForImageClassification.fromPretrained(repo, {
-    endpoint: req.endpoint, revision, timeoutMs: req.timeoutSeconds * 1000, progress_callback: onProgress,
+    endpoint: req.endpoint, revision, timeoutMs: req.timeoutSeconds * 1000, progress_callback: progress.callback,
   });
-  model = loaded;
-  const { config } = loaded;
-  return {
-    source: `${repo}@${revision.length === 40 ? revision.slice(0, 7) : revision}`, architecture: config.architecture,
-    numLabels: config.numLabels, weightsFile, weightsBytes, seconds: (performance.now() - t0) / 1000,
-  };
+  model = loaded; // only now: a failed load keeps the previous model
+  const source = `${repo}@${revision.length === 40 ? revision.slice(0, 7) : revision}`;
+  return { source, ...info(loaded, progress.weights), seconds: (performance.now() - t0) / 1000 };
 }
 
-function parseJson(bytes: Uint8Array, source: string): unknown {
-  const text = new TextDecoder().decode(bytes);
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new PerceiverError("CONFIG_INVALID", `${source} is not JSON (starts with ${JSON.stringify(text.slice(0, 60).replace(/\s+/g, " "))})`);
-  }
+/** Download (or file read) progress as worker replies; remembers the weights file's name and size. */
+function downloadProgress(id: number) {
+  const weights = { file: "", bytes: 0 };
+  const callback = (e: ProgressInfo) => {
+    if (e.status !== "progress" && e.status !== "done") return;
+    post({ id, type: "progress", phase: "download", file: e.file, loaded: e.loaded, total: e.total });
+    if (e.status === "done" && !e.file.endsWith(".json")) [weights.file, weights.bytes] = [e.file, e.total];
+  };
+  return { callback, weights };
+}
+
+function info(m: PerceiverForImageClassification, weights: { file: string; bytes: number }): Omit<ModelInfo, "source" | "seconds"> {
+  return { architecture: m.config.architecture, numLabels: m.config.numLabels, weightsFile: weights.file, weightsBytes: weights.bytes };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -68,40 +62,10 @@ function parseJson(bytes: Uint8Array, source: string): unknown {
 
 async function loadFromFiles(req: Extract<WorkerRequest, { type: "load-files" }>): Promise<ModelInfo> {
   const t0 = performance.now();
-  const byName = (test: (n: string) => boolean) => req.files.filter((f) => test(f.name.toLowerCase()));
-  const configs = byName((n) => n === "config.json");
-  const procs = byName((n) => n === "preprocessor_config.json");
-  const weights = byName((n) => n.endsWith(".safetensors") || n.endsWith(".bin") || n.endsWith(".pt") || n.endsWith(".pth"));
-  const picked = req.files.map((f) => f.name).join(", ") || "nothing";
-  if (configs.length !== 1) {
-    throw new PerceiverError("CHECKPOINT_NOT_FOUND", `pick exactly one config.json together with the weights (picked: ${picked})`);
-  }
-  if (weights.length !== 1) {
-    throw new PerceiverError("CHECKPOINT_NOT_FOUND",
-      `pick exactly one weights file, model.safetensors or pytorch_model.bin, together with config.json (picked: ${picked})`);
-  }
-  const config = parsePerceiverConfig(parseJson(new Uint8Array(await configs[0].arrayBuffer()), configs[0].name), configs[0].name);
-  const proc = procs.length > 0
-    ? imageProcessorConfigFromJson(parseJson(new Uint8Array(await procs[0].arrayBuffer()), procs[0].name), procs[0].name)
-    : defaultImageProcessorConfig;
-  const w = weights[0];
-  post({ id: req.id, type: "progress", phase: "download", file: w.name, loaded: 0, total: w.size });
-  const bytes = new Uint8Array(await w.arrayBuffer());
-  post({ id: req.id, type: "progress", phase: "download", file: w.name, loaded: bytes.length, total: bytes.length });
-  const info = build(config, bytes, w.name, w.name, proc);
-  return { ...info, source: "local files", seconds: (performance.now() - t0) / 1000 };
-}
-
-/** Parse the weights by content (safetensors or a torch zip) and build the model; replaces the current model on success. */
-function build(
-  config: ReturnType<typeof parsePerceiverConfig>, bytes: Uint8Array, weightsFile: string, source: string, proc: ImageProcessorConfig,
-): Omit<ModelInfo, "source" | "seconds"> {
-  const isZip = bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
-  const stateDict: StateDict = isZip || /\.(bin|pt|pth)$/i.test(weightsFile) ? readTorchBin(bytes, { source }) : readSafetensors(bytes, { source });
-  model = PerceiverForImageClassification.fromParts({
-    config, stateDict, imageProcessorConfig: proc, source, weightsFile, weightsBytes: bytes.length,
-  });
-  return { architecture: config.architecture, numLabels: config.numLabels, weightsFile, weightsBytes: bytes.length };
+  const progress = downloadProgress(req.id);
+  const loaded = await PerceiverForImageClassification.fromPretrained(req.files, { progress_callback: progress.callback });
+  model = loaded;
+  return { source: "local files", ...info(loaded, progress.weights), seconds: (performance.now() - t0) / 1000 };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

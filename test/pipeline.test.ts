@@ -224,6 +224,22 @@ describe("progress_callback and the model's files", () => {
     expect(reference.imageProcessorConfig.size).toEqual({ height: 224, width: 224 }); // no file: the defaults
   });
 
+  it("loads from picked Files (a browser's file picker), with their preprocessor_config.json; clear errors for a wrong pick", async () => {
+    const file = (name: string, data: Uint8Array | string) => new File([data], name);
+    const config = file("config.json", readFileSync(join(TINY, "config.json")));
+    const weights = file("model.safetensors", readFileSync(join(TINY, "model.safetensors")));
+    const proc = file("preprocessor_config.json", JSON.stringify(PROC));
+    const events: ProgressInfo[] = [];
+    const classify = await pipeline("image-classification", [config, weights, proc], { progress_callback: (e) => events.push(e) });
+    expect(classify.model.imageProcessorConfig.size).toEqual({ height: 28, width: 28 });
+    expect(await classify(CAT)).toEqual(await expected(await loadImageFile(CAT), 5, { cropSize: PROC.crop_size, size: PROC.size }));
+    expect(events.filter((e) => e.status === "done").map((e) => e.status === "done" && e.file)).toEqual(["config.json", "preprocessor_config.json", "model.safetensors"]);
+    await classify.dispose();
+    await expect(PerceiverForImageClassification.fromPretrained([weights])).rejects.toMatchObject({ code: "CHECKPOINT_NOT_FOUND", message: expect.stringMatching(/exactly one config\.json .*picked: model\.safetensors/) });
+    await expect(PerceiverForImageClassification.fromPretrained([config, weights, file("pytorch_model.bin", "x")])).rejects.toMatchObject({ code: "CHECKPOINT_NOT_FOUND", message: expect.stringContaining("exactly one weights file") });
+    await expect(PerceiverForImageClassification.fromPretrained([config, file("model.safetensors", "not safetensors")])).rejects.toMatchObject({ code: expect.stringMatching(/^SAFETENSORS_/) });
+  });
+
   it("loads from a URL over fetch, resuming a cut transfer with a Range request, and refuses corrupt bytes", async () => {
     const url = `${hub.endpoint}/${REPO}/resolve/${SHA}`;
     hub.clearRequests();

@@ -20,7 +20,7 @@ import { defaultImageProcessorConfig, imageProcessorConfigFromJson } from "../io
 import { fetchFile } from "../io/web/fetch-file.js";
 import { openFileCache } from "../io/web/file-cache.js";
 import { parsePerceiverConfig } from "./config.js";
-import type { LoadOptions, PretrainedParts } from "./pretrained.js";
+import type { LoadOptions, NamedBlob, PretrainedParts } from "./pretrained.js";
 import { expectedWeights } from "./weights.js";
 
 export const DEFAULT_WEB_ENDPOINT = "https://huggingface.co";
@@ -129,39 +129,90 @@ export async function fetchPretrainedParts(spec: string, options: LoadOptions = 
     return bytes;
   };
 
+  return assemble(src.where, get, src.weightsFile, src.repoId, options);
+}
+
+/**
+ * Config (unless options.config), preprocessor config and weights from `get`, which answers a file's bytes or null
+ * for an optional file that is absent. `weightsFile` names the weights, or null to look for model.safetensors, then
+ * pytorch_model.bin.
+ */
+async function assemble(
+  where: string, get: (file: string, optional: boolean) => Promise<Uint8Array | null>, weightsFile: string | null,
+  repoId: string | null, options: LoadOptions,
+): Promise<PretrainedParts> {
+  const at = (file: string) => (where ? `${where}/${file}` : file);
   let config = options.config;
   if (!config) {
-    const source = `${src.where}/config.json`;
+    const source = at("config.json");
     config = parsePerceiverConfig(parseJson((await get("config.json", false))!, source), source);
     try {
-      expectedWeights(config); // shape rules that need the preprocessor fail before the weights are downloaded
+      expectedWeights(config); // shape rules that need the preprocessor fail before the weights are read
     } catch (e) {
       throw e instanceof PerceiverError ? new PerceiverError(e.code, `${source}: ${e.message}`, { cause: e }) : e;
     }
   }
   const procBytes = await get("preprocessor_config.json", true);
-  const procSource = `${src.where}/preprocessor_config.json`;
+  const procSource = at("preprocessor_config.json");
   const imageProcessorConfig = procBytes ? imageProcessorConfigFromJson(parseJson(procBytes, procSource), procSource) : { ...defaultImageProcessorConfig };
 
-  const weights = await findWeights(src, get);
-  const source = `${src.where}/${weights.file}`;
+  const weights = await findWeights(where, weightsFile, repoId, get);
+  const source = at(weights.file);
   return {
     config, stateDict: readStateDictBytes(weights.bytes, weights.file, source), imageProcessorConfig, source,
     weightsFile: weights.file, weightsBytes: weights.bytes.length,
   };
 }
 
+/**
+ * fromPretrained from local files (a file picker's or a dropped folder's): exactly one config.json (unless
+ * options.config), at most one preprocessor_config.json, exactly one weights file (.safetensors, .bin, .pt, .pth).
+ */
+export async function blobPretrainedParts(files: readonly NamedBlob[], options: LoadOptions = {}): Promise<PretrainedParts> {
+  const named = (test: (n: string) => boolean) => files.filter((f) => test(f.name.toLowerCase()));
+  const configs = named((n) => n === "config.json");
+  const procs = named((n) => n === "preprocessor_config.json");
+  const weights = named((n) => WEIGHTS_RE.test(n));
+  const picked = files.map((f) => f.name).join(", ") || "nothing";
+  if (options.config ? configs.length > 1 : configs.length !== 1) {
+    throw new PerceiverError("CHECKPOINT_NOT_FOUND", `pick exactly one config.json together with the weights (picked: ${picked})`);
+  }
+  if (procs.length > 1) throw new PerceiverError("CHECKPOINT_NOT_FOUND", `pick at most one preprocessor_config.json (picked: ${picked})`);
+  if (weights.length !== 1) {
+    throw new PerceiverError("CHECKPOINT_NOT_FOUND",
+      `pick exactly one weights file, model.safetensors or pytorch_model.bin, together with config.json (picked: ${picked})`);
+  }
+  const byName = new Map<string, NamedBlob>([["config.json", configs[0]], ["preprocessor_config.json", procs[0]], [weights[0].name, weights[0]]]);
+  const cb = options.progress_callback;
+  const get = async (file: string, optional: boolean): Promise<Uint8Array | null> => {
+    const blob = byName.get(file);
+    if (blob === undefined) {
+      if (optional) return null;
+      throw new PerceiverError("CHECKPOINT_NOT_FOUND", `no ${file} among the files (picked: ${picked})`);
+    }
+    if (blob.size > MAX_LOCAL_BYTES) throw new PerceiverError("CHECKPOINT_NOT_FOUND", `${blob.name} is ${blob.size} bytes, more than ${MAX_LOCAL_BYTES}`);
+    cb?.({ status: "progress", name: "local files", file: blob.name, loaded: 0, total: blob.size, progress: 0 });
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    cb?.({ status: "done", name: "local files", file: blob.name, loaded: bytes.length, total: bytes.length, cached: true });
+    return bytes;
+  };
+  return assemble("", get, weights[0].name, null, options);
+}
+
+/** Largest local file read (one Uint8Array). */
+const MAX_LOCAL_BYTES = 2 ** 31 - 1;
+
 async function findWeights(
-  src: WebSource, get: (file: string, optional: boolean) => Promise<Uint8Array | null>,
+  where: string, weightsFile: string | null, repoId: string | null, get: (file: string, optional: boolean) => Promise<Uint8Array | null>,
 ): Promise<{ file: string; bytes: Uint8Array }> {
-  if (src.weightsFile !== null) return { file: src.weightsFile, bytes: (await get(src.weightsFile, false))! };
+  if (weightsFile !== null) return { file: weightsFile, bytes: (await get(weightsFile, false))! };
   for (const file of ["model.safetensors", "pytorch_model.bin"]) {
     const bytes = await get(file, true);
     if (bytes !== null) return { file, bytes };
   }
   throw new PerceiverError("HUB_NOT_FOUND",
-    `${src.where} has neither model.safetensors nor pytorch_model.bin` +
-    (src.repoId === DEFAULT_MODEL ? ` (its safetensors conversion is at revision ${SAFETENSORS_COMMIT})` : ""));
+    `${where} has neither model.safetensors nor pytorch_model.bin` +
+    (repoId === DEFAULT_MODEL ? ` (its safetensors conversion is at revision ${SAFETENSORS_COMMIT})` : ""));
 }
 
 /**

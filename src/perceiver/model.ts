@@ -27,7 +27,7 @@ import type { Preprocessor } from "./preprocessor.js";
 import { LearnedPreprocessor } from "./preprocessor-learned.js";
 import { PixelsPreprocessor } from "./preprocessor-pixels.js";
 import { checkForwardMemory } from "./memory.js";
-import { loadPretrainedParts, type LoadOptions, type PretrainedParts } from "./pretrained.js";
+import { loadPretrainedParts, type LoadOptions, type NamedBlob, type PretrainedParts } from "./pretrained.js";
 import { checkWeights, expectedWeights, layerShapes } from "./weights.js";
 
 export interface ForwardOptions {
@@ -135,12 +135,12 @@ export class PerceiverForImageClassification {
    * Load config.json, preprocessor_config.json and the weights (model.safetensors, else pytorch_model.bin), from
    *   Node:    a local folder, a checkpoint file (config.json next to it), or a hub repo id (huggingface_hub cache);
    *   browser: a hub repo id (https://huggingface.co/{repo}/resolve/{revision}/{file}) or a base URL, kept in the
-   *            Cache API so that the next load is offline. See pretrained.ts for the options.
+   *            Cache API so that the next load is offline; or picked Files. See pretrained.ts for the options.
    */
-  static async fromPretrained(pathOrRepoId: string, options: LoadOptions = {}): Promise<PerceiverForImageClassification> {
+  static async fromPretrained(pathOrRepoId: string | readonly NamedBlob[], options: LoadOptions = {}): Promise<PerceiverForImageClassification> {
     const parts = await loadPretrainedParts(pathOrRepoId, options);
     const model = PerceiverForImageClassification.fromParts(parts);
-    options.progress_callback?.({ status: "ready", name: pathOrRepoId });
+    options.progress_callback?.({ status: "ready", name: typeof pathOrRepoId === "string" ? pathOrRepoId : "local files" });
     return model;
   }
 

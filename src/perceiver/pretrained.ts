@@ -72,6 +72,9 @@ export interface PretrainedParts {
   weightsBytes: number;
 }
 
+/** A picked local file: a File, or any Blob with a name. */
+export type NamedBlob = Blob & { readonly name: string };
+
 /** True in Node (and runtimes that pose as it); false in browsers and Web Workers. */
 export function isNodeRuntime(): boolean {
   return typeof process !== "undefined" && typeof process.versions?.node === "string" && typeof (globalThis as { window?: unknown }).window === "undefined";
@@ -81,10 +84,17 @@ export function isHttpUrl(spec: string): boolean {
   return /^https?:\/\//i.test(spec);
 }
 
-/** The parts of a pretrained model, from wherever `spec` points (see the module comment). */
-export async function loadPretrainedParts(spec: string, options: LoadOptions = {}): Promise<PretrainedParts> {
+/**
+ * The parts of a pretrained model, from wherever `spec` points (see the module comment), or from local files
+ * (File objects from a file picker or a dropped folder: config.json, preprocessor_config.json, the weights).
+ */
+export async function loadPretrainedParts(spec: string | readonly NamedBlob[], options: LoadOptions = {}): Promise<PretrainedParts> {
+  if (Array.isArray(spec)) {
+    const { blobPretrainedParts } = await import("./load-web.js");
+    return blobPretrainedParts(spec, options);
+  }
   if (typeof spec !== "string" || spec.trim() === "") {
-    throw new PerceiverError("INPUT_INVALID", `fromPretrained: expected a hub repo id, a folder, a checkpoint file or a URL, got ${JSON.stringify(spec)}`);
+    throw new PerceiverError("INPUT_INVALID", `fromPretrained: expected a hub repo id, a folder, a checkpoint file, a URL or an array of Files, got ${JSON.stringify(spec)}`);
   }
   if (isNodeRuntime() && !isHttpUrl(spec)) {
     const { readPretrainedParts } = await import("./load-files.js");

@@ -17,7 +17,7 @@ import { DEFAULT_MODEL } from "../io/hub/default-model.js";
 import { preprocessBatch } from "../io/image/image-processor.js";
 import { topK } from "../perceiver/labels.js";
 import { PerceiverForImageClassification } from "../perceiver/model.js";
-import type { LoadOptions, ProgressCallback } from "../perceiver/pretrained.js";
+import type { LoadOptions, NamedBlob, ProgressCallback } from "../perceiver/pretrained.js";
 import { Tensor } from "../tensor/tensor.js";
 import { registerPipeline, runExclusive, unregisterPipeline, type ComputeSettings } from "./compute.js";
 import { describeInput, loadImageInput, type ImageInput, type ImageInputOptions } from "./inputs.js";
@@ -69,11 +69,14 @@ export interface ImageFeatureExtractionPipeline extends PipelineBase {
 
 export type Pipeline = ImageClassificationPipeline | ImageFeatureExtractionPipeline;
 
-export async function pipeline(task: "image-classification", model?: string | PerceiverForImageClassification, options?: PipelineOptions): Promise<ImageClassificationPipeline>;
-export async function pipeline(task: "image-feature-extraction", model?: string | PerceiverForImageClassification, options?: PipelineOptions): Promise<ImageFeatureExtractionPipeline>;
-export async function pipeline(task: PipelineTask, model?: string | PerceiverForImageClassification, options?: PipelineOptions): Promise<Pipeline>;
+/** A hub repo id, a folder or checkpoint file (Node), a URL, picked Files (browser), or a built model. */
+export type ModelSpec = string | readonly NamedBlob[] | PerceiverForImageClassification;
+
+export async function pipeline(task: "image-classification", model?: ModelSpec, options?: PipelineOptions): Promise<ImageClassificationPipeline>;
+export async function pipeline(task: "image-feature-extraction", model?: ModelSpec, options?: PipelineOptions): Promise<ImageFeatureExtractionPipeline>;
+export async function pipeline(task: PipelineTask, model?: ModelSpec, options?: PipelineOptions): Promise<Pipeline>;
 export async function pipeline(
-  task: PipelineTask, model: string | PerceiverForImageClassification = DEFAULT_MODEL, options: PipelineOptions = {},
+  task: PipelineTask, model: ModelSpec = DEFAULT_MODEL, options: PipelineOptions = {},
 ): Promise<Pipeline> {
   if (!(PIPELINE_TASKS as readonly string[]).includes(task)) {
     throw new PerceiverError("INPUT_INVALID", `pipeline: unknown task ${JSON.stringify(task)} (supported: ${PIPELINE_TASKS.join(", ")})`);
@@ -84,13 +87,13 @@ export async function pipeline(
   if (options.backend !== undefined && options.backend !== "ts" && options.backend !== "wasm") {
     throw new PerceiverError("INPUT_INVALID", `pipeline: backend must be "ts" or "wasm", got ${JSON.stringify(options.backend)}`);
   }
-  const name = typeof model === "string" ? model : "model";
+  const name = typeof model === "string" ? model : isFiles(model) ? "local files" : "model";
   let m: PerceiverForImageClassification | null =
-    typeof model === "string"
+    typeof model === "string" || isFiles(model)
       ? await PerceiverForImageClassification.fromPretrained(model, { ...options, progress_callback: withoutReady(options.progress_callback) })
       : model;
   if (!(m instanceof PerceiverForImageClassification)) {
-    throw new PerceiverError("INPUT_INVALID", "pipeline: model must be a repo id, a path, a URL or a PerceiverForImageClassification");
+    throw new PerceiverError("INPUT_INVALID", "pipeline: model must be a repo id, a path, a URL, an array of Files or a PerceiverForImageClassification");
   }
   const settings: ComputeSettings = { backend: options.backend, threads: options.threads };
   // apply the backend and threads asked for now: where they cannot run (wasm without SIMD; threads on a page that
@@ -183,6 +186,10 @@ export async function pipeline(
   Object.defineProperty(callable, "model", { get: current, enumerable: true });
   progress?.({ status: "ready", name, task });
   return callable as unknown as Pipeline;
+}
+
+function isFiles(model: ModelSpec): model is readonly NamedBlob[] {
+  return Array.isArray(model);
 }
 
 /** The loader's events except "ready", which the pipeline sends itself (with the task) once it is built. */
