@@ -225,7 +225,7 @@ describe("progress_callback and the model's files", () => {
   });
 
   it("loads from picked Files (a browser's file picker), with their preprocessor_config.json; clear errors for a wrong pick", async () => {
-    const file = (name: string, data: Uint8Array | string) => new File([data], name);
+    const file = (name: string, data: Uint8Array | string) => new File([data as BlobPart], name);
     const config = file("config.json", readFileSync(join(TINY, "config.json")));
     const weights = file("model.safetensors", readFileSync(join(TINY, "model.safetensors")));
     const proc = file("preprocessor_config.json", JSON.stringify(PROC));

@@ -9,6 +9,8 @@
  * (model.safetensors, else pytorch_model.bin, read by the restricted unpickler). Every file goes through the Cache
  * API (file-cache.ts), so a second load, also after a reload, is offline and makes no network request; a download
  * interrupted by closing the page continues from the segments it kept.
+ *
+ * blobPretrainedParts reads the same files from Files a user picked (no network, no cache).
  */
 import { PerceiverError } from "../errors.js";
 import { readSafetensors } from "../io/checkpoint/safetensors.js";

@@ -14,6 +14,7 @@
  */
 import { PerceiverError } from "../errors.js";
 import { DEFAULT_MAX_PIXELS, decodeImage, fromPixels, type RgbImage } from "../io/image/decode.js";
+import { isNodeRuntime } from "../perceiver/pretrained.js";
 
 export type PixelSource = { width: number; height: number; data: Uint8Array | Uint8ClampedArray };
 
@@ -41,8 +42,6 @@ export interface ImageInputOptions {
 
 const DEFAULT_MAX_BYTES = 256 * 2 ** 20;
 
-const isNode = () => typeof process !== "undefined" && typeof process.versions?.node === "string" && typeof (globalThis as { window?: unknown }).window === "undefined";
-
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -61,7 +60,7 @@ export function describeInput(input: unknown): string {
 export async function loadImageInput(input: ImageInput, opts: ImageInputOptions = {}): Promise<RgbImage> {
   if (typeof input === "string") {
     if (/^(https?|data|blob):/i.test(input)) return fromBytes(await fetchBytes(input, opts), opts.name ?? describeInput(input), opts);
-    if (isNode()) {
+    if (isNodeRuntime()) {
       const { loadImageFile } = await import("../io/image/decode-node.js");
       return loadImageFile(input, { exifOrientation: opts.exifOrientation, maxPixels: opts.maxPixels, source: opts.name });
     }

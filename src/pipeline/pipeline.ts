@@ -109,7 +109,11 @@ export async function pipeline(
     return m;
   };
 
-  /** Inputs -> per-input results of `each` on batches of pixel tensors; one forward pass at a time across pipelines. */
+  /**
+   * Inputs -> one result per input: `forward` runs on batches of pixel tensors [B, 3, H, W] and returns B results;
+   * its layer progress becomes compute events counted over the whole call. One forward pass at a time across
+   * pipelines (runExclusive).
+   */
   const run = async <R>(input: ImageInput | ImageInput[], opts: CallOptions, forward: (model: PerceiverForImageClassification, pixels: Tensor, onProgress: (done: number, total: number) => void) => Promise<R[]>): Promise<R[]> => {
     const model = current();
     const inputs = Array.isArray(input) ? input : [input];
@@ -135,7 +139,8 @@ export async function pipeline(
         const done0 = results.length * layers;
         const out = await runExclusive(settings, () =>
           forward(current(), stack(group), (done, t) => {
-            progress?.({ status: "compute", name, task, done: done0 + (done * group.length * layers) / t, total, progress: (100 * (done0 + (done * group.length * layers) / t)) / total });
+            const d = done0 + (done / t) * group.length * layers; // t = layers: every layer ran on the group's images
+            progress?.({ status: "compute", name, task, done: d, total, progress: (100 * d) / total });
           }));
         results.push(...out);
       }
