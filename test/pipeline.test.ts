@@ -263,6 +263,19 @@ describe("progress_callback and the model's files", () => {
     } finally {
       hub.setFaults({});
     }
+    // a config.json too large to be one is refused by its announced size, before it is read
+    const huge = http.createServer((req, res) => {
+      res.writeHead(200, { "Content-Length": String(2 ** 30) });
+      res.write("{");
+    });
+    await new Promise<void>((r) => huge.listen(0, "127.0.0.1", () => r()));
+    try {
+      const at = `http://127.0.0.1:${(huge.address() as AddressInfo).port}/m`;
+      await expect(PerceiverForImageClassification.fromPretrained(at)).rejects.toMatchObject({ code: "HUB_HTTP", message: expect.stringContaining("config.json") });
+    } finally {
+      huge.closeAllConnections();
+      await new Promise<void>((r) => huge.close(() => r()));
+    }
     await expect(PerceiverForImageClassification.fromPretrained(`${hub.endpoint}/org/none/resolve/main`)).rejects.toMatchObject({
       code: "HUB_NOT_FOUND", message: expect.stringMatching(/config\.json: HTTP 404 .*repository not found/),
     });

@@ -108,7 +108,7 @@ export async function fetchPretrainedParts(spec: string, options: LoadOptions = 
     cb?.({ status: "initiate", name, file });
     let started = false;
     const bytes = await fetchFile(url, {
-      ...fetchOpts, file, optional,
+      ...fetchOpts, file, optional, maxBytes: file.endsWith(".json") ? MAX_JSON_BYTES : undefined,
       // whole segments of a large file are kept as they arrive: a load interrupted by closing the page resumes
       resume: (await cache.getPartial(url)) ?? undefined,
       onSegment: (index, segment, meta) => cache.putSegment(url, index, segment, meta),
@@ -192,7 +192,8 @@ export async function blobPretrainedParts(files: readonly NamedBlob[], options: 
       if (optional) return null;
       throw new PerceiverError("CHECKPOINT_NOT_FOUND", `no ${file} among the files (picked: ${picked})`);
     }
-    if (blob.size > MAX_LOCAL_BYTES) throw new PerceiverError("CHECKPOINT_NOT_FOUND", `${blob.name} is ${blob.size} bytes, more than ${MAX_LOCAL_BYTES}`);
+    const limit = file.endsWith(".json") ? MAX_JSON_BYTES : MAX_LOCAL_BYTES;
+    if (blob.size > limit) throw new PerceiverError("CONFIG_INVALID", `${blob.name} is ${blob.size} bytes, more than the ${limit} accepted for it`);
     cb?.({ status: "progress", name: "local files", file: blob.name, loaded: 0, total: blob.size, progress: 0 });
     const bytes = new Uint8Array(await blob.arrayBuffer());
     cb?.({ status: "done", name: "local files", file: blob.name, loaded: bytes.length, total: bytes.length, cached: true });

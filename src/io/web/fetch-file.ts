@@ -32,6 +32,8 @@ export interface FetchFileOptions {
   onRestart?: () => Promise<void>;
   /** Segment size for onSegment (default 8 MiB). */
   segmentBytes?: number;
+  /** Largest file accepted (default MAX_FILE_BYTES); checked against the announced size, then while receiving. */
+  maxBytes?: number;
 }
 
 /** What identifies the file a segment belongs to. */
@@ -88,6 +90,7 @@ export async function fetchFile(url: string, opts: FetchFileOptions): Promise<Ui
   const doFetch = opts.fetch ?? globalThis.fetch;
   const { file } = opts;
   const segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+  const maxBytes = Math.min(opts.maxBytes ?? MAX_FILE_BYTES, MAX_FILE_BYTES);
   let chunks: Uint8Array[] = [];
   let loaded = 0;
   let total: number | null = null;
@@ -190,9 +193,9 @@ export async function fetchFile(url: string, opts: FetchFileOptions): Promise<Ui
         total = length !== null && /^\d+$/.test(length) ? Number(length) : null;
         etag = resTag;
       }
-      if (total !== null && total > MAX_FILE_BYTES) {
+      if (total !== null && total > maxBytes) {
         await res.body?.cancel().catch(() => undefined);
-        throw new PerceiverError("HUB_HTTP", `${file}: ${url} is ${total} bytes, more than the ${MAX_FILE_BYTES} a browser can hold in one piece`);
+        throw new PerceiverError("HUB_HTTP", `${file}: ${url} is ${total} bytes, more than the ${maxBytes} accepted for this file`);
       }
       report(true);
       if (res.body === null) throw new PerceiverError("HUB_HTTP", `${file}: empty response from ${url}`);
@@ -212,9 +215,11 @@ export async function fetchFile(url: string, opts: FetchFileOptions): Promise<Ui
         loaded += r.value.length;
         pending.push(r.value);
         pendingBytes += r.value.length;
-        if (loaded > (total ?? MAX_FILE_BYTES)) {
+        if (loaded > (total ?? maxBytes)) {
           await reader.cancel().catch(() => undefined);
-          throw new PerceiverError("HUB_INTEGRITY", `${file}: ${url} sent more than the ${total ?? MAX_FILE_BYTES} bytes announced`);
+          throw total === null
+            ? new PerceiverError("HUB_HTTP", `${file}: ${url} sent more than the ${maxBytes} bytes accepted for this file`)
+            : new PerceiverError("HUB_INTEGRITY", `${file}: ${url} sent more than the ${total} bytes announced`);
         }
         await flush();
         report(false);
