@@ -27,8 +27,8 @@ export { checkForwardMemory, estimateForwardMemory } from "./perceiver/memory.js
 export type { Preprocessor } from "./perceiver/preprocessor.js";
 export {
   pipeline, PIPELINE_TASKS, type PipelineTask, type PipelineOptions, type ImageClassificationPipeline, type ImageFeatureExtractionPipeline,
-  type Pipeline, type ClassifyOptions, type FeatureExtractionOptions, type ImageClassificationResult,
+  type Pipeline, type ClassifyOptions, type FeatureExtractionOptions, type ImageClassificationResult, type ModelSpec,
 } from "./pipeline/pipeline.js";
 export { loadImageInput, type ImageInput, type ImageInputOptions } from "./pipeline/inputs.js";
-export type { LoadOptions, ProgressInfo, ProgressCallback } from "./perceiver/pretrained.js";
+export type { LoadOptions, NamedBlob, ProgressInfo, ProgressCallback } from "./perceiver/pretrained.js";
 export { DEFAULT_MODEL, SAFETENSORS_COMMIT } from "./io/hub/default-model.js";
