@@ -177,6 +177,19 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)("pipeline and fromPretrained in headless 
       ["config.json", true], ["preprocessor_config.json", true], ["pytorch_model.bin", true],
     ]);
     expect(second.events.filter((e) => e.status === "download")).toEqual([]);
+
+    // worker threads cannot run on a page's main thread: asking for them fails pipeline() with the reason, at once
+    const refused = await page.evaluate(async ({ endpoint, repo, revision }) => {
+      const { pipeline } = (globalThis as unknown as { perceiver: typeof import("../src/index.js") }).perceiver;
+      try {
+        await pipeline("image-feature-extraction", repo, { endpoint, revision, threads: 2 });
+        return null;
+      } catch (e) {
+        return { code: (e as { code?: string }).code, message: (e as Error).message };
+      }
+    }, { endpoint: proxy.url, repo: REPO, revision: SHA });
+    expect(refused).toMatchObject({ code: "CONFIG_UNSUPPORTED", message: expect.stringMatching(/SharedArrayBuffer|Web Worker/) });
+    expect(hub.requests).toEqual([]); // that load came from the cache too
     expect(pageErrors).toEqual([]);
     console.log(`browser pipeline: ${firstRequests} hub requests on the first load, 0 after the reload`);
     await context.close();
