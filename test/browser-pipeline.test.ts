@@ -5,7 +5,8 @@
  * inputs (a relative URL, bytes, a Blob, an ImageBitmap, a canvas, ImageData, an <img>, a JPEG Blob, in one array)
  * and must get the labels
  * the library computes in Node, per image. Then the page is reloaded: the model comes from the Cache API, and the hub
- * sees no request at all.
+ * sees no request at all. Last, in a Web Worker of a cross-origin isolated page, a pipeline runs on 2 worker threads
+ * and its dispose() stops them.
  *
  * Needs Chromium (/usr/bin/chromium, or PERCEIVER_CHROMIUM). Without it the file is skipped with one line, except
  * under CI=true, where a missing browser fails.
@@ -60,6 +61,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)("pipeline and fromPretrained in headless 
   let hub: FakeHub;
   let proxy: LocalServer;
   let site: LocalServer;
+  let isolatedSite: LocalServer;
   let browser: Browser;
   let expected: { label: string; score: number }[][];
   const pageErrors: string[] = [];
@@ -70,6 +72,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)("pipeline and fromPretrained in headless 
     await build({
       root: join(ROOT, "test/browser-pipeline"), base: "./", configFile: false, logLevel: "warn", publicDir: false,
       plugins: [browserBuild],
+      worker: { format: "es", plugins: () => [browserBuild] },
       resolve: { alias: [{ find: /^pngjs$/, replacement: join(ROOT, "demo/stubs/pngjs.ts") }] },
       build: { outDir, emptyOutDir: true, target: "es2022", chunkSizeWarningLimit: 4096 },
     });
@@ -82,6 +85,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)("pipeline and fromPretrained in headless 
     hub = await startFakeHub({ repos: { [REPO]: { commits: { [SHA]: { files } }, refs: { main: SHA } } } });
     proxy = await startCorsProxy(hub.endpoint);
     site = await startStaticServer(outDir);
+    isolatedSite = await startStaticServer(outDir, { crossOriginIsolated: true });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
 
     // The reference: the class API in Node with the same preprocessor settings, images decoded by the library.
@@ -100,6 +104,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)("pipeline and fromPretrained in headless 
   afterAll(async () => {
     await browser?.close();
     await site?.close();
+    await isolatedSite?.close();
     await proxy?.close();
     await hub?.close();
     if (outDir) rmSync(outDir, { recursive: true, force: true });
@@ -193,5 +198,23 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)("pipeline and fromPretrained in headless 
     expect(pageErrors).toEqual([]);
     console.log(`browser pipeline: ${firstRequests} hub requests on the first load, 0 after the reload`);
     await context.close();
+  });
+
+  it("in a Web Worker of a cross-origin isolated page, a pipeline runs on 2 threads and its dispose() stops them", async () => {
+    const page = await browser.newPage();
+    page.setDefaultTimeout(60_000);
+    await page.goto(`${isolatedSite.url}/`);
+    await page.waitForFunction(() => document.body.dataset.ready === "1");
+    expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
+    const r = (await page.evaluate(async ({ endpoint, repo, revision }) => {
+      const image = await (await fetch("./astronaut.png")).blob();
+      return (globalThis as unknown as { runInWorker: (q: unknown) => Promise<unknown> }).runInWorker({ endpoint, repo, revision, image });
+    }, { endpoint: proxy.url, repo: REPO, revision: SHA })) as { lists?: PageRun["lists"]; during?: number; after?: number; error?: string };
+    expect(r.error).toBeUndefined();
+    expect(r.during).toBe(2);
+    expect(r.after).toBe(1); // the last live pipeline stopped the worker threads
+    expect(r.lists![0].map((p) => p.label)).toEqual(expected[1].map((p) => p.label));
+    r.lists![0].forEach((p, i) => expect(Math.abs(p.score - expected[1][i].score)).toBeLessThanOrEqual(PROB_TOL));
+    await page.close();
   });
 });
