@@ -168,7 +168,7 @@ ckpt("cross-heads-not-dividing", { "config.json": json({ ...CONFIG, qk_channels:
 ckpt("bad-config", { "config.json": json({ ...CONFIG, num_latents: "two" }), "model.safetensors": half(weights()) }, "CONFIG_INVALID", "\"num_latents\" must be an integer", "num_latents is a string");
 ckpt("pickle-forbidden", { "config.json": json(CONFIG), "pytorch_model.bin": readFileSync(join(FIXTURES, "pickle", "os-system-global.bin")) }, "PICKLE_FORBIDDEN_GLOBAL", "forbidden global os.system", "pytorch_model.bin whose pickle calls os.system");
 // These load; only classify reads preprocessor_config.json (see the "cli" cases).
-ckpt("bad-preprocessor", { "config.json": json(CONFIG), "model.safetensors": half(weights()), "preprocessor_config.json": json({ size: { height: -224, width: 224 } }) }, null, "", "loads; classify refuses its preprocessor_config.json");
+ckpt("bad-preprocessor", { "config.json": json(CONFIG), "model.safetensors": half(weights()), "preprocessor_config.json": json({ size: { height: -224, width: 224 } }) }, "CONFIG_INVALID", "preprocessor_config.json: field \"size\"", "fromPretrained and classify refuse its preprocessor_config.json");
 ckpt("huge-resize", { "config.json": json(CONFIG), "model.safetensors": half(weights()), "preprocessor_config.json": json({ size: { height: 30000, width: 30000 }, crop_size: { height: 30000, width: 30000 } }) }, null, "", "loads; classify refuses the 30000x30000 input before allocating it");
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -55,6 +55,8 @@ export type PerceiverErrorCode =
   | "HUB_OFFLINE_MISS"
   | "HUB_DISK"
   | "HUB_WEIGHTS_PICKLE_ONLY"
+  // pipelines: a call after dispose()
+  | "DISPOSED"
   // CLI
   | "USAGE";
 

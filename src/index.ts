@@ -1,6 +1,7 @@
 /**
- * perceiver-ts public API (browser-safe: no Node built-ins are imported from here; `fromPretrained` loads its
- * Node-only helpers on demand). Node helpers for files and the hub are in `perceiver-ts/node`.
+ * perceiver-ts public API (browser-safe: no Node built-ins are imported from here; `fromPretrained` and `pipeline`
+ * load their Node-only helpers on demand, behind runtime checks). Node helpers for files and the hub are in
+ * `perceiver-ts/node`.
  */
 export { PerceiverError, isPerceiverError, type PerceiverErrorCode } from "./errors.js";
 export { Tensor } from "./tensor/tensor.js";
@@ -25,3 +26,10 @@ export { encodePng, encodeRgbPng } from "./io/image/png-encode.js";
 export { getColormap, COLORMAP_NAMES, type Colormap } from "./io/image/colormap.js";
 export { checkForwardMemory, estimateForwardMemory } from "./perceiver/memory.js";
 export type { Preprocessor } from "./perceiver/preprocessor.js";
+export {
+  pipeline, PIPELINE_TASKS, type PipelineTask, type PipelineOptions, type ImageClassificationPipeline, type ImageFeatureExtractionPipeline,
+  type Pipeline, type ClassifyOptions, type FeatureExtractionOptions, type ImageClassificationResult, type ModelSpec,
+} from "./pipeline/pipeline.js";
+export { loadImageInput, type ImageInput, type ImageInputOptions } from "./pipeline/inputs.js";
+export type { LoadOptions, NamedBlob, ProgressInfo, ProgressCallback } from "./perceiver/pretrained.js";
+export { DEFAULT_MODEL, SAFETENSORS_COMMIT } from "./io/hub/default-model.js";

@@ -1,131 +1,23 @@
 /**
- * Loading a pretrained model in Node: from a local folder, a checkpoint file, or a Hugging Face repo id (through
- * the huggingface_hub-compatible cache). The browser path is PerceiverForImageClassification.fromStateDict.
+ * Loading a pretrained model in Node into a model (the file handling is in load-files.ts; every runtime's
+ * fromPretrained is in pretrained.ts). Kept for the CLI and for `perceiver-ts/node`'s loadPretrained.
  */
-import { readFile, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { PerceiverError } from "../errors.js";
-import type { HubOptions } from "../io/hub/hub.js";
-import { readSafetensorsFile } from "../io/checkpoint/safetensors-node.js";
-import type { StateDict } from "../io/checkpoint/state-dict.js";
-import { parsePerceiverConfig, type PerceiverConfig } from "./config.js";
-import { downloadModelFiles, looksLikeRepoId } from "../io/hub/hub-model.js";
-import { imageProcessorConfigFromJson, type ImageProcessorConfig } from "../io/image/image-processor.js";
 import { PerceiverForImageClassification } from "./model.js";
-import { expectedWeights } from "./weights.js";
+import { readModelFiles, type ModelFiles } from "./load-files.js";
+import type { LoadOptions } from "./pretrained.js";
 
-export interface LoadOptions {
-  /** Use this config instead of the config.json next to the weights. */
-  config?: PerceiverConfig;
-  /** Options for hub downloads (revision, token, cache, offline, progress) when a repo id is given. */
-  hub?: HubOptions;
-}
+export {
+  findWeightsInFolder, readConfigFile, readImageProcessorConfigFile, readStateDictFile, resolveModelFiles, type ModelFiles,
+} from "./load-files.js";
+export type { LoadOptions } from "./pretrained.js";
 
-export interface ModelFiles {
-  /** null when a local checkpoint has no config.json beside it (then LoadOptions.config must be given) */
-  configPath: string | null;
-  weightsPath: string;
-  preprocessorConfigPath: string | null;
-}
-
-async function isFile(p: string): Promise<boolean> {
-  try {
-    return (await stat(p)).isFile();
-  } catch {
-    return false;
-  }
-}
-
-async function isDirectory(p: string): Promise<boolean> {
-  try {
-    return (await stat(p)).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-/** Largest config.json / preprocessor_config.json read (ImageNet's, with 1000 labels, is 30 KB). */
-const MAX_JSON_BYTES = 64 * 2 ** 20;
-
-async function readJson(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    const st = await stat(path);
-    if (!st.isFile()) throw new Error("not a regular file");
-    if (st.size > MAX_JSON_BYTES) {
-      throw new PerceiverError("CONFIG_INVALID", `${path} is ${st.size} bytes, too large for a config file (limit ${MAX_JSON_BYTES})`);
-    }
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    if (e instanceof PerceiverError) throw e;
-    throw new PerceiverError("CHECKPOINT_NOT_FOUND", `cannot read ${path}: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new PerceiverError("CONFIG_INVALID", `${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
-  }
-}
-
-export async function readConfigFile(path: string): Promise<PerceiverConfig> {
-  return parsePerceiverConfig(await readJson(path), path);
-}
-
-/** preprocessor_config.json -> image processor settings; null path -> the deepmind/vision-perceiver-conv defaults. */
-export async function readImageProcessorConfigFile(path: string | null): Promise<Partial<ImageProcessorConfig>> {
-  return path === null ? {} : imageProcessorConfigFromJson(await readJson(path), path);
-}
-
-/** Read a checkpoint file by its extension (.safetensors, or .bin / .pt / .pth for pytorch_model.bin). */
-export async function readStateDictFile(path: string): Promise<StateDict> {
-  if (path.endsWith(".safetensors")) return readSafetensorsFile(path);
-  if (/\.(bin|pt|pth)$/.test(path)) {
-    const { readTorchBinFile } = await import("../io/checkpoint/torch-bin-node.js");
-    return readTorchBinFile(path);
-  }
-  throw new PerceiverError("CHECKPOINT_NOT_FOUND", `${path}: unknown checkpoint format (expected .safetensors or pytorch_model.bin)`);
-}
-
-/** Find the weights in a local folder: model.safetensors first, then pytorch_model.bin. */
-export async function findWeightsInFolder(folder: string): Promise<string> {
-  for (const name of ["model.safetensors", "pytorch_model.bin"]) {
-    if (await isFile(join(folder, name))) return join(folder, name);
-  }
-  throw new PerceiverError("CHECKPOINT_NOT_FOUND", `${folder} has neither model.safetensors nor pytorch_model.bin`);
-}
-
-/** Where config, weights and preprocessor config are, for a folder, a checkpoint file, or a hub repo id. */
-export async function resolveModelFiles(spec: string, hub: HubOptions = {}): Promise<ModelFiles> {
-  const local = async (folder: string, weightsPath: string): Promise<ModelFiles> => {
-    const configPath = join(folder, "config.json");
-    const pre = join(folder, "preprocessor_config.json");
-    return { configPath: (await isFile(configPath)) ? configPath : null, weightsPath, preprocessorConfigPath: (await isFile(pre)) ? pre : null };
-  };
-  if (await isDirectory(spec)) return local(spec, await findWeightsInFolder(spec));
-  if (await isFile(spec)) return local(dirname(spec), spec);
-  if (looksLikeRepoId(spec)) return downloadModelFiles(spec, hub);
-  throw new PerceiverError("CHECKPOINT_NOT_FOUND", `${spec}: no such folder or file, and not a hub repo id (org/name)`);
-}
-
+/** Builds the model from resolved files (config.json, weights, preprocessor_config.json). */
 export async function loadFromFiles(files: ModelFiles, options: LoadOptions = {}): Promise<PerceiverForImageClassification> {
-  let config = options.config;
-  if (!config) {
-    if (files.configPath === null) {
-      throw new PerceiverError("CHECKPOINT_NOT_FOUND", `no config.json next to ${files.weightsPath}: put the model's config.json there, or pass a config`);
-    }
-    config = await readConfigFile(files.configPath);
-    // Lay out the weights the config implies before reading a possibly large checkpoint: shape rules that need the
-    // preprocessor (e.g. cross-attention heads vs its channels) fail here, naming the config file.
-    try {
-      expectedWeights(config);
-    } catch (e) {
-      throw e instanceof PerceiverError ? new PerceiverError(e.code, `${files.configPath}: ${e.message}`, { cause: e }) : e;
-    }
-  }
-  const sd = await readStateDictFile(files.weightsPath);
-  return PerceiverForImageClassification.fromStateDict(config, sd, basename(files.weightsPath));
+  const parts = await readModelFiles(files, options);
+  return PerceiverForImageClassification.fromParts(parts);
 }
 
+/** PerceiverForImageClassification.fromPretrained under its old name. */
 export async function loadPretrained(spec: string, options: LoadOptions = {}): Promise<PerceiverForImageClassification> {
-  return loadFromFiles(await resolveModelFiles(spec, options.hub), options);
+  return PerceiverForImageClassification.fromPretrained(spec, options);
 }

@@ -12,6 +12,7 @@
  */
 import { PerceiverError } from "../errors.js";
 import type { StateDict } from "../io/checkpoint/state-dict.js";
+import { defaultImageProcessorConfig, type ImageProcessorConfig } from "../io/image/image-processor.js";
 import { MultiHeadAttention } from "../layers/attention.js";
 import { LayerNorm } from "../layers/layernorm.js";
 import { Linear } from "../layers/linear.js";
@@ -26,6 +27,7 @@ import type { Preprocessor } from "./preprocessor.js";
 import { LearnedPreprocessor } from "./preprocessor-learned.js";
 import { PixelsPreprocessor } from "./preprocessor-pixels.js";
 import { checkForwardMemory } from "./memory.js";
+import { loadPretrainedParts, type LoadOptions, type NamedBlob, type PretrainedParts } from "./pretrained.js";
 import { checkWeights, expectedWeights, layerShapes } from "./weights.js";
 
 export interface ForwardOptions {
@@ -62,6 +64,12 @@ export class PerceiverForImageClassification {
   readonly decoderQuery: Float32Array; // decoder.decoder.output_position_encodings.position_embeddings [1, dLatents]
   readonly decoderCrossAttention: PerceiverLayer; // decoder.decoder.decoding_cross_attention
   readonly finalLayer: Linear; // decoder.decoder.final_layer
+  /**
+   * How images are prepared for this model: the checkpoint's preprocessor_config.json as fromPretrained read it
+   * (the deepmind/vision-perceiver-conv defaults for a model built with fromStateDict). Use it as
+   * `preprocessBatch(images, model.imageProcessorConfig)`.
+   */
+  imageProcessorConfig: ImageProcessorConfig = defaultImageProcessorConfig;
 
   private constructor(config: PerceiverConfig, sd: StateDict) {
     this.config = config;
@@ -116,13 +124,24 @@ export class PerceiverForImageClassification {
     return new PerceiverForImageClassification(config, sd);
   }
 
+  /** Build from loaded parts (pretrained.ts): the state dict, and the image processor settings. */
+  static fromParts(parts: PretrainedParts): PerceiverForImageClassification {
+    const model = PerceiverForImageClassification.fromStateDict(parts.config, parts.stateDict, parts.source);
+    model.imageProcessorConfig = parts.imageProcessorConfig;
+    return model;
+  }
+
   /**
-   * Load from a local folder (config.json + model.safetensors or pytorch_model.bin), a .safetensors file
-   * (config.json next to it), or a Hugging Face repo id (downloaded into the huggingface_hub cache). Node only.
+   * Load config.json, preprocessor_config.json and the weights (model.safetensors, else pytorch_model.bin), from
+   *   Node:    a local folder, a checkpoint file (config.json next to it), or a hub repo id (huggingface_hub cache);
+   *   browser: a hub repo id (https://huggingface.co/{repo}/resolve/{revision}/{file}) or a base URL, kept in the
+   *            Cache API so that the next load is offline; or picked Files. See pretrained.ts for the options.
    */
-  static async fromPretrained(pathOrRepoId: string, options: import("./load.js").LoadOptions = {}): Promise<PerceiverForImageClassification> {
-    const { loadPretrained } = await import("./load.js");
-    return loadPretrained(pathOrRepoId, options);
+  static async fromPretrained(pathOrRepoId: string | readonly NamedBlob[], options: LoadOptions = {}): Promise<PerceiverForImageClassification> {
+    const parts = await loadPretrainedParts(pathOrRepoId, options);
+    const model = PerceiverForImageClassification.fromParts(parts);
+    options.progress_callback?.({ status: "ready", name: typeof pathOrRepoId === "string" ? pathOrRepoId : "local files" });
+    return model;
   }
 
   /** Total number of layer applications reported by onProgress. */

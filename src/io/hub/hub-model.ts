@@ -1,20 +1,15 @@
 /** Fetch a model's files from the Hugging Face hub (or its cache) the way transformers chooses them. */
 import { PerceiverError } from "../../errors.js";
+import { DEFAULT_MODEL, SAFETENSORS_COMMIT } from "./default-model.js";
 import { hfHubDownload, type HubOptions } from "./hub.js";
 
-/** The hub repo of the default model, and the commit where its safetensors conversion lives (unmerged PR). */
-export const DEFAULT_MODEL = "deepmind/vision-perceiver-conv";
-export const SAFETENSORS_COMMIT = "9e887ddb738d7de3bb0dc357003fec3ab44af668";
+export { DEFAULT_MODEL, SAFETENSORS_COMMIT, looksLikeRepoId } from "./default-model.js";
 
 export interface HubModelFiles {
   configPath: string;
   weightsPath: string;
   /** null when the repo has no preprocessor_config.json (the defaults are used) */
   preprocessorConfigPath: string | null;
-}
-
-export function looksLikeRepoId(s: string): boolean {
-  return /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(s) && !s.endsWith(".safetensors") && !s.endsWith(".bin");
 }
 
 async function optional(repoId: string, file: string, opts: HubOptions): Promise<string | null> {
