@@ -148,6 +148,24 @@ describe("safetensors files: the header is read and checked before the data", ()
     rmSync(file);
   });
 
+  it("a 40 MB header of 20 million values is refused by the value budget (typed, under a 160 MiB heap)", () => {
+    const body = `{"x":{"dtype":"U8","shape":[0],"data_offsets":[0,0],"pad":[${"0,".repeat(20_000_000)}0]}}`;
+    const file = join(dir, "numbers.safetensors");
+    const h = Buffer.from(body);
+    const out = Buffer.alloc(8 + h.length);
+    out.writeBigUInt64LE(BigInt(h.length), 0);
+    h.copy(out, 8);
+    writeFileSync(file, out);
+    const script = `import { readSafetensorsFile } from ${JSON.stringify(join(import.meta.dirname, "../src/io/checkpoint/safetensors-node.ts"))};
+      readSafetensorsFile(${JSON.stringify(file)}).then(() => console.log("loaded"), (e) => console.log(e.code + ": " + e.message));`;
+    const r = spawnSync(process.execPath, ["--max-old-space-size=160", "--import", "tsx", "--input-type=module", "-e", script], {
+      encoding: "utf8", timeout: 60_000,
+    });
+    rmSync(file);
+    expect(r.status, r.stderr.slice(0, 500)).toBe(0);
+    expect(r.stdout).toMatch(/^SAFETENSORS_HEADER_TOO_LARGE: .*more than 1000000 JSON values/);
+  }, 60_000);
+
   it("the file writer creates its temporary file exclusively: a planted symlink is refused, its target untouched", async () => {
     const out = join(dir, "out.safetensors");
     const victim = join(dir, "victim.txt");

@@ -10,14 +10,15 @@
  *   (a HashMap);
  * - a top-level name given twice is refused here with SAFETENSORS_DUPLICATE_KEY (serde refuses a repeated
  *   `__metadata__`; a repeated tensor name is ambiguous, so it is refused too);
- * - the JSON itself follows serde_json (strict-json.ts): lone surrogate escapes, depth past 128 and a BOM are errors.
+ * - the JSON itself follows serde_json (strict-json.ts): lone surrogate escapes, depth past 128 and a BOM are errors;
+ *   more than 1,000,000 values is SAFETENSORS_HEADER_TOO_LARGE (the heap cost of a 100 MB header stays bounded).
  * The tiling of the data section is checked by the reader (safetensors.ts).
  */
 import { PerceiverError } from "../../errors.js";
 import type { PerceiverErrorCode } from "../../errors.js";
 import { DTYPE_SIZE, checkedNumel, isDtype } from "./dtypes.js";
 import type { TensorInfo } from "./state-dict.js";
-import { JsonNumber, JsonObject, JsonSyntaxError, parseStrictJson, usizeOf } from "./strict-json.js";
+import { JsonBudgetError, JsonNumber, JsonObject, JsonSyntaxError, parseStrictJson, usizeOf } from "./strict-json.js";
 import type { JsonValue } from "./strict-json.js";
 
 /** One header entry after validation. Offsets are relative to the start of the data section. */
@@ -73,6 +74,10 @@ export function parseSafetensorsHeader(text: string, src: string): SafetensorsHe
   try {
     header = parseStrictJson(text);
   } catch (e) {
+    if (e instanceof JsonBudgetError) {
+      throw new PerceiverError("SAFETENSORS_HEADER_TOO_LARGE",
+        `${src}: header holds ${e.message} (a header needs about 10 per tensor); not a safetensors file?`, { cause: e });
+    }
     const why = e instanceof JsonSyntaxError ? e.message : String(e);
     throw new PerceiverError("SAFETENSORS_HEADER_NOT_JSON", `${src}: header is not valid JSON (${why})`, { cause: e });
   }

@@ -7,8 +7,9 @@ import { open, rename, rm } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { PerceiverError } from "../../errors.js";
 import { parseSafetensorsHeader } from "./safetensors-header.js";
-import { readHeaderLength, readSafetensors } from "./safetensors.js";
-import type { ReadSafetensorsOptions, SafetensorsFile } from "./safetensors.js";
+import type { SafetensorsHeader } from "./safetensors-header.js";
+import { readHeaderLength, SafetensorsFile } from "./safetensors.js";
+import type { ReadSafetensorsOptions } from "./safetensors.js";
 import { dataBytes, headerLengthPrefix, safetensorsLayout } from "./safetensors-write.js";
 import type { SafetensorsTensor } from "./safetensors-write.js";
 
@@ -37,6 +38,7 @@ export async function readSafetensorsFile(path: string, opts: ReadSafetensorsOpt
   }
   try {
     let bytes: Uint8Array;
+    let parsed: SafetensorsHeader;
     try {
       const st = await fh.stat();
       if (!st.isFile()) throw new PerceiverError("CHECKPOINT_NOT_FOUND", `cannot read checkpoint ${path}: not a regular file`);
@@ -53,7 +55,8 @@ export async function readSafetensorsFile(path: string, opts: ReadSafetensorsOpt
       } catch (e) {
         throw new PerceiverError("SAFETENSORS_HEADER_NOT_UTF8", `${o.source}: header (${n} bytes) is not valid UTF-8`, { cause: e });
       }
-      const { entries } = parseSafetensorsHeader(text, o.source);
+      parsed = parseSafetensorsHeader(text, o.source);
+      const { entries } = parsed;
       const dataEnd = entries.reduce((m, e) => Math.max(m, e.end), 0);
       const dataLen = size - 8 - n;
       if (dataEnd > dataLen) {
@@ -77,7 +80,7 @@ export async function readSafetensorsFile(path: string, opts: ReadSafetensorsOpt
       if (e instanceof PerceiverError) throw e;
       throw new PerceiverError("CHECKPOINT_NOT_FOUND", `cannot read checkpoint ${path}: ${(e as Error).message}`, { cause: e });
     }
-    return readSafetensors(bytes, o);
+    return new SafetensorsFile(bytes, o, parsed);
   } finally {
     await fh.close();
   }

@@ -15,7 +15,7 @@ import type { PerceiverErrorCode } from "../../errors.js";
 import { DTYPE_SIZE, assertLittleEndianHost, rawToFloat32, typedArrayOf } from "./dtypes.js";
 import type { RawTensorData } from "./dtypes.js";
 import { isIndex, kindOf, parseSafetensorsHeader } from "./safetensors-header.js";
-import type { SafetensorsEntry } from "./safetensors-header.js";
+import type { SafetensorsEntry, SafetensorsHeader } from "./safetensors-header.js";
 import type { StateDict, TensorInfo } from "./state-dict.js";
 
 export { DTYPE_SIZE, rawToFloat32, typedArrayOf, type RawTensorData } from "./dtypes.js";
@@ -87,7 +87,8 @@ export class SafetensorsFile implements StateDict {
   readonly #entries: Map<string, SafetensorsEntry>;
   readonly #order: string[];
 
-  constructor(bytes: ArrayBuffer | ArrayBufferLike | Uint8Array, opts: ReadSafetensorsOptions = {}) {
+  /** `header`: the header already parsed from these bytes (the file reader checks it before reading the data). */
+  constructor(bytes: ArrayBuffer | ArrayBufferLike | Uint8Array, opts: ReadSafetensorsOptions = {}, header?: SafetensorsHeader) {
     assertLittleEndianHost();
     const src = opts.source ?? "<safetensors buffer>";
     let u8: Uint8Array;
@@ -107,13 +108,15 @@ export class SafetensorsFile implements StateDict {
     this.dataByteOffset = 8 + n;
 
     // slice(): TextDecoder refuses views of a SharedArrayBuffer; headers are small.
-    let text: string;
-    try {
-      text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(u8.slice(8, 8 + n));
-    } catch (e) {
-      throw new PerceiverError("SAFETENSORS_HEADER_NOT_UTF8", `${src}: header (${n} bytes) is not valid UTF-8`, { cause: e });
+    let text = "";
+    if (header === undefined) {
+      try {
+        text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(u8.slice(8, 8 + n));
+      } catch (e) {
+        throw new PerceiverError("SAFETENSORS_HEADER_NOT_UTF8", `${src}: header (${n} bytes) is not valid UTF-8`, { cause: e });
+      }
     }
-    const { metadata, entries } = parseSafetensorsHeader(text, src);
+    const { metadata, entries } = header ?? parseSafetensorsHeader(text, src);
 
     // the data section must be tiled exactly: sort by (begin, end) like the Rust crate, then walk
     const sorted = entries.slice().sort((a, b) => a.begin - b.begin || a.end - b.end);

@@ -9,6 +9,8 @@
  * - nesting deeper than 128 arrays/objects is an error (serde_json's recursion limit), never a stack overflow;
  * - whitespace is space, tab, LF, CR only (a BOM is not whitespace); anything after the value but whitespace is
  *   an error.
+ * Cost: at most `maxValues` values and object members are built (JsonBudgetError beyond), so a 100 MB text of tiny
+ * values cannot fill the heap; a string is a slice of the text, or decoded in one native call when it has escapes.
  */
 
 /** A JSON number, as written. */
@@ -30,14 +32,28 @@ export class JsonSyntaxError extends Error {
   }
 }
 
+/** Thrown when the text holds more values than the caller's budget. */
+export class JsonBudgetError extends Error {
+  constructor(readonly maxValues: number) {
+    super(`more than ${maxValues} JSON values`);
+  }
+}
+
 /** serde_json's default recursion limit. */
 export const MAX_JSON_DEPTH = 128;
 
+/** Default budget of values and object members (a safetensors header needs about 10 per tensor). */
+export const DEFAULT_MAX_JSON_VALUES = 1_000_000;
+
 const NUMBER_RE = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 
-export function parseStrictJson(text: string): JsonValue {
+export function parseStrictJson(text: string, maxValues = DEFAULT_MAX_JSON_VALUES): JsonValue {
   let i = 0;
   const n = text.length;
+  let values = 0;
+  const count = () => {
+    if (++values > maxValues) throw new JsonBudgetError(maxValues);
+  };
   const fail = (msg: string, at = i): never => {
     throw new JsonSyntaxError(msg, at);
   };
@@ -55,58 +71,44 @@ export function parseStrictJson(text: string): JsonValue {
     i += 4;
     return parseInt(h, 16);
   };
+  // Validates a string literal (at its opening quote) with serde_json's rules and returns its value: a slice of the
+  // text when it has no escape, else JSON.parse of the literal (one native call; its escapes were checked here).
   const string = (): string => {
-    i++; // opening quote
-    let out = "";
-    let run = i; // start of the current run of plain characters
+    const open = i;
+    i++;
+    let escaped = false;
     for (;;) {
       if (i >= n) fail("unterminated string");
       const c = text.charCodeAt(i);
-      if (c === 0x22) {
-        out += text.slice(run, i);
-        i++;
-        return out;
-      }
+      if (c === 0x22) break;
       if (c < 0x20) fail("control character in a string");
       if (c !== 0x5c) {
         i++;
         continue;
       }
-      out += text.slice(run, i);
+      escaped = true;
       i++;
       const e = text[i++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case "\\": out += "\\"; break;
-        case "/": out += "/"; break;
-        case "b": out += "\b"; break;
-        case "f": out += "\f"; break;
-        case "n": out += "\n"; break;
-        case "r": out += "\r"; break;
-        case "t": out += "\t"; break;
-        case "u": {
-          const u = hex4();
-          if (u >= 0xdc00 && u <= 0xdfff) fail("lone trailing surrogate in hex escape", i - 6);
-          if (u >= 0xd800 && u <= 0xdbff) {
-            if (text[i] !== "\\" || text[i + 1] !== "u") fail("lone leading surrogate in hex escape", i - 6);
-            i += 2;
-            const lo = hex4();
-            if (lo < 0xdc00 || lo > 0xdfff) fail("lone leading surrogate in hex escape", i - 12);
-            out += String.fromCharCode(u, lo);
-          } else {
-            out += String.fromCharCode(u);
-          }
-          break;
+      if (e === "u") {
+        const u = hex4();
+        if (u >= 0xdc00 && u <= 0xdfff) fail("lone trailing surrogate in hex escape", i - 6);
+        if (u >= 0xd800 && u <= 0xdbff) {
+          if (text[i] !== "\\" || text[i + 1] !== "u") fail("lone leading surrogate in hex escape", i - 6);
+          i += 2;
+          const lo = hex4();
+          if (lo < 0xdc00 || lo > 0xdfff) fail("lone leading surrogate in hex escape", i - 12);
         }
-        default:
-          fail("invalid escape", i - 1);
+      } else if (e === undefined || !'"\\/bfnrt'.includes(e)) {
+        fail("invalid escape", i - 1);
       }
-      run = i;
     }
+    i++; // closing quote
+    return escaped ? (JSON.parse(text.slice(open, i)) as string) : text.slice(open + 1, i - 1);
   };
   const value = (depth: number): JsonValue => {
     ws();
     if (i >= n) fail("unexpected end of input");
+    count();
     const c = text[i];
     if (c === "{" || c === "[") {
       if (depth >= MAX_JSON_DEPTH) fail(`nesting deeper than ${MAX_JSON_DEPTH} levels`);
@@ -136,6 +138,7 @@ export function parseStrictJson(text: string): JsonValue {
       for (;;) {
         ws();
         if (text[i] !== '"') fail("expected a string key");
+        count();
         const k = string();
         ws();
         if (text[i] !== ":") fail("expected ':'");
