@@ -134,7 +134,8 @@ export class TorchStateDict implements StateDict {
    */
   getRaw(name: string): RawTensorData {
     const t = this.#tensor(name);
-    return typedArrayOf(this.getBytes(name), t.dtype, t.numel);
+    const bytes = this.getBytes(name);
+    return withTypedErrors(this.source, `reading tensor ${JSON.stringify(name)}`, () => typedArrayOf(bytes, t.dtype, t.numel));
   }
 
   /**
@@ -142,7 +143,8 @@ export class TorchStateDict implements StateDict {
    * F16/BF16 exact upcast, F64 rounded, integers converted (I64 via BigInt -> Number), BOOL as 0/1.
    */
   getFloat32(name: string): Float32Array {
-    return rawToFloat32(this.#tensor(name).dtype, this.getRaw(name));
+    const raw = this.getRaw(name);
+    return withTypedErrors(this.source, `converting tensor ${JSON.stringify(name)}`, () => rawToFloat32(this.#tensor(name).dtype, raw));
   }
 
   #tensor(name: string): TorchTensor {
