@@ -174,10 +174,15 @@ export function httpRequest(
         discard: () => {
           // Closed, not drained: a body that never ends (or trickles) must not keep a socket, a timer or the process
           // alive. Reusing the connection is not worth that risk.
+          // A response that has no body by protocol (HEAD, Content-Length 0) ends by itself: let it, so its
+          // connection is kept for the next request.
           discarded = true;
           queue.length = 0;
           queued = 0;
-          if (!ended) r.destroy();
+          if (!ended) {
+            if (method === "HEAD" || r.headers["content-length"] === "0") r.resume();
+            else r.destroy();
+          }
           done();
         },
       });
