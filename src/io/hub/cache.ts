@@ -229,7 +229,7 @@ export async function diskOp<T>(p: string, action: string, fn: () => Promise<T>)
 /** Throws HUB_DISK unless `p` lies inside `root` (after resolving `.` and `..` lexically). */
 function assertInside(root: string, p: string, action: string): string {
   const rel = path.relative(path.resolve(root), path.resolve(p));
-  if (rel === "" || rel.startsWith("..") || path.isAbsolute(rel)) {
+  if (rel === "" || rel === ".." || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
     throw new PerceiverError("HUB_DISK", `could not ${action} at ${p}: it is outside the cache folder ${root}`);
   }
   return rel;

@@ -4,7 +4,7 @@
  * The caller holds the blob's lock.
  *
  * Bounds: an absolute deadline for the whole file (all attempts and pauses), a retry budget that only real progress
- * (MIN_PROGRESS_BYTES in an attempt) refills, and a size cap (maxBytes) on what is written, announced or not.
+ * (progressStep bytes in an attempt) refills, and a size cap (maxBytes) on what is written, announced or not.
  */
 import { createHash } from "node:crypto";
 import { createReadStream, promises as fsp } from "node:fs";
@@ -31,7 +31,7 @@ export interface BlobDownload {
   deadline: number;
   /** Most bytes the file may have; the download fails past it (announced or not). */
   maxBytes: number;
-  /** Attempts after a transfer fails without progress (one that wrote MIN_PROGRESS_BYTES refills the budget). */
+  /** Attempts after a transfer fails without progress (one that wrote progressStep bytes refills the budget). */
   maxRetries: number;
   retryDelayMs: number;
   /** Human description for messages, e.g. `model.safetensors of org/name (revision main)`. */
@@ -167,6 +167,7 @@ async function transferOnce(
   const total = d.expectedSize ?? (Number.isFinite(contentLength) ? done + contentLength : null);
   if (total !== null && total > d.maxBytes) {
     res.discard();
+    await fsp.rm(d.incompletePath, { force: true }).catch(() => undefined);
     throw d.tooLargeError(total);
   }
   let fh: fsp.FileHandle;
