@@ -38,6 +38,8 @@ export interface ReadTorchBinOptions extends ZipReadOptions {
   verifyCrc?: boolean;
   /** Largest accepted data.pkl, in bytes. Default 64 MiB (a 142-tensor state dict's is tens of KB). */
   maxPickleBytes?: number;
+  /** Budget of values data.pkl may build (see UnpickleOptions.maxObjects). Default 4,000,000. */
+  maxPickleObjects?: number;
   /** Largest tensor (materialized, in bytes). Default 2 GiB - 1. */
   maxTensorBytes?: number;
   /**
@@ -285,7 +287,7 @@ function readTorchBinUnchecked(input: Uint8Array | ArrayBuffer, opts: ReadTorchB
     return undefined;
   };
 
-  const root = unpickle(zip.read(pklEntry.name, true), { source: pklSource, resolveGlobal, persistentLoad });
+  const root = unpickle(zip.read(pklEntry.name, true), { source: pklSource, resolveGlobal, persistentLoad, maxObjects: opts.maxPickleObjects });
   const tensors = stateDictOf(root, pklSource);
   const verifyCrc = opts.verifyCrc ?? true;
   const keep = checkCost(zip, tensors, verifyCrc, opts.maxTotalTensorBytes, source);
