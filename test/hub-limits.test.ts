@@ -191,7 +191,7 @@ describe("the CLI exits promptly when a body never ends", () => {
     });
     try {
       const cache = await freshCache();
-      const img = path.join(tmpRoot, "none.png");
+      const img = path.join(import.meta.dirname, "fixtures", "images", "chelsea.png"); // read before the model loads
       const t0 = Date.now();
       const r = await runCli(["classify", "--model", "org/raw", img], {
         env: { HF_ENDPOINT: srv.endpoint, HF_HUB_CACHE: cache, HF_TOKEN: "", HF_HUB_DOWNLOAD_TIMEOUT: "5" },
