@@ -287,7 +287,7 @@ function manyViewsPickle(count: number): Uint8Array {
   const opts = { level: 0, mtime: new Date(2000, 0, 1) } as const; // fixed timestamp: deterministic bytes
   return zipSync({ "archive/data.pkl": [Uint8Array.from(b), opts], "archive/data/0": [new Uint8Array(4), opts] });
 }
-put("pickle/many-views.bin", manyViewsPickle(1000), { via: "torchBin", code: null, message: "", why: "reads (tensors are materialized on use); convert refuses its 64 GB of output" });
+put("pickle/many-views.bin", manyViewsPickle(1000), { via: "torchBin", code: "MEMORY_LIMIT", message: "1000 tensors hold 67108864000 bytes but their storages only 4", why: "1000 broadcast views: 64 GB of tensors over 4 bytes of storage, refused before any is materialized" });
 
 // ---------------------------------------------------------------------------------------------------------------
 // the command line
@@ -310,7 +310,7 @@ cli.push(
   { args: ["classify", small, "--model", "{bad}/safetensors/header-beyond-file.safetensors", "--quiet"], exit: 1, message: "no config.json next to", why: "a lone checkpoint file" },
   { args: ["convert", "{bad}/checkpoints/pickle-forbidden/pytorch_model.bin", "{out}/x.safetensors"], exit: 1, message: "forbidden global os.system", why: "convert refuses a malicious pickle" },
   { args: ["convert", "{bad}/checkpoints/ok/model.safetensors", "{out}/x.safetensors"], exit: 1, message: "not a PyTorch checkpoint", why: "convert given a safetensors file" },
-  { args: ["convert", "{bad}/pickle/many-views.bin", "{out}/x.safetensors"], exit: 1, message: "1000 tensors expand to 67108864000 bytes", why: "convert of 1000 broadcast views (64 GB from 25 KB)" },
+  { args: ["convert", "{bad}/pickle/many-views.bin", "{out}/x.safetensors"], exit: 1, message: "1000 tensors hold 67108864000 bytes", why: "convert of 1000 broadcast views (64 GB from 25 KB)" },
 );
 
 const sorted = Object.fromEntries(Object.entries(expected).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));

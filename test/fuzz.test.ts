@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { spawnSync } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
 import { fixture } from "./helpers/golden.js";
 import { PerceiverError } from "../src/errors.js";
@@ -16,6 +17,7 @@ import { mutateZip } from "../tools/fuzz/mutate-zip.js";
 import { mutatePng, pngChunks, pngCrc } from "../tools/fuzz/mutate-png.js";
 import { referenceDecodePng } from "../tools/fuzz/png-reference.js";
 import { caseSeed, Prng } from "../tools/fuzz/prng.js";
+import { CI_SEEDS } from "../tools/fuzz/ci-seeds.js";
 import { runFuzz } from "../tools/fuzz/runner.js";
 import { createTargets, makeCase, TARGET_NAMES, type FuzzTarget, type TargetName } from "../tools/fuzz/targets.js";
 import { decodeImage } from "../src/io/image/decode.js";
@@ -188,6 +190,31 @@ describe("the property checker", () => {
     expect(Date.now() - t0).toBeLessThan(10_000);
   });
 
+  it("isolated: a case that exhausts the worker's heap is a memory failure, and the run goes on", async () => {
+    const file = join(tmp, "oom-worker.mjs");
+    writeFileSync(file, `
+      import { parentPort } from "node:worker_threads";
+      parentPort.on("message", (m) => {
+        if (m.index === 2) { const keep = []; for (;;) keep.push({ a: [m.index, keep.length] }); }
+        parentPort.postMessage({ status: "ok", ms: 0 });
+      });
+      parentPort.postMessage("ready");
+    `);
+    const report = await runFuzz({ seed: 1, cases: 4, targets: ["config"], isolate: true, timeLimitMs: 20_000, heapLimitMb: 32, workerUrl: pathToFileURL(file) });
+    expect(report.failures.map((f) => [f.caseIndex, f.kind])).toEqual([[2, "memory"]]);
+    expect(report.perTarget.config).toMatchObject({ cases: 4, ok: 3, failures: 1 });
+  }, 60_000);
+
+  it("without --seed the CLI draws a fresh seed and prints it first, also with --json", () => {
+    const run = () => spawnSync(process.execPath, ["--import", "tsx", "tools/fuzz/cli.ts", "--cases", "2", "--target", "config", "--in-process", "--json"],
+      { cwd: join(import.meta.dirname, ".."), encoding: "utf8", timeout: 60_000 });
+    const a = run(), b = run();
+    const seedOf = (r: ReturnType<typeof run>) => Number(/fuzz: fresh seed (\d+) \(replay with --seed \1\)/.exec(r.stderr)?.[1]);
+    expect(a.status, a.stderr).toBe(0);
+    expect(seedOf(a)).toBe((JSON.parse(a.stdout) as { seed: number }).seed);
+    expect(seedOf(b)).not.toBe(seedOf(a));
+  }, 60_000);
+
   it("isolated with the real targets gives the same outcomes as in-process", async () => {
     const opts = { seed: 11, cases: 40, targets: ["config", "safetensors"] as TargetName[] };
     const a = await runFuzz({ ...opts, isolate: true });
@@ -199,6 +226,18 @@ describe("the property checker", () => {
 });
 
 describe("the bounded run", () => {
+  it(`CI's other fixed seeds (${CI_SEEDS.slice(1).join(", ")}), 600 cases each over safetensors, config, pickle: no failures`, async () => {
+    const failures: string[] = [];
+    for (const seed of CI_SEEDS.slice(1)) {
+      await runFuzz({
+        seed, cases: 600, targets: ["safetensors", "config", "pickle"], timeLimitMs: 2000,
+        onFailure: (f) => failures.push(`${f.target} case ${f.caseIndex} [${f.kind}] ${f.message} (${f.replay})`),
+      });
+    }
+    expect(failures).toEqual([]);
+  }, 120_000);
+
+
   it("2000 cases (seed 20240601) over safetensors, image, config, pickle: no failures", async () => {
     const failures: string[] = [];
     const report = await runFuzz({

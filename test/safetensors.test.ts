@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PerceiverError } from "../src/errors.js";
 import { bf16ToF32, bf16ToF32Naive, f16ToF32, f16ToF32Naive } from "../src/io/checkpoint/float16.js";
 import { readSafetensorsFile, writeSafetensorsFile } from "../src/io/checkpoint/safetensors-node.js";
-import { DTYPE_SIZE, readSafetensors, topLevelJsonKeys, writeSafetensors } from "../src/io/checkpoint/safetensors.js";
+import { DTYPE_SIZE, readSafetensors, writeSafetensors } from "../src/io/checkpoint/safetensors.js";
+import { JsonObject, parseStrictJson } from "../src/io/checkpoint/strict-json.js";
 import type { SafetensorsTensor } from "../src/io/checkpoint/safetensors.js";
 
 const FIX = join(import.meta.dirname, "fixtures", "tiny-conv");
@@ -434,14 +435,49 @@ describe("reader validation (one case per rule)", () => {
   });
 
   it("key scan handles escapes and nested values (no false duplicates)", () => {
+    const keys = (t: string) => (parseStrictJson(t) as JsonObject).entries.map(([k]) => k);
     const text = '{ "a\\"b" : {"x": "}\\"{", "a": [1, {"a": 2}]}, "a" :1,"c\\\\":true , "d":null,"e":-1.5e3}';
-    expect(topLevelJsonKeys(text)).toEqual(Object.keys(JSON.parse(text)));
-    expect(topLevelJsonKeys(text)).toEqual(['a"b', "a", "c\\", "d", "e"]);
-    expect(topLevelJsonKeys(" { } ")).toEqual([]);
+    expect(keys(text)).toEqual(Object.keys(JSON.parse(text)));
+    expect(keys(text)).toEqual(['a"b', "a", "c\\", "d", "e"]);
+    expect(keys(" { } ")).toEqual([]);
     const meta = '{"__metadata__":{"a":"\\"a\\":"},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}';
     const f = read(rawFile(meta, 1));
     expect(f.names()).toEqual(["a"]);
     expect(f.metadata).toEqual({ a: '"a":' });
+  });
+
+  it("numbers the Rust crate refuses for a usize: 2.0, -0, 1e0, 4.0e0 (JSON.parse reads them as integers)", () => {
+    const S = "SAFETENSORS_INVALID_SHAPE", O = "SAFETENSORS_INVALID_OFFSETS";
+    const entry = (shape: string, offsets: string) => `{"t":{"dtype":"F32","shape":${shape},"data_offsets":${offsets}}}`;
+    expectError(() => read(rawFile(entry("[2.0]", "[0,8]"), 8)), S, "shape[0] is a number (2.0), expected a non-negative integer");
+    expectError(() => read(rawFile(entry("[-0]", "[0,0]"))), S, "shape[0] is a number (-0)");
+    expectError(() => read(rawFile(entry("[1e0]", "[0,4]"), 4)), S, "shape[0] is a number (1e0)");
+    expectError(() => read(rawFile(entry("[1]", "[-0,4]"), 4)), O, "data_offsets[0] is a number (-0)");
+    expectError(() => read(rawFile(entry("[1]", "[0,4.0e0]"), 4)), O, "data_offsets[1] is a number (4.0e0)");
+    expectError(() => read(rawFile(entry("[1]", "[0,18446744073709551620]"), 4)), O, "data_offsets[1] is a number (18446744073709551620)");
+    expect(read(rawFile(entry("[1]", "[0,4]"), 4)).names()).toEqual(["t"]);
+  });
+
+  it("a field given twice inside an entry is refused (serde: duplicate field); unknown fields are ignored", () => {
+    const D = "SAFETENSORS_DUPLICATE_KEY";
+    expectError(() => read(rawFile('{"t":{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]}}', 4)), D, 'tensor "t": duplicate field "dtype"');
+    expectError(() => read(rawFile('{"t":{"dtype":"F32","shape":[1],"shape":[1],"data_offsets":[0,4]}}', 4)), D, 'duplicate field "shape"');
+    expectError(() => read(rawFile('{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"data_offsets":[0,4]}}', 4)), D, 'duplicate field "data_offsets"');
+    const f = read(rawFile('{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"extra":{"x":[1.5,-0]}}}', 4));
+    expect(f.names()).toEqual(["t"]);
+    // inside __metadata__ (a HashMap in the crate) a repeated key keeps the last value
+    expect(read(rawFile('{"__metadata__":{"a":"1","a":"2"}}')).metadata).toEqual({ a: "2" });
+  });
+
+  it("JSON that serde_json refuses: lone surrogate escapes, nesting past 128 levels", () => {
+    const J = "SAFETENSORS_HEADER_NOT_JSON";
+    expectError(() => read(rawFile('{"__metadata__":{"a":"\\ud800"}}')), J, "lone leading surrogate");
+    expectError(() => read(rawFile('{"__metadata__":{"a":"\\udc00"}}')), J, "lone trailing surrogate");
+    expect(read(rawFile('{"__metadata__":{"a":"\\ud83d\\ude00"}}')).metadata).toEqual({ a: "\u{1f600}" });
+    const deep = (d: number) => `{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":${"[".repeat(d)}${"]".repeat(d)}}}`;
+    expect(read(rawFile(deep(126), 1)).names()).toEqual(["t"]);
+    expectError(() => read(rawFile(deep(127), 1)), J, "nesting deeper than 128 levels");
+    expectError(() => read(rawFile(deep(100_000), 1)), J, "nesting deeper than 128 levels"); // no stack overflow
   });
 
   it("__metadata__ not an object or with non-string values", () => {

@@ -6,6 +6,7 @@ import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
 import { defaultImageProcessorConfig } from "../io/image/image-processor.js";
 import { checkForwardMemory } from "../perceiver/memory.js";
 import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt, printable } from "./common.js";
+import { terminalJson, terminalText } from "./terminal-text.js";
 import type { JsonRecord } from "./dataset/jsonl.js";
 import { runDataset } from "./dataset/run.js";
 import { DATASET_HELP, DATASET_OPTIONS, describePlan, openRun, planDataset, summaryLine } from "./dataset/session.js";
@@ -101,7 +102,7 @@ export async function classify(argv: string[]): Promise<number> {
       emit(rec) {
         writer?.write(rec);
         if (rec.error !== undefined && !values.quiet) progress.print(`perceiver: error: ${printable((rec.error as { message: string }).message)}\n`, process.stderr);
-        if (values.json) progress.print(`${JSON.stringify(rec)}\n`);
+        if (values.json) progress.print(`${terminalJson(rec)}\n`);
         else if (rec.error === undefined && !writer) progress.print(table(rec));
       },
       afterBatch: () => writer?.sync(),
@@ -116,7 +117,7 @@ export async function classify(argv: string[]): Promise<number> {
 /** The text output of one image: its name and time, then a table of its top-k labels. */
 function table(rec: JsonRecord): string {
   const preds = rec.top_k as { index: number; label: string; score: number }[];
-  const labels = preds.map((p) => printable(p.label));
+  const labels = preds.map((p) => terminalText(p.label));
   const w = Math.max(...labels.map((l) => l.length), 5);
   const lines = [
     `${printable(rec.file)}  (${perImageTime(rec.seconds as number, rec.batch as number)})`,

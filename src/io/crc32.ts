@@ -21,19 +21,20 @@ function table(): Int32Array {
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-// data [n] bytes -> CRC-32; naive reference: one table lookup per byte
-export function crc32Naive(data: Uint8Array): number {
+// data [n] bytes -> CRC-32; naive reference: one table lookup per byte. `prev` continues a running CRC:
+// crc32(b, crc32(a)) === crc32(a ++ b).
+export function crc32Naive(data: Uint8Array, prev = 0): number {
   const t = table();
-  let c = -1;
+  let c = ~prev;
   for (let i = 0; i < data.length; i++) c = t[(c ^ data[i]) & 0xff] ^ (c >>> 8);
   return (c ^ -1) >>> 0;
 }
 
 // data [n] bytes -> CRC-32; slicing-by-16 over aligned 32-bit words (~3x the naive speed, ~800 MB/s)
-export function crc32(data: Uint8Array): number {
-  if (!LITTLE_ENDIAN_HOST) return crc32Naive(data);
+export function crc32(data: Uint8Array, prev = 0): number {
+  if (!LITTLE_ENDIAN_HOST) return crc32Naive(data, prev);
   const t = table();
-  let c = -1;
+  let c = ~prev;
   let i = 0;
   const head = Math.min((4 - (data.byteOffset & 3)) & 3, data.length); // bytes until 4-byte alignment
   for (; i < head; i++) c = t[(c ^ data[i]) & 0xff] ^ (c >>> 8);

@@ -2,7 +2,12 @@
  * The mutation fuzzer (tools/fuzz) from the command line:
  *
  *   npm run fuzz -- --cases 100000 [--seed S] [--target safetensors|image|config|pickle|all] [--case N]
- *                   [--time-limit MS] [--memory-limit MIB] [--in-process] [--save DIR] [--json]
+ *                   [--time-limit MS] [--memory-limit MIB] [--heap-limit MIB] [--in-process] [--save DIR] [--json]
+ *
+ * Without --seed a fresh random seed is drawn and printed first, so exploratory runs keep finding new cases and
+ * every failure can be replayed. Budgets per case: --time-limit (default 2000 ms), --memory-limit (growth of the
+ * process's peak RSS, default 1024 MiB) and --heap-limit (the worker's V8 heap, default 512 MiB); a case over one of
+ * them is a failure.
  *
  * Cases are split evenly over the targets and run in a worker thread that is terminated when one overruns the time
  * limit (--in-process: on this thread, faster, hangs not interruptible). A failure prints the target, seed and case
@@ -15,7 +20,7 @@ import { runFuzz, type FuzzFailure } from "./runner.js";
 import { createTargets, makeCase, TARGET_NAMES, type TargetName } from "./targets.js";
 
 function usage(msg: string): never {
-  console.error(`fuzz: ${msg}\nusage: npm run fuzz -- --cases N [--seed S] [--target ${TARGET_NAMES.join("|")}|all] [--case N] [--time-limit MS] [--memory-limit MIB] [--in-process] [--save DIR] [--json]`);
+  console.error(`fuzz: ${msg}\nusage: npm run fuzz -- --cases N [--seed S] [--target ${TARGET_NAMES.join("|")}|all] [--case N] [--time-limit MS] [--memory-limit MIB] [--heap-limit MIB] [--in-process] [--save DIR] [--json]`);
   process.exit(2);
 }
 
@@ -34,6 +39,7 @@ async function main(): Promise<number> {
       case: { type: "string" },
       "time-limit": { type: "string" },
       "memory-limit": { type: "string" },
+      "heap-limit": { type: "string" },
       "in-process": { type: "boolean", default: false },
       save: { type: "string" },
       json: { type: "boolean", default: false },
@@ -41,7 +47,10 @@ async function main(): Promise<number> {
   });
   const targets: TargetName[] = values.target === "all" ? [...TARGET_NAMES] : [values.target as TargetName];
   if (!targets.every((t) => (TARGET_NAMES as readonly string[]).includes(t))) usage(`unknown target ${JSON.stringify(values.target)}`);
+  const fresh = values.seed === undefined;
   const seed = int("seed", values.seed, Math.floor(Math.random() * 2 ** 32)) >>> 0;
+  // always on stderr, --json included: a fresh seed is the only way to replay what this run finds
+  if (fresh) console.error(`fuzz: fresh seed ${seed} (replay with --seed ${seed})`);
   const cases = int("cases", values.cases, 10_000);
   const caseIndex = values.case === undefined ? undefined : int("case", values.case, 0);
   const save = values.save;
@@ -65,6 +74,7 @@ async function main(): Promise<number> {
     seed, cases, targets, caseIndex, onFailure,
     timeLimitMs: int("time-limit", values["time-limit"], 2000),
     memoryLimitBytes: int("memory-limit", values["memory-limit"], 1024) * 2 ** 20,
+    heapLimitMb: int("heap-limit", values["heap-limit"], 512),
     isolate: !values["in-process"],
     onProgress: (t, done, total) => log(`  ${t}: ${done}/${total}`),
   });

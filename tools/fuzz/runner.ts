@@ -22,8 +22,12 @@ export interface FuzzOptions {
   caseIndex?: number;
   /** Per-case time limit (default 2000 ms). */
   timeLimitMs?: number;
-  /** Largest growth of the process's peak RSS over its value at the start (default 1 GiB). */
+  /** Largest growth of the process's peak RSS over its value at the start (default 1 GiB): a case that pushes the
+   *  peak past it is a "memory" failure. */
   memoryLimitBytes?: number;
+  /** Isolated runs: the worker's V8 heap (old generation) limit in MiB (default 512); a case that exhausts it kills
+   *  the worker and is a "memory" failure instead of aborting the process. */
+  heapLimitMb?: number;
   /** Run cases in a worker thread that is terminated on a timeout (default false). */
   isolate?: boolean;
   fixturesDir?: string;
@@ -76,12 +80,12 @@ class IsolatedRunner {
   private ready: Promise<void> | null = null;
   private pending: ((o: CaseOutcome) => void) | null = null;
 
-  constructor(private readonly fixturesDir: string, private readonly workerUrl?: URL) {}
+  constructor(private readonly fixturesDir: string, private readonly workerUrl?: URL, private readonly heapLimitMb = 512) {}
 
   private spawn(): void {
     const self = import.meta.url;
     const workerData = { fixturesDir: this.fixturesDir };
-    const resourceLimits = { maxOldGenerationSizeMb: 2048 };
+    const resourceLimits = { maxOldGenerationSizeMb: this.heapLimitMb };
     let w: Worker;
     if (this.workerUrl) {
       w = new Worker(this.workerUrl, { workerData, resourceLimits });
@@ -161,7 +165,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const timeLimitMs = opts.timeLimitMs ?? 2000;
   const memoryLimit = opts.memoryLimitBytes ?? 2 ** 30;
   const perTargetCases = Math.ceil(opts.cases / names.length);
-  const isolated = opts.isolate ? new IsolatedRunner(fixturesDir, opts.workerUrl) : null;
+  const isolated = opts.isolate ? new IsolatedRunner(fixturesDir, opts.workerUrl, opts.heapLimitMb) : null;
   const report: FuzzReport = { seed: opts.seed, seconds: 0, perTarget: {}, failures: [], peakRssGrowthBytes: 0 };
   const t0 = performance.now();
   const rss0 = peakRss();

@@ -10,24 +10,43 @@
  * contiguous tensors are zero-copy views of the file buffer, strided views (transposes, slices) are gathered into
  * new contiguous buffers.
  *
+ * Cost model (checked once the pickle is read, before any tensor is materialized):
+ * - a storage is read only as far as its tensors reach ("keep" bytes); a deflated one is inflated into a buffer of
+ *   that size, the rest of its stream inflated in bounded steps for the CRC and dropped;
+ * - all inflating counts against one cap for the archive (ZipReadOptions.maxTotalInflatedBytes);
+ * - the tensors together may hold at most maxTotalTensorBytes, by default 2x the storage bytes they reach plus
+ *   64 MiB: tied weights (two names, one storage) fit, while stride-0 broadcasts and overlapping views of one storage
+ *   cannot turn a small file into gigabytes.
+ * So peak memory is the file, plus the inflated prefixes, plus the tensors the caller materializes: bounded by a
+ * small multiple of the real tensor bytes.
+ *
  * The legacy pre-1.6 format (a bare pickle stream) is refused with PICKLE_UNSUPPORTED.
  */
 import { PerceiverError } from "../../errors.js";
-import { DTYPE_SIZE, rawToFloat32, typedArrayOf } from "./safetensors.js";
-import type { RawTensorData } from "./safetensors.js";
-import type { Dtype, StateDict, TensorInfo } from "./state-dict.js";
-import { PyCallable, PyDict, PyGlobalRef, PyTuple, describe, unpickle } from "./torch-pickle.js";
-import type { PyObject, PyValue } from "./torch-pickle.js";
+import { DTYPE_SIZE } from "./dtypes.js";
+import type { Dtype } from "./state-dict.js";
+import { PyCallable, PyDict, PyTuple, describe, unpickle } from "./torch-pickle.js";
+import type { PyValue } from "./torch-pickle.js";
+import { TorchStateDict, TorchStorage, TorchTensor, TorchTypeRef, withTypedErrors } from "./torch-state-dict.js";
 import { ZipArchive, looksLikeZip } from "./torch-zip.js";
 import type { ZipReadOptions } from "./torch-zip.js";
+
+export { TorchStateDict } from "./torch-state-dict.js";
 
 export interface ReadTorchBinOptions extends ZipReadOptions {
   /** Check each storage's CRC-32 (from the zip directory) the first time one of its tensors is read. Default true. */
   verifyCrc?: boolean;
   /** Largest accepted data.pkl, in bytes. Default 64 MiB (a 142-tensor state dict's is tens of KB). */
   maxPickleBytes?: number;
+  /** Budget of values data.pkl may build (see UnpickleOptions.maxObjects). Default 4,000,000. */
+  maxPickleObjects?: number;
   /** Largest tensor (materialized, in bytes). Default 2 GiB - 1. */
   maxTensorBytes?: number;
+  /**
+   * Cap on the bytes of all tensors together, as materialized. Default: 2x the storage bytes the tensors reach,
+   * plus 64 MiB (so broadcasts and overlapping views cannot amplify a small file). Over it: MEMORY_LIMIT.
+   */
+  maxTotalTensorBytes?: number;
 }
 
 /** Legacy storage classes (what torch.save writes in persistent ids) and their dtypes. */
@@ -43,195 +62,11 @@ const TORCH_DTYPES: Readonly<Record<string, Dtype>> = {
   bool: "BOOL", uint16: "U16", uint32: "U32", uint64: "U64",
 };
 
-/** Materialized tensors larger than their storage (stride-0 broadcasts) are capped at this many bytes. */
-const MAX_EXPANDED_BYTES = 64 * 2 ** 20;
+/** Slack of the default maxTotalTensorBytes over 2x the reached storage bytes. */
+const TENSOR_BYTES_SLACK = 64 * 2 ** 20;
+/** `<top>/byteorder` holds "little" or "big". */
+const MAX_BYTEORDER_BYTES = 16;
 
-/** A storage type or dtype imported from the pickle: a value, not callable. */
-class TorchTypeRef extends PyGlobalRef {
-  /** null for torch.UntypedStorage (raw bytes). */
-  constructor(qualname: string, readonly dtype: Dtype | null, readonly isStorage: boolean) {
-    super(qualname);
-  }
-}
-
-/** One storage of the archive: `<top>/data/<key>`. Bytes are read on first use. */
-class TorchStorage implements PyObject {
-  readonly pyType = "torch.storage";
-  constructor(
-    readonly key: string,
-    readonly entryName: string,
-    /** null = untyped (bytes). */
-    readonly dtype: Dtype | null,
-    readonly nbytes: number,
-  ) {}
-}
-
-/** A tensor descriptor built by _rebuild_tensor_v2/v3. Offsets and strides are in elements. */
-class TorchTensor implements PyObject {
-  readonly pyType = "torch.Tensor";
-  constructor(
-    readonly storage: TorchStorage,
-    readonly dtype: Dtype,
-    readonly offset: number,
-    readonly shape: readonly number[],
-    readonly stride: readonly number[],
-    readonly numel: number,
-  ) {}
-
-  get contiguous(): boolean {
-    let expected = 1;
-    for (let d = this.shape.length - 1; d >= 0; d--) {
-      if (this.shape[d] !== 1 && this.stride[d] !== expected) return false;
-      expected *= this.shape[d];
-    }
-    return true;
-  }
-}
-
-/**
- * The state dict of a pytorch_model.bin, read lazily from the file buffer (kept, not copied).
- * Implements StateDict; `getRaw`/`getBytes` give the exact stored values for lossless conversion.
- */
-export class TorchStateDict implements StateDict {
-  readonly source: string;
-  readonly byteLength: number;
-  /** Name of the archive's top folder (e.g. "archive" or "pytorch_model"). */
-  readonly archiveName: string;
-  readonly bigEndian: boolean;
-  /** pytorch_model.bin has no free-form metadata. */
-  readonly metadata: Readonly<Record<string, string>> = Object.freeze({});
-  readonly #zip: ZipArchive;
-  readonly #tensors: Map<string, TorchTensor>;
-  readonly #verifyCrc: boolean;
-  readonly #storageBytes = new Map<TorchStorage, Uint8Array>();
-
-  /** @internal use readTorchBin */
-  constructor(zip: ZipArchive, archiveName: string, tensors: Map<string, TorchTensor>, bigEndian: boolean, verifyCrc: boolean) {
-    this.#zip = zip;
-    this.source = zip.source;
-    this.byteLength = zip.bytes.byteLength;
-    this.archiveName = archiveName;
-    this.#tensors = tensors;
-    this.bigEndian = bigEndian;
-    this.#verifyCrc = verifyCrc;
-  }
-
-  /** Tensor names in pickle (state dict) order. */
-  names(): string[] {
-    return [...this.#tensors.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.#tensors.has(name);
-  }
-
-  info(name: string): TensorInfo {
-    const t = this.#tensor(name);
-    return { dtype: t.dtype, shape: t.shape };
-  }
-
-  /** Storage layout of a tensor as saved (offset and strides in elements), e.g. to spot shared storages. */
-  layout(name: string): { storageKey: string; offset: number; stride: readonly number[]; contiguous: boolean } {
-    const t = this.#tensor(name);
-    return { storageKey: t.storage.key, offset: t.offset, stride: t.stride, contiguous: t.contiguous };
-  }
-
-  /**
-   * The tensor's bytes, contiguous row-major, little-endian. Zero-copy view of the file for contiguous tensors of
-   * a little-endian file (treat as read-only); a new buffer for strided views or big-endian files.
-   */
-  getBytes(name: string): Uint8Array {
-    const t = this.#tensor(name);
-    const es = DTYPE_SIZE[t.dtype];
-    const src = this.#storage(t.storage);
-    let out: Uint8Array;
-    if (t.contiguous) {
-      out = src.subarray(t.offset * es, (t.offset + t.numel) * es);
-      if (this.bigEndian && es > 1) out = byteSwap(out, es);
-    } else {
-      out = gatherStrided(src, es, t.offset, t.shape, t.stride);
-      if (this.bigEndian && es > 1) swapInPlace(out, es);
-    }
-    return out;
-  }
-
-  /**
-   * The tensor in its native typed array (F16/BF16 as Uint16 bits, I64 as BigInt64Array, BOOL as Uint8Array):
-   * exactly the stored values, for lossless conversion. Zero-copy when possible (read-only then).
-   */
-  getRaw(name: string): RawTensorData {
-    const t = this.#tensor(name);
-    return typedArrayOf(this.getBytes(name), t.dtype, t.numel);
-  }
-
-  /**
-   * Values as float32, row-major, converted like the safetensors reader: F32 zero-copy when possible (read-only!),
-   * F16/BF16 exact upcast, F64 rounded, integers converted (I64 via BigInt -> Number), BOOL as 0/1.
-   */
-  getFloat32(name: string): Float32Array {
-    return rawToFloat32(this.#tensor(name).dtype, this.getRaw(name));
-  }
-
-  #tensor(name: string): TorchTensor {
-    const t = this.#tensors.get(name);
-    if (t === undefined) {
-      throw new PerceiverError("CHECKPOINT_MISSING_KEYS", `${this.source}: no tensor named ${JSON.stringify(name)}`);
-    }
-    return t;
-  }
-
-  /** The storage's bytes (first nbytes of its entry), CRC-checked once when verifyCrc is on. */
-  #storage(s: TorchStorage): Uint8Array {
-    let b = this.#storageBytes.get(s);
-    if (b === undefined) {
-      b = this.#zip.read(s.entryName, this.#verifyCrc).subarray(0, s.nbytes);
-      this.#storageBytes.set(s, b);
-    }
-    return b;
-  }
-}
-
-// src bytes of a strided view -> out [prod(shape) * es] contiguous row-major (offset/stride in elements)
-function gatherStrided(src: Uint8Array, es: number, offset: number, shape: readonly number[], stride: readonly number[]): Uint8Array {
-  const nd = shape.length;
-  let numel = 1;
-  for (const d of shape) numel *= d;
-  const out = new Uint8Array(numel * es);
-  if (numel === 0) return out;
-  const idx = new Array<number>(nd).fill(0);
-  let s = offset; // element index in src of the current output element
-  for (let o = 0; o < out.length; o += es) {
-    const sb = s * es;
-    for (let k = 0; k < es; k++) out[o + k] = src[sb + k];
-    // odometer: advance the last dim, carrying into earlier ones
-    for (let d = nd - 1; d >= 0; d--) {
-      idx[d]++;
-      s += stride[d];
-      if (idx[d] < shape[d]) break;
-      s -= stride[d] * shape[d];
-      idx[d] = 0;
-    }
-  }
-  return out;
-}
-
-// in [n * es] -> new [n * es] with each element's bytes reversed
-function byteSwap(src: Uint8Array, es: number): Uint8Array {
-  const out = new Uint8Array(src); // a copy (Node's Buffer#slice would alias)
-  swapInPlace(out, es);
-  return out;
-}
-
-// b [n * es]: reverse the bytes of each element in place
-function swapInPlace(b: Uint8Array, es: number): void {
-  for (let i = 0; i < b.length; i += es) {
-    for (let l = i, r = i + es - 1; l < r; l++, r--) {
-      const x = b[l];
-      b[l] = b[r];
-      b[r] = x;
-    }
-  }
-}
 
 /** Legacy torch.save files start with PROTO 2 + LONG1 of the magic number 0x1950a86a20f9469cfc6c. */
 const LEGACY_MAGIC = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
@@ -252,6 +87,10 @@ function isIndex(v: PyValue): v is number {
  * opcode or object layout).
  */
 export function readTorchBin(input: Uint8Array | ArrayBuffer, opts: ReadTorchBinOptions = {}): TorchStateDict {
+  return withTypedErrors(opts.source ?? "<pytorch_model.bin>", "reading the checkpoint", () => readTorchBinUnchecked(input, opts));
+}
+
+function readTorchBinUnchecked(input: Uint8Array | ArrayBuffer, opts: ReadTorchBinOptions): TorchStateDict {
   // A plain Uint8Array view (a Node Buffer's slice() aliases instead of copying).
   const bytes = input instanceof ArrayBuffer ? new Uint8Array(input) : new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
   const source = opts.source ?? "<pytorch_model.bin>";
@@ -285,8 +124,13 @@ export function readTorchBin(input: Uint8Array | ArrayBuffer, opts: ReadTorchBin
   }
 
   let bigEndian = false;
-  if (zip.has(`${top}/byteorder`)) {
-    const order = new TextDecoder().decode(zip.read(`${top}/byteorder`)).trim();
+  const byteorder = zip.entry(`${top}/byteorder`);
+  if (byteorder !== undefined) {
+    if (byteorder.uncompressedSize > MAX_BYTEORDER_BYTES) {
+      throw new PerceiverError("ZIP_INVALID",
+        `${source}: ${byteorder.name} is ${byteorder.uncompressedSize} bytes; it should hold "little" or "big"`);
+    }
+    const order = new TextDecoder().decode(zip.read(byteorder.name)).trim();
     if (order === "big") bigEndian = true;
     else if (order !== "little") {
       throw new PerceiverError("ZIP_INVALID", `${source}: ${top}/byteorder says ${JSON.stringify(order.slice(0, 20))}, expected "little" or "big"`);
@@ -359,10 +203,8 @@ export function readTorchBin(input: Uint8Array | ArrayBuffer, opts: ReadTorchBin
     }
     const bytesOut = numel * es;
     if (bytesOut > maxTensorBytes) bad(`${where}: tensor of ${bytesOut} bytes exceeds the limit of ${maxTensorBytes}`);
-    if (bytesOut > storage.nbytes && bytesOut > MAX_EXPANDED_BYTES) {
-      bad(`${where}: broadcast view of ${bytesOut} bytes over a ${storage.nbytes}-byte storage exceeds ${MAX_EXPANDED_BYTES} bytes`);
-    }
-    return new TorchTensor(storage, dtype, offset, Object.freeze(shape), Object.freeze(strides), numel);
+    const reachBytes = numel > 0 ? (reach + 1) * es : 0;
+    return new TorchTensor(storage, dtype, offset, Object.freeze(shape), Object.freeze(strides), numel, reachBytes);
   };
 
   const intTuple = (v: PyValue, what: string): number[] => {
@@ -445,9 +287,40 @@ export function readTorchBin(input: Uint8Array | ArrayBuffer, opts: ReadTorchBin
     return undefined;
   };
 
-  const root = unpickle(zip.read(pklEntry.name, true), { source: pklSource, resolveGlobal, persistentLoad });
+  const root = unpickle(zip.read(pklEntry.name, true), { source: pklSource, resolveGlobal, persistentLoad, maxObjects: opts.maxPickleObjects });
   const tensors = stateDictOf(root, pklSource);
-  return new TorchStateDict(zip, top, tensors, bigEndian, opts.verifyCrc ?? true);
+  const verifyCrc = opts.verifyCrc ?? true;
+  const keep = checkCost(zip, tensors, verifyCrc, opts.maxTotalTensorBytes, source);
+  return new TorchStateDict(zip, top, tensors, bigEndian, verifyCrc, keep);
+}
+
+/**
+ * The cost model, enforced before any tensor is read: each storage is kept only as far as its tensors reach; the
+ * tensors together stay under maxTotalTensorBytes (default 2x the reached bytes + 64 MiB, MEMORY_LIMIT beyond);
+ * the inflating all storages needs fits the archive's cap (ZIP_INVALID beyond). Returns the bytes kept per storage.
+ */
+function checkCost(zip: ZipArchive, tensors: Map<string, TorchTensor>, verifyCrc: boolean, maxTotal: number | undefined,
+  source: string): Map<TorchStorage, number> {
+  const keep = new Map<TorchStorage, number>();
+  let tensorBytes = 0;
+  for (const t of tensors.values()) {
+    keep.set(t.storage, Math.max(keep.get(t.storage) ?? 0, t.reachBytes));
+    tensorBytes += t.numel * DTYPE_SIZE[t.dtype];
+  }
+  let reached = 0;
+  let inflate = 0;
+  for (const [s, k] of keep) {
+    reached += k;
+    inflate += zip.inflateCost(s.entryName, verifyCrc, k);
+  }
+  const cap = maxTotal ?? 2 * reached + TENSOR_BYTES_SLACK;
+  if (tensorBytes > cap) {
+    throw new PerceiverError("MEMORY_LIMIT",
+      `${source}: its ${tensors.size} tensors hold ${tensorBytes} bytes but their storages only ${reached}: views that ` +
+      `repeat or broadcast a storage would expand past the limit of ${cap} bytes (maxTotalTensorBytes)`);
+  }
+  zip.checkInflateBudget(inflate, "reading the storages");
+  return keep;
 }
 
 /** Keys under which training scripts nest the state dict; unwrapped when the top level is not a state dict. */

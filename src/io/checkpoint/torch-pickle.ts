@@ -119,6 +119,12 @@ export interface UnpickleOptions {
   maxStack?: number;
   /** Max memo entries. Default 1,000,000. */
   maxMemo?: number;
+  /**
+   * Budget of values the program may create, so a small pickle cannot fill the heap: each push costs 1 and each new
+   * dict, list or set 16 more (they weigh a few hundred bytes). Default 4,000,000 (a 142-tensor state dict needs
+   * about 6,000, a 10,000-tensor one about 400,000).
+   */
+  maxObjects?: number;
 }
 
 /** Names of all pickle opcodes (protocols 0-5), for error messages. */
@@ -172,6 +178,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): PyValue {
   const source = opts.source ?? "<pickle>";
   const maxStack = opts.maxStack ?? 1_000_000;
   const maxMemo = opts.maxMemo ?? 1_000_000;
+  const maxObjects = opts.maxObjects ?? 4_000_000;
+  let objects = 0;
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const utf8 = new TextDecoder("utf-8", { fatal: true });
   const stack: PyValue[] = [];
@@ -248,6 +256,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): PyValue {
   }
   function push(v: PyValue): void {
     if (stack.length >= maxStack) fail(`stack deeper than ${maxStack} entries`);
+    objects += v instanceof PyDict || v instanceof PyList || v instanceof PySet ? 17 : 1;
+    if (objects > maxObjects) fail(`the program builds more than ${maxObjects} values (maxObjects): not a state dict`);
     stack.push(v);
   }
   function floor(): number {

@@ -3,8 +3,9 @@
  *
  * It parses the central directory itself instead of unpacking everything, so that it can:
  * - hand out STORED entries (torch writes every entry stored, data 64-byte aligned) as zero-copy subarrays;
- * - inflate DEFLATED entries (other zip writers) in bounded steps into a buffer of the declared size, failing as
- *   soon as the stream grows past it (zip bombs) and checking the CRC-32;
+ * - inflate DEFLATED entries (other zip writers) in bounded steps, keeping only the prefix the caller needs
+ *   (`keepBytes`), failing as soon as the stream grows past its declared size (zip bombs), checking the CRC-32, and
+ *   counting every inflated byte against one cap for the whole archive (not one per entry);
  * - check every offset and size against the file before touching it.
  * Zip64 (archives or entries over 4 GB) is read through the zip64 end record and the zip64 extra field.
  * Encrypted entries, multi-disk archives and compression methods other than stored/deflate are refused.
@@ -29,8 +30,20 @@ export interface ZipReadOptions {
   source?: string;
   /** Largest declared uncompressed size accepted for a DEFLATED entry. Default 1 GiB. */
   maxEntryBytes?: number;
-  /** Cap on the bytes inflated over the archive's lifetime (all deflated entries together). Default 4 GiB. */
+  /**
+   * Cap on the bytes inflated over the archive's lifetime, all deflated entries together, including bytes inflated
+   * only to check a CRC and then dropped. Default `defaultInflateCap(archive size)`: 64 MiB + 16x the archive.
+   */
   maxTotalInflatedBytes?: number;
+}
+
+/**
+ * The default archive-wide inflate cap: 64 MiB plus 16 times the archive's size. Weights deflate to about 0.9x
+ * of their size (float mantissas are nearly random), so real archives stay far below it; a bomb (deflate reaches
+ * 1032:1) is stopped after a bounded amount of work and memory.
+ */
+export function defaultInflateCap(archiveBytes: number): number {
+  return 64 * 2 ** 20 + 16 * archiveBytes;
 }
 
 const SIG_LOCAL = 0x04034b50;
@@ -40,8 +53,9 @@ const SIG_ZIP64_EOCD = 0x06064b50;
 const SIG_ZIP64_LOCATOR = 0x07064b50;
 /** Deflate cannot expand by more than ~1032x (258-byte matches coded in ~2 bits). */
 const DEFLATE_MAX_RATIO = 1032;
-/** Compressed bytes pushed into the inflater per step, so a bomb is caught after a bounded amount of work. */
-const INFLATE_STEP = 1 << 16;
+/** Compressed bytes pushed into the inflater per step: one step yields at most ~4 MiB, so a bomb is caught after a
+ *  bounded amount of work and memory. */
+const INFLATE_STEP = 1 << 12;
 
 /** A parsed zip archive over a byte buffer. Entry data is read on demand. */
 export class ZipArchive {
@@ -58,7 +72,7 @@ export class ZipArchive {
     this.bytes = bytes;
     this.source = opts.source ?? "<zip>";
     this.maxEntryBytes = opts.maxEntryBytes ?? 2 ** 30;
-    this.maxTotalInflatedBytes = opts.maxTotalInflatedBytes ?? 2 ** 32;
+    this.maxTotalInflatedBytes = opts.maxTotalInflatedBytes ?? defaultInflateCap(bytes.length);
     this.entries = readCentralDirectory(bytes, this.source);
     this.byName = new Map();
     for (const e of this.entries) {
@@ -75,35 +89,62 @@ export class ZipArchive {
     return this.byName.get(name);
   }
 
+  /** Bytes inflated so far over the archive's lifetime (counted against maxTotalInflatedBytes). */
+  get inflatedBytes(): number {
+    return this.inflatedSoFar;
+  }
+
+  /** The archive-wide inflate cap in force. */
+  get inflateCap(): number {
+    return this.maxTotalInflatedBytes;
+  }
+
   /**
-   * The uncompressed bytes of an entry. Stored entries are zero-copy views of the archive buffer (read-only by
-   * convention) and their CRC is checked only when `verifyCrc` is set; deflated entries are always checked.
+   * The first `keepBytes` (default: all) uncompressed bytes of an entry. Stored entries are zero-copy views of the
+   * archive buffer (read-only by convention) and their CRC is checked only when `verifyCrc` is set. Deflated entries
+   * are inflated into a buffer of `keepBytes` only: with `verifyCrc` the rest of the stream is inflated in bounded
+   * steps, CRC-checked and dropped; without it, inflating stops once the prefix is filled. Errors: ZIP_INVALID.
    */
-  read(name: string, verifyCrc = false): Uint8Array {
+  read(name: string, verifyCrc = false, keepBytes = Infinity): Uint8Array {
     const e = this.byName.get(name);
     if (e === undefined) this.fail(`no entry named "${name}"`);
     const start = this.dataStart(e);
     const comp = this.bytes.subarray(start, start + e.compressedSize);
-    let out: Uint8Array;
+    const keep = Math.min(e.uncompressedSize, keepBytes);
     if (e.method === 0) {
       if (e.compressedSize !== e.uncompressedSize) {
         this.fail(`stored entry "${e.name}" has compressed size ${e.compressedSize} != uncompressed size ${e.uncompressedSize}`);
       }
-      out = comp;
-      if (!verifyCrc) return out;
-    } else {
-      out = this.inflate(e, comp);
+      if (verifyCrc) this.checkCrc(e, crc32(comp));
+      return comp.subarray(0, keep);
     }
-    const crc = crc32(out);
+    return this.inflate(e, comp, keep, verifyCrc);
+  }
+
+  /** Check an entry's CRC-32 (inflating a deflated one in bounded steps, counted against the archive cap). */
+  verify(name: string): void {
+    this.read(name, true, 0);
+  }
+
+  /** The bytes `read(name, verifyCrc, keepBytes)` would inflate (0 for a stored entry), for checks before reading. */
+  inflateCost(name: string, verifyCrc: boolean, keepBytes = Infinity): number {
+    const e = this.byName.get(name);
+    if (e === undefined || e.method === 0) return 0;
+    return verifyCrc ? e.uncompressedSize : Math.min(e.uncompressedSize, keepBytes);
+  }
+
+  /** Throws ZIP_INVALID when inflating `bytes` more (e.g. the sum of inflateCost) would pass the archive's cap. */
+  checkInflateBudget(bytes: number, what: string): void {
+    if (this.inflatedSoFar + bytes > this.maxTotalInflatedBytes) {
+      this.fail(`${what} would inflate ${bytes} bytes, over the archive's cap of ${this.maxTotalInflatedBytes} ` +
+        `decompressed bytes (maxTotalInflatedBytes; ${this.inflatedSoFar} already inflated)`);
+    }
+  }
+
+  private checkCrc(e: ZipEntry, crc: number): void {
     if (crc !== e.crc32) {
       this.fail(`entry "${e.name}" is corrupt: CRC-32 ${hex(crc)} != ${hex(e.crc32)} recorded in the directory`);
     }
-    return out;
-  }
-
-  /** Check an entry's stored CRC-32 (no-op cost for deflated entries, which `read` always checks). */
-  verify(name: string): void {
-    this.read(name, true);
   }
 
   private dataStart(e: ZipEntry): number {
@@ -121,7 +162,8 @@ export class ZipArchive {
     return start;
   }
 
-  private inflate(e: ZipEntry, comp: Uint8Array): Uint8Array {
+  // comp [compressedSize] deflate stream -> out [keep]: the first `keep` bytes of the entry
+  private inflate(e: ZipEntry, comp: Uint8Array, keep: number, verifyCrc: boolean): Uint8Array {
     const size = e.uncompressedSize;
     if (size > this.maxEntryBytes) {
       this.fail(`deflated entry "${e.name}" declares ${size} bytes, over the limit of ${this.maxEntryBytes}`);
@@ -129,34 +171,44 @@ export class ZipArchive {
     if (size > comp.length * DEFLATE_MAX_RATIO + 1024) {
       this.fail(`deflated entry "${e.name}" declares ${size} bytes from ${comp.length} compressed bytes: impossible ratio`);
     }
-    if (this.inflatedSoFar + size > this.maxTotalInflatedBytes) {
-      this.fail(`inflating "${e.name}" would exceed the archive's cap of ${this.maxTotalInflatedBytes} decompressed bytes`);
-    }
-    const out = new Uint8Array(size);
-    let filled = 0;
+    const whole = verifyCrc || keep >= size; // inflate to the end, or stop once `keep` bytes are there
+    this.checkInflateBudget(whole ? size : keep, `reading "${e.name}"`);
+    const out = new Uint8Array(keep);
+    let filled = 0; // bytes of the entry inflated so far
+    let crc = 0;
     let done = false;
     const inf = new Inflate((chunk: Uint8Array, final: boolean) => {
       if (filled + chunk.length > size) {
         this.fail(`deflated entry "${e.name}" inflates past its declared size of ${size} bytes (zip bomb?)`);
       }
-      out.set(chunk, filled);
+      if (filled < keep) out.set(chunk.subarray(0, keep - filled), filled);
+      if (verifyCrc) crc = crc32(chunk, crc);
       filled += chunk.length;
+      this.inflatedSoFar += chunk.length;
       if (final) done = true;
     });
     try {
-      for (let p = 0; p < comp.length || p === 0; p += INFLATE_STEP) {
-        const end = Math.min(p + INFLATE_STEP, comp.length);
+      // A prefix read pushes no more than its missing bytes can need (deflate expands at most ~1032x), so stopping
+      // early really is cheap; a whole read goes in INFLATE_STEP steps.
+      for (let p = 0; p < comp.length || p === 0; ) {
+        const step = whole ? INFLATE_STEP : Math.min(INFLATE_STEP, 64 + Math.ceil((keep - filled) / DEFLATE_MAX_RATIO));
+        const end = Math.min(p + step, comp.length);
         inf.push(comp.subarray(p, end), end >= comp.length);
-        if (end >= comp.length) break;
+        p = end;
+        if (end >= comp.length || (!whole && filled >= keep)) break;
       }
     } catch (err) {
       if (err instanceof PerceiverError) throw err;
       this.fail(`deflated entry "${e.name}" is corrupt: ${(err as Error).message}`, err);
     }
+    if (!whole) {
+      if (filled < keep) this.fail(`deflated entry "${e.name}" inflates to ${filled} bytes, its header declares ${size}`);
+      return out;
+    }
     if (!done || filled !== size) {
       this.fail(`deflated entry "${e.name}" inflates to ${filled} bytes, its header declares ${size}`);
     }
-    this.inflatedSoFar += size;
+    this.checkCrc(e, verifyCrc ? crc : crc32(out)); // not verifyCrc: keep === size here, so out is the whole entry
     return out;
   }
 

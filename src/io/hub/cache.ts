@@ -10,6 +10,11 @@
  *     .no_exist/{commit}/{filename}     empty marker: the file is known to be absent at that commit
  *
  * Also validation of repo ids, filenames and revisions, since they become path components here.
+ *
+ * A cache may be shared with other users who can write to it, so no write follows a symlink: every folder below the
+ * cache root is created or checked with lstat (a symlinked folder is refused with HUB_DISK), and every file is opened
+ * with O_NOFOLLOW (O_EXCL for temporary files). The snapshot entries this module makes are symlinks on purpose; they
+ * are only ever created and renamed, never written through.
  */
 import { constants as fsConstants, promises as fsp } from "node:fs";
 import * as os from "node:os";
@@ -17,7 +22,8 @@ import * as path from "node:path";
 import { PerceiverError } from "../../errors.js";
 
 export const COMMIT_HASH_RE = /^[0-9a-f]{40}$/;
-export const SHA256_RE = /^[0-9a-f]{64}$/;
+/** A sha256 hex digest, in either case (ETags are compared in lower case). */
+export const SHA256_RE = /^[0-9a-f]{64}$/i;
 
 export type Env = Record<string, string | undefined>;
 
@@ -128,11 +134,16 @@ export class RepoCache {
     } catch {
       // absent: write it
     }
+    await mkdirInCache(this.cacheDir, path.dirname(ref), "write the revision ref");
+    const tmp = `${ref}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    const fh = await openInCache(this.cacheDir, tmp, "wx", "write the revision ref");
     await diskOp(ref, "write the revision ref", async () => {
-      await fsp.mkdir(path.dirname(ref), { recursive: true });
-      const tmp = `${ref}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-      await fsp.writeFile(tmp, commit);
-      await fsp.rename(tmp, ref);
+      try {
+        await fh.writeFile(commit);
+      } finally {
+        await fh.close();
+      }
+      await fsp.rename(tmp, ref); // replaces a planted symlink itself, never its target
     });
   }
 
@@ -142,13 +153,14 @@ export class RepoCache {
     return (await isFile(p)) ? p : null;
   }
 
+  /** Best effort, as in huggingface_hub; a planted symlink is refused (HUB_DISK), never written through. */
   async markNoExist(commit: string, filename: string): Promise<void> {
     const p = this.noExistPath(commit, filename);
     try {
-      await fsp.mkdir(path.dirname(p), { recursive: true });
-      await fsp.writeFile(p, "");
-    } catch {
-      // best effort, as in huggingface_hub
+      await mkdirInCache(this.cacheDir, path.dirname(p), "mark a missing file");
+      await (await openInCache(this.cacheDir, p, "create", "mark a missing file")).close();
+    } catch (e) {
+      if (e instanceof PerceiverError && /symlink/.test(e.message)) throw e;
     }
   }
 }
@@ -166,15 +178,15 @@ export async function isFile(p: string): Promise<boolean> {
  * Make `pointer` refer to `blob`: a relative symlink (`../../blobs/{etag}`, plus one `../` per subfolder), created
  * under a temporary name and renamed into place so readers never see a half-made entry; a copy where symlinks fail.
  */
-export async function linkSnapshot(blob: string, pointer: string): Promise<void> {
+export async function linkSnapshot(cacheRoot: string, blob: string, pointer: string): Promise<void> {
+  await mkdirInCache(cacheRoot, path.dirname(pointer), "create the snapshot entry");
   await diskOp(pointer, "create the snapshot entry", async () => {
-    await fsp.mkdir(path.dirname(pointer), { recursive: true });
     const tmp = `${pointer}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     try {
       await fsp.symlink(path.relative(path.dirname(pointer), blob), tmp);
     } catch (e) {
       if (!isSymlinkUnsupported(e)) throw e;
-      await fsp.copyFile(blob, tmp, fsConstants.COPYFILE_FICLONE);
+      await fsp.copyFile(blob, tmp, fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL);
     }
     try {
       await fsp.rename(tmp, pointer);
@@ -210,6 +222,72 @@ export async function diskOp<T>(p: string, action: string, fn: () => Promise<T>)
   try {
     return await fn();
   } catch (e) {
+    throw toDiskError(e, p, action);
+  }
+}
+
+/** Throws HUB_DISK unless `p` lies inside `root` (after resolving `.` and `..` lexically). */
+function assertInside(root: string, p: string, action: string): string {
+  const rel = path.relative(path.resolve(root), path.resolve(p));
+  if (rel === "" || rel === ".." || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
+    throw new PerceiverError("HUB_DISK", `could not ${action} at ${p}: it is outside the cache folder ${root}`);
+  }
+  return rel;
+}
+
+function symlinkRefused(p: string, action: string): PerceiverError {
+  return new PerceiverError("HUB_DISK",
+    `could not ${action}: ${p} is a symlink (or not a folder) inside the cache; refusing to write through it. ` +
+    `Someone else may be able to write to this cache: remove it, or point HF_HUB_CACHE at a folder only you can write to.`);
+}
+
+/**
+ * `mkdir -p` of `dir` below `root` that follows no symlink: each component under the root is created, or checked
+ * with lstat to be a real folder (a symlink there is refused with HUB_DISK). The root itself may be a symlink.
+ */
+export async function mkdirInCache(root: string, dir: string, action: string): Promise<void> {
+  const rel = path.relative(path.resolve(root), path.resolve(dir));
+  if (rel !== "") assertInside(root, dir, action);
+  await diskOp(root, action, () => fsp.mkdir(root, { recursive: true }));
+  let cur = path.resolve(root);
+  for (const part of rel === "" ? [] : rel.split(path.sep)) {
+    cur = path.join(cur, part);
+    let st = await fsp.lstat(cur).catch(() => null);
+    if (st === null) {
+      try {
+        await fsp.mkdir(cur);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw toDiskError(e, cur, action);
+      }
+      st = await diskOp(cur, action, () => fsp.lstat(cur));
+    }
+    if (!st.isDirectory()) throw symlinkRefused(cur, action);
+  }
+}
+
+/**
+ * Opens a file inside the cache for writing without following a symlink at its name (O_NOFOLLOW): "w" truncates,
+ * "a" appends, "create" creates if absent (never truncates), "wx" creates a new file only (O_EXCL). Its folders must
+ * already be real folders (see mkdirInCache); they are checked again with lstat. Errors: HUB_DISK.
+ */
+export async function openInCache(root: string, p: string, mode: "w" | "a" | "wx" | "create", action: string): Promise<fsp.FileHandle> {
+  const rel = assertInside(root, p, action);
+  let cur = path.resolve(root);
+  for (const part of rel.split(path.sep).slice(0, -1)) {
+    cur = path.join(cur, part);
+    const st = await fsp.lstat(cur).catch(() => null);
+    if (st !== null && !st.isDirectory()) throw symlinkRefused(cur, action);
+  }
+  const c = fsConstants;
+  const base = c.O_WRONLY | c.O_CREAT | (c.O_NOFOLLOW ?? 0);
+  const flags = base | (mode === "w" ? c.O_TRUNC : mode === "a" ? c.O_APPEND : mode === "wx" ? c.O_EXCL : 0);
+  try {
+    return await fsp.open(p, flags, 0o644);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException)?.code;
+    if (code === "ELOOP" || (code === "EEXIST" && mode === "wx" && (await fsp.lstat(p).catch(() => null))?.isSymbolicLink())) {
+      throw symlinkRefused(p, action);
+    }
     throw toDiskError(e, p, action);
   }
 }

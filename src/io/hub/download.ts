@@ -2,12 +2,15 @@
  * Streams one blob to `blobs/{etag}.incomplete`, resuming with `Range: bytes={size}-`, retrying transfers cut short
  * (like huggingface_hub's http_get), then checks size and, for LFS files, sha256 before renaming it to `blobs/{etag}`.
  * The caller holds the blob's lock.
+ *
+ * Bounds: an absolute deadline for the whole file (all attempts and pauses), a retry budget that only real progress
+ * (progressStep bytes in an attempt) refills, and a size cap (maxBytes) on what is written, announced or not.
  */
 import { createHash } from "node:crypto";
 import { createReadStream, promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { PerceiverError } from "../../errors.js";
-import { diskOp, SHA256_RE, toDiskError } from "./cache.js";
+import { diskOp, openInCache, SHA256_RE, toDiskError } from "./cache.js";
 import { header, requestWithRedirects, type HttpResponse } from "./http.js";
 
 export interface BlobDownload {
@@ -20,9 +23,15 @@ export interface BlobDownload {
   expectedSize: number | null;
   incompletePath: string;
   blobPath: string;
+  /** The cache root: every file written stays inside it (no symlink followed). */
+  cacheRoot: string;
   /** No-progress timeout of the transfer. */
   timeoutMs: number;
-  /** Attempts after a transfer fails without progress (a transfer that made progress resets the count). */
+  /** Absolute deadline (epoch ms) for the whole download, all attempts included. */
+  deadline: number;
+  /** Most bytes the file may have; the download fails past it (announced or not). */
+  maxBytes: number;
+  /** Attempts after a transfer fails without progress (one that wrote progressStep bytes refills the budget). */
   maxRetries: number;
   retryDelayMs: number;
   /** Human description for messages, e.g. `model.safetensors of org/name (revision main)`. */
@@ -32,6 +41,19 @@ export interface BlobDownload {
   httpError: (res: HttpResponse) => PerceiverError;
   /** Error for a connection failure or idle timeout (HUB_NETWORK / HUB_TIMEOUT: these are retried). */
   netError: (e: unknown) => PerceiverError;
+  /** Error once the deadline has passed (not retried). */
+  deadlineError: () => PerceiverError;
+  /** Error when the file is (or would be) larger than maxBytes. */
+  tooLargeError: (bytes: number) => PerceiverError;
+}
+
+/**
+ * An attempt must write this much to count as progress and refill the retry budget: 1 MiB, or 1/64 of a smaller
+ * announced file. So a file can refill it at most 64 times (or once per MiB), however its server trickles.
+ */
+export function progressStep(expectedSize: number | null): number {
+  const MiB = 1 << 20;
+  return expectedSize === null ? MiB : Math.max(1, Math.min(MiB, Math.ceil(expectedSize / 64)));
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -56,7 +78,7 @@ function throttled(cb: BlobDownload["onProgress"]): (done: number, total: number
   };
 }
 
-const GIT_SHA1_RE = /^[0-9a-f]{40}$/;
+const GIT_SHA1_RE = /^[0-9a-f]{40}$/i;
 
 const isTransient = (e: unknown) => e instanceof PerceiverError && (e.code === "HUB_NETWORK" || e.code === "HUB_TIMEOUT");
 
@@ -64,27 +86,31 @@ const isTransient = (e: unknown) => e instanceof PerceiverError && (e.code === "
 export async function downloadBlob(d: BlobDownload): Promise<void> {
   const report = throttled(d.onProgress);
   let budget = d.maxRetries;
+  if (d.expectedSize !== null && d.expectedSize > d.maxBytes) throw d.tooLargeError(d.expectedSize);
   await diskOp(d.incompletePath, "create the blobs folder", () => fsp.mkdir(path.dirname(d.incompletePath), { recursive: true }));
-  if (d.expectedSize === 0) {
-    await diskOp(d.incompletePath, "write the download", () => fsp.writeFile(d.incompletePath, new Uint8Array(0)));
-  }
+  if (d.expectedSize === 0) await truncate(d);
   for (;;) {
     const before = await sizeOf(d.incompletePath);
     try {
       await transferOnce(d, before, report, true);
       break;
     } catch (e) {
+      if (Date.now() >= d.deadline) throw d.deadlineError();
       if (!isTransient(e)) throw e;
-      if ((await sizeOf(d.incompletePath)) > before) budget = d.maxRetries;
+      // Only real progress refills the budget: a server that sends a byte per attempt must not retry forever.
+      if ((await sizeOf(d.incompletePath)) - before >= progressStep(d.expectedSize)) budget = d.maxRetries;
       if (budget-- <= 0) throw e;
+      if (Date.now() + d.retryDelayMs >= d.deadline) throw d.deadlineError();
       await sleep(d.retryDelayMs);
     }
   }
   await verifyAndCommit(d);
 }
 
-async function truncate(p: string): Promise<void> {
-  await diskOp(p, "truncate the partial download", () => fsp.writeFile(p, new Uint8Array(0)));
+/** Empties (or creates) the partial file, without following a symlink planted in its place. */
+async function truncate(d: BlobDownload): Promise<void> {
+  const fh = await openInCache(d.cacheRoot, d.incompletePath, "w", "truncate the partial download");
+  await fh.close();
 }
 
 /** Parse `Content-Range: bytes start-end/total` -> start, or null. */
@@ -101,15 +127,15 @@ async function transferOnce(
 ): Promise<void> {
   let resume = resumeFrom;
   if (d.expectedSize !== null && resume === d.expectedSize) return; // all there already: just verify
-  if (d.expectedSize !== null && resume > d.expectedSize) {
-    await truncate(d.incompletePath);
+  if ((d.expectedSize !== null && resume > d.expectedSize) || resume > d.maxBytes) {
+    await truncate(d);
     resume = 0;
   }
   const headers = { ...d.headers };
   if (resume > 0) headers.Range = `bytes=${resume}-`;
   let res: HttpResponse;
   try {
-    res = await requestWithRedirects("GET", d.url, headers, d.timeoutMs, () => true);
+    res = await requestWithRedirects("GET", d.url, headers, { timeoutMs: d.timeoutMs, deadline: d.deadline }, () => true);
   } catch (e) {
     throw d.netError(e);
   }
@@ -121,7 +147,7 @@ async function transferOnce(
       // The server sent another range than asked: start over from zero.
       res.discard();
       if (!mayRestart) throw new PerceiverError("HUB_HTTP", `the server sent byte range ${start}- for ${d.what} instead of ${resume}-`);
-      await truncate(d.incompletePath);
+      await truncate(d);
       return transferOnce(d, 0, report, false);
     }
     append = true;
@@ -129,7 +155,7 @@ async function transferOnce(
     append = false; // a full body: a Range that was ignored means restarting from zero
   } else if (res.status === 416 && resume > 0 && mayRestart) {
     res.discard();
-    await truncate(d.incompletePath);
+    await truncate(d);
     return transferOnce(d, 0, report, false);
   } else {
     res.discard();
@@ -139,7 +165,18 @@ async function transferOnce(
   const contentLength = Number(header(res, "content-length") ?? NaN);
   let done = append ? resume : 0;
   const total = d.expectedSize ?? (Number.isFinite(contentLength) ? done + contentLength : null);
-  const fh = await diskOp(d.incompletePath, "write the download", () => fsp.open(d.incompletePath, append ? "a" : "w"));
+  if (total !== null && total > d.maxBytes) {
+    res.discard();
+    await fsp.rm(d.incompletePath, { force: true }).catch(() => undefined);
+    throw d.tooLargeError(total);
+  }
+  let fh: fsp.FileHandle;
+  try {
+    fh = await openInCache(d.cacheRoot, d.incompletePath, append ? "a" : "w", "write the download");
+  } catch (e) {
+    res.discard();
+    throw e;
+  }
   try {
     report(done, total, true);
     try {
@@ -155,6 +192,10 @@ async function transferOnce(
         done += chunk.length;
         if (d.expectedSize !== null && done > d.expectedSize) {
           throw await integrityError(d, `the server sent more than the announced ${d.expectedSize} bytes`);
+        }
+        if (done > d.maxBytes) {
+          await fsp.rm(d.incompletePath, { force: true }).catch(() => undefined);
+          throw d.tooLargeError(done);
         }
         report(done, total);
       }
@@ -193,13 +234,15 @@ async function verifyAndCommit(d: BlobDownload): Promise<void> {
   if (d.expectedSize !== null && size !== d.expectedSize) {
     throw await integrityError(d, `got ${size} bytes, the hub announced ${d.expectedSize}`);
   }
-  if (SHA256_RE.test(d.etag)) {
+  // Hex digests are compared in lower case: a proxy or mirror may send them upper-cased.
+  const etag = d.etag.toLowerCase();
+  if (SHA256_RE.test(etag)) {
     const got = await diskOp(d.incompletePath, "read back the download", () => sha256File(d.incompletePath));
-    if (got !== d.etag) throw await integrityError(d, `its sha256 is ${got}, the hub's ETag says ${d.etag}`);
-  } else if (GIT_SHA1_RE.test(d.etag)) {
+    if (got !== etag) throw await integrityError(d, `its sha256 is ${got}, the hub's ETag says ${d.etag}`);
+  } else if (GIT_SHA1_RE.test(etag)) {
     // A small file's ETag is its git blob id: a flipped byte would otherwise pass the size check alone.
     const got = await diskOp(d.incompletePath, "read back the download", () => gitBlobSha1File(d.incompletePath, size));
-    if (got !== d.etag) throw await integrityError(d, `its git sha1 is ${got}, the hub's ETag says ${d.etag}`);
+    if (got !== etag) throw await integrityError(d, `its git sha1 is ${got}, the hub's ETag says ${d.etag}`);
   }
   await diskOp(d.blobPath, "move the finished download into place", () => fsp.rename(d.incompletePath, d.blobPath));
 }

@@ -1,7 +1,9 @@
 /**
  * Minimal HTTP client for the hub on node:http / node:https: one request per hop, redirects followed by the caller's
- * rule, and an idle timer (no bytes for `timeoutMs`, including connecting and waiting for headers) so a stalled
- * server becomes an error instead of a hang. Bodies are streamed chunk by chunk, never buffered whole.
+ * rule, an idle timer (no bytes for `timeoutMs`, including connecting and waiting for headers) so a stalled server
+ * becomes an error instead of a hang, and an optional absolute deadline that a trickle of bytes cannot push back.
+ * Bodies are streamed chunk by chunk, never buffered whole; a body nobody wants (a redirect's, an error page) is
+ * closed at once, not drained, so no socket or timer outlives the request and the process can exit.
  */
 import * as http from "node:http";
 import * as https from "node:https";
@@ -18,6 +20,20 @@ export class IdleTimeoutError extends Error {
   }
 }
 
+/** Raised (as the request's or body's error) when the request's absolute deadline passes. */
+export class DeadlineError extends Error {
+  readonly code = "HUB_DEADLINE";
+  constructor(readonly url: string) {
+    super(`the deadline passed while reading ${url}`);
+  }
+}
+
+/** Timing of one request: `timeoutMs` without a byte is an error; so is still running at `deadline` (epoch ms). */
+export interface RequestTiming {
+  timeoutMs: number;
+  deadline?: number;
+}
+
 export interface HttpResponse {
   readonly status: number;
   readonly headers: http.IncomingHttpHeaders;
@@ -27,7 +43,7 @@ export interface HttpResponse {
   readonly sentHeaders: Record<string, string>;
   /** Body chunks; each one re-arms the idle timer. Errors (reset, idle timeout) are thrown from the iteration. */
   chunks(): AsyncGenerator<Buffer>;
-  /** Throw the body away and release the connection. */
+  /** Throw the body away: the response is destroyed (its connection closed), never drained. */
   discard(): void;
 }
 
@@ -42,37 +58,50 @@ export function httpRequest(
   method: "GET" | "HEAD",
   url: URL,
   headers: Record<string, string>,
-  timeoutMs: number,
+  timing: RequestTiming,
   retryStaleSocket = true,
 ): Promise<HttpResponse> {
+  const { timeoutMs, deadline } = timing;
   return new Promise((resolve, reject) => {
     const mod = url.protocol === "https:" ? https : url.protocol === "http:" ? http : null;
     if (mod === null) {
       reject(new Error(`unsupported URL protocol ${url.protocol} in ${url.href}`));
       return;
     }
+    if (deadline !== undefined && Date.now() >= deadline) {
+      reject(new DeadlineError(url.href));
+      return;
+    }
     let res: http.IncomingMessage | null = null;
     let timer: NodeJS.Timeout | null = null;
+    let deadlineTimer: NodeJS.Timeout | null = null;
+    const abort = (err: Error) => {
+      if (res !== null) res.destroy(err);
+      else req.destroy(err);
+    };
     const stop = () => {
       if (timer !== null) clearTimeout(timer);
       timer = null;
     };
+    /** Both timers off: the request is over (ended, failed or closed). */
+    const done = () => {
+      stop();
+      if (deadlineTimer !== null) clearTimeout(deadlineTimer);
+      deadlineTimer = null;
+    };
     const kick = () => {
       stop();
-      timer = setTimeout(() => {
-        const err = new IdleTimeoutError(timeoutMs, url.href);
-        if (res !== null) res.destroy(err);
-        else req.destroy(err);
-      }, timeoutMs);
+      timer = setTimeout(() => abort(new IdleTimeoutError(timeoutMs, url.href)), timeoutMs);
     };
     const req = mod.request(url, { method, headers });
     kick();
+    if (deadline !== undefined) deadlineTimer = setTimeout(() => abort(new DeadlineError(url.href)), Math.max(0, deadline - Date.now()));
     req.on("error", (e) => {
-      stop();
+      done();
       // A kept-alive connection the server closed just as we reused it: retry once on a fresh one (Node's advice).
       const code = (e as NodeJS.ErrnoException).code;
       if (res === null && retryStaleSocket && req.reusedSocket && (code === "ECONNRESET" || code === "EPIPE")) {
-        httpRequest(method, url, headers, timeoutMs, false).then(resolve, reject);
+        httpRequest(method, url, headers, timing, false).then(resolve, reject);
         return;
       }
       reject(e);
@@ -94,26 +123,26 @@ export function httpRequest(
         w?.();
       };
       r.on("data", (chunk: Buffer) => {
-        kick();
         if (discarded) return;
+        kick();
         queue.push(chunk);
         queued += chunk.length;
         if (queued > HIGH_WATER) r.pause();
         notify();
       });
       r.on("end", () => {
-        stop();
+        done();
         if (!r.complete) failure ??= Object.assign(new Error("connection closed before the body was complete"), { code: "ECONNRESET" });
         ended = true;
         notify();
       });
       r.on("error", (e) => {
-        stop();
+        done();
         failure ??= e;
         notify();
       });
       r.on("close", () => {
-        stop();
+        done();
         if (!ended) failure ??= Object.assign(new Error("connection closed before the body was complete"), { code: "ECONNRESET" });
         notify();
       });
@@ -139,17 +168,22 @@ export function httpRequest(
             }
           } finally {
             if (!ended) r.destroy(); // the consumer stopped early
-            stop();
+            done();
           }
         },
         discard: () => {
-          // Drop what is queued and drain the rest so the connection can be reused; the idle timer still guards a
-          // body that never ends.
+          // Closed, not drained: a body that never ends (or trickles) must not keep a socket, a timer or the process
+          // alive. Reusing the connection is not worth that risk.
+          // A response that has no body by protocol (HEAD, Content-Length 0) ends by itself: let it, so its
+          // connection is kept for the next request.
           discarded = true;
           queue.length = 0;
           queued = 0;
-          if (!ended && failure === null) kick();
-          r.resume();
+          if (!ended) {
+            if (method === "HEAD" || r.headers["content-length"] === "0") r.resume();
+            else r.destroy();
+          }
+          done();
         },
       });
     });
@@ -167,14 +201,14 @@ export async function requestWithRedirects(
   method: "GET" | "HEAD",
   url: URL,
   headers: Record<string, string>,
-  timeoutMs: number,
+  timing: RequestTiming,
   follow: (res: HttpResponse) => boolean,
 ): Promise<HttpResponse> {
   const origin = url.origin;
   let cur = url;
   let hdrs = { ...headers };
   for (let hop = 0; ; hop++) {
-    const res = await httpRequest(method, cur, hdrs, timeoutMs);
+    const res = await httpRequest(method, cur, hdrs, timing);
     if (!isRedirect(res.status) || !follow(res)) return res;
     const location = header(res, "location");
     if (location === undefined) return res;

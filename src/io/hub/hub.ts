@@ -26,7 +26,7 @@ import {
   validateRevision,
   type Env,
 } from "./cache.js";
-import { header, IdleTimeoutError, isRedirect, requestWithRedirects, USER_AGENT, type HttpResponse } from "./http.js";
+import { DeadlineError, header, IdleTimeoutError, isRedirect, requestWithRedirects, USER_AGENT, type HttpResponse } from "./http.js";
 import { acquireLock } from "./lock.js";
 
 export { repoFolderName, resolveCacheDir } from "./cache.js";
@@ -59,7 +59,17 @@ export interface HubOptions {
   fetchTimeoutMs?: number;
   /** Content transfer: no-progress timeout (default `$HF_HUB_DOWNLOAD_TIMEOUT` s, else 60 s). */
   downloadTimeoutMs?: number;
-  /** Retries of a transfer cut short, resuming where it stopped (default 5; progress resets the count). */
+  /**
+   * Overall deadline for one file's transfer, all retries included: a server that trickles bytes cannot keep it
+   * going past this (default `$PERCEIVER_HUB_DEADLINE` s, else 3600 s). The partial file is kept for a later resume.
+   */
+  deadlineMs?: number;
+  /**
+   * Largest file accepted, whether or not the hub announces a size (default `$PERCEIVER_HUB_MAX_FILE_BYTES`, else
+   * 64 MiB for .json/.txt/.md files and 64 GiB for others): a config.json cannot grow to a gigabyte.
+   */
+  maxFileBytes?: number;
+  /** Retries of a transfer cut short, resuming where it stopped (default 5; an attempt that brought 1 MiB refills it). */
   maxRetries?: number;
   /** Pause before such a retry (default 1000 ms). */
   retryDelayMs?: number;
@@ -80,7 +90,14 @@ interface Ctx {
   force: boolean;
   fetchTimeoutMs: number;
   downloadTimeoutMs: number;
+  deadlineMs: number;
+  maxFileBytes: number;
   opts: HubOptions;
+}
+
+/** Default cap of a file's size: text files (configs, label lists) are small; weights can be large. */
+export function defaultMaxFileBytes(filename: string): number {
+  return /\.(json|txt|md)$/i.test(filename) ? 64 * 2 ** 20 : 64 * 2 ** 30;
 }
 
 const isTrue = (v: string | undefined) => v !== undefined && ["1", "on", "yes", "true"].includes(v.trim().toLowerCase());
@@ -88,6 +105,11 @@ const isTrue = (v: string | undefined) => v !== undefined && ["1", "on", "yes", 
 function secondsEnv(env: Env, name: string): number | undefined {
   const v = Number(env[name]);
   return env[name] !== undefined && Number.isFinite(v) && v > 0 ? v * 1000 : undefined;
+}
+
+function bytesEnv(env: Env, name: string): number | undefined {
+  const v = env[name]?.trim();
+  return v !== undefined && /^\d+$/.test(v) && Number(v) > 0 ? Number(v) : undefined;
 }
 
 function resolveToken(opts: HubOptions, env: Env): string | null {
@@ -124,6 +146,8 @@ function context(repoId: string, filename: string, opts: HubOptions): Ctx {
     force: opts.forceDownload ?? false,
     fetchTimeoutMs: opts.fetchTimeoutMs ?? secondsEnv(env, "HF_HUB_ETAG_TIMEOUT") ?? 10_000,
     downloadTimeoutMs: opts.downloadTimeoutMs ?? secondsEnv(env, "HF_HUB_DOWNLOAD_TIMEOUT") ?? 60_000,
+    deadlineMs: opts.deadlineMs ?? secondsEnv(env, "PERCEIVER_HUB_DEADLINE") ?? 3_600_000,
+    maxFileBytes: opts.maxFileBytes ?? bytesEnv(env, "PERCEIVER_HUB_MAX_FILE_BYTES") ?? defaultMaxFileBytes(filename),
     opts,
   };
 }
@@ -146,6 +170,7 @@ function offlineHint(c: Ctx): string {
 /** Connection failures and idle timeouts -> HUB_NETWORK / HUB_TIMEOUT, with what to do next. */
 function netError(c: Ctx, e: unknown, stage: string): PerceiverError {
   if (e instanceof PerceiverError) return e;
+  if (e instanceof DeadlineError) return deadlineError(c);
   if (e instanceof IdleTimeoutError) {
     return new PerceiverError(
       "HUB_TIMEOUT",
@@ -164,6 +189,15 @@ function netError(c: Ctx, e: unknown, stage: string): PerceiverError {
     `the Hugging Face hub at ${c.endpoint} could not be reached while ${stage} ${what(c)}: ${code ? `${code} ` : ""}${msg}${tls}. ` +
       offlineHint(c),
     { cause: e },
+  );
+}
+
+/** The transfer ran past its overall deadline: HUB_TIMEOUT, not retried; the partial file stays for a resume. */
+function deadlineError(c: Ctx): PerceiverError {
+  return new PerceiverError(
+    "HUB_TIMEOUT",
+    `downloading ${what(c)} did not finish within ${c.deadlineMs / 1000} s (the overall deadline; set ` +
+      `PERCEIVER_HUB_DEADLINE in seconds to allow more). What arrived is kept: run the command again to resume.`,
   );
 }
 
@@ -239,7 +273,7 @@ async function fetchMetadata(c: Ctx): Promise<MetadataResult> {
   const url = new URL(hubFileUrl(c.repoId, c.filename, c.revision, c.endpoint));
   let res: HttpResponse;
   try {
-    res = await requestWithRedirects("HEAD", url, baseHeaders(c), c.fetchTimeoutMs, (r) => {
+    res = await requestWithRedirects("HEAD", url, baseHeaders(c), { timeoutMs: c.fetchTimeoutMs }, (r) => {
       if (header(r, "x-repo-commit") !== undefined) return false;
       const loc = header(r, "location");
       return loc !== undefined && new URL(loc, r.url).origin === r.url.origin;
@@ -343,12 +377,12 @@ export async function hfHubDownload(repoId: string, filename: string, opts: HubO
   if (!c.force) {
     if (await isFile(pointer)) return pointer;
     if (await isFile(blob)) {
-      await linkSnapshot(blob, pointer);
+      await linkSnapshot(c.cache.cacheDir, blob, pointer);
       return pointer;
     }
   }
 
-  const release = await acquireLock(`${blob}.lock`, { staleMs: opts.lockStaleMs });
+  const release = await acquireLock(`${blob}.lock`, { staleMs: opts.lockStaleMs, cacheRoot: c.cache.cacheDir });
   try {
     // Another process may have finished this blob while we waited for the lock.
     if (c.force || !(await isFile(blob))) {
@@ -363,16 +397,26 @@ export async function hfHubDownload(repoId: string, filename: string, opts: HubO
         expectedSize: meta.size,
         incompletePath: `${blob}.incomplete`,
         blobPath: blob,
+        cacheRoot: c.cache.cacheDir,
         timeoutMs: c.downloadTimeoutMs,
+        deadline: Date.now() + c.deadlineMs,
+        maxBytes: c.maxFileBytes,
         maxRetries: opts.maxRetries ?? 5,
         retryDelayMs: opts.retryDelayMs ?? 1000,
         what: what(c),
         onProgress: opts.onProgress && ((downloaded, total) => opts.onProgress!({ file: c.filename, downloaded, total })),
         httpError: (res) => httpError(c, res),
         netError: (e) => netError(c, e, "downloading"),
+        deadlineError: () => deadlineError(c),
+        tooLargeError: (bytes) =>
+          new PerceiverError(
+            "HUB_HTTP",
+            `${what(c)} is at least ${bytes} bytes, over the ${c.maxFileBytes}-byte limit for this file (pass ` +
+              `maxFileBytes or set PERCEIVER_HUB_MAX_FILE_BYTES to allow more); nothing was kept`,
+          ),
       });
     }
-    await linkSnapshot(blob, pointer);
+    await linkSnapshot(c.cache.cacheDir, blob, pointer);
   } finally {
     await release();
   }
