@@ -123,12 +123,21 @@ describe("the command line", () => {
     const stderr: string[] = [];
     const log = vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void stdout.push(a.join(" ")));
     const err = vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void stderr.push(a.join(" ")));
+    // the dataset loop writes whole lines to the streams (records, per-image errors) instead of console.*
+    const lines = (into: string[]) => (chunk: string | Uint8Array): boolean => {
+      into.push(...String(chunk).replace(/\n$/, "").split("\n"));
+      return true;
+    };
+    const outw = vi.spyOn(process.stdout, "write").mockImplementation(lines(stdout) as typeof process.stdout.write);
+    const errw = vi.spyOn(process.stderr, "write").mockImplementation(lines(stderr) as typeof process.stderr.write);
     let code: number;
     try {
       code = await main(args);
     } finally {
       log.mockRestore();
       err.mockRestore();
+      outw.mockRestore();
+      errw.mockRestore();
     }
     const text = c.exit === 0 ? stdout.join("\n") : stderr.join("\n");
     expect(code, stderr.join("\n")).toBe(c.exit);

@@ -101,7 +101,7 @@ export async function classify(argv: string[]): Promise<number> {
       },
       emit(rec) {
         writer?.write(rec);
-        if (rec.error !== undefined && !values.quiet) progress.print(`perceiver: error: ${printable((rec.error as { message: string }).message)}\n`, process.stderr);
+        if (rec.error !== undefined) progress.print(`perceiver: error: ${printable((rec.error as { message: string }).message)}\n`, process.stderr);
         if (values.json) progress.print(`${terminalJson(rec)}\n`);
         else if (rec.error === undefined && !writer) progress.print(table(rec));
       },

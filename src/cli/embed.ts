@@ -92,7 +92,7 @@ export async function embed(argv: string[]): Promise<number> {
       },
       emit(rec) {
         writer?.write(rec);
-        if (rec.error !== undefined && !values.quiet) progress.print(`perceiver: error: ${printable((rec.error as { message: string }).message)}\n`, process.stderr);
+        if (rec.error !== undefined) progress.print(`perceiver: error: ${printable((rec.error as { message: string }).message)}\n`, process.stderr);
         if (values.json) progress.print(`${JSON.stringify(rec)}\n`);
         else if (rec.error === undefined && !writer) progress.print(`${printable(rec.file)}  ${describe(rec.pooled as number[])}\n`);
       },

@@ -112,7 +112,7 @@ export async function evaluate(argv: string[]): Promise<number> {
       emit(rec) {
         writer?.write(rec);
         tally.add(rec.file, rec.error === undefined ? outcomeOf(rec) : null);
-        if (rec.error !== undefined && !values.quiet) progress.print(`perceiver: error: ${printable((rec.error as { message: string }).message)}\n`, process.stderr);
+        if (rec.error !== undefined) progress.print(`perceiver: error: ${printable((rec.error as { message: string }).message)}\n`, process.stderr);
       },
       afterBatch: () => writer?.sync(),
     });
