@@ -1,0 +1,118 @@
+"""Goldens for training a classification head (issue #22), from PyTorch autograd and transformers.
+
+Run from the repository root with the project's Python (torch + transformers + safetensors + pillow):
+    python scripts/make_train_goldens.py grads      # test/fixtures/train/grads.safetensors
+    python scripts/make_train_goldens.py dataset    # test/fixtures/train/data/{train,test}/<class>/*.png
+    python scripts/make_train_goldens.py head       # runs `perceiver train-head` (node + tsx), loads the result in
+                                                    # transformers, trains the same recipe in torch on the same
+                                                    # cached latents: test/fixtures/train/head/*, recipe.json
+Everything is seeded; float64 where a value is a reference for gradients.
+"""
+import json, os, subprocess, sys, glob, shutil
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file, load_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIX = os.path.join(ROOT, "test", "fixtures", "train")
+os.makedirs(FIX, exist_ok=True)
+
+from transformers import PerceiverConfig
+from transformers.models.perceiver.modeling_perceiver import PerceiverAttention, PerceiverClassificationDecoder
+
+
+def f32(t):
+    return t.detach().to(torch.float32).contiguous()
+
+
+def randomize(module, gen, scale=0.3):
+    """Every parameter random (LayerNorm weights around 1), drawn in float32 so both sides use the same values."""
+    for name, p in module.named_parameters():
+        with torch.no_grad():
+            r = torch.randn(p.shape, generator=gen, dtype=torch.float32) * scale
+            if "layernorm" in name and name.endswith("weight"):
+                r = r + 1.0
+            p.copy_(r)
+
+
+def decoder_grads(out):
+    """A tiny HF PerceiverClassificationDecoder: loss = mean cross-entropy; gradients of every parameter (float64)."""
+    D, N, L, B = 8, 5, 3, 4
+    cfg = PerceiverConfig(d_latents=D, num_latents=N, num_labels=L, attention_probs_dropout_prob=0.0)
+    dec = PerceiverClassificationDecoder(cfg, num_channels=D, trainable_position_encoding_kwargs=dict(num_channels=D, index_dims=1), use_query_residual=True)
+    gen = torch.Generator().manual_seed(22)
+    randomize(dec, gen)
+    z = torch.randn((B, N, D), generator=gen, dtype=torch.float32) * 2 + 0.5
+    labels = torch.tensor([0, 2, 1, 2])
+    dec = dec.double().eval()
+    names = [n for n, _ in dec.named_parameters()]
+
+    def loss_at():
+        dec.zero_grad()
+        query = dec.decoder_query(z.double())
+        logits = dec(query, z.double()).logits
+        loss = F.cross_entropy(logits, labels)
+        loss.backward()
+        return logits, loss
+
+    out["dec.z"] = f32(z)
+    out["dec.labels"] = labels.to(torch.int64)
+    for n, p in dec.named_parameters():
+        out[f"dec.param.{n.removeprefix('decoder.')}"] = f32(p)
+    logits, loss = loss_at()
+    out["dec.logits"] = f32(logits)
+    out["dec.loss"] = f32(loss.reshape(1))
+    for n, p in dec.named_parameters():
+        out[f"dec.grad.{n.removeprefix('decoder.')}"] = f32(p.grad)
+    # AdamW: two steps (decay on the Linear weights only, as the TypeScript recipe), from the gradients above and
+    # the gradients at the first step's parameters
+    decay = [p for n, p in dec.named_parameters() if n.endswith(".weight") and "layernorm" not in n and "position" not in n]
+    rest = [p for n, p in dec.named_parameters() if not (n.endswith(".weight") and "layernorm" not in n and "position" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=0.01)
+    opt.step()
+    for n, p in dec.named_parameters():
+        out[f"dec.step1.{n.removeprefix('decoder.')}"] = f32(p)
+    loss_at()
+    for n, p in dec.named_parameters():
+        out[f"dec.grad1.{n.removeprefix('decoder.')}"] = f32(p.grad)
+    opt.step()
+    for n, p in dec.named_parameters():
+        out[f"dec.step2.{n.removeprefix('decoder.')}"] = f32(p)
+
+
+def attention_grads(out):
+    """HF PerceiverAttention, cross, 2 heads, qk 8 / v 6 channels, q_dim 7, kv_dim 5, query residual:
+    loss = Σ out ⊙ R; gradients of every parameter and of both inputs (float64)."""
+    B, Tq, Tkv = 2, 3, 4
+    cfg = PerceiverConfig(attention_probs_dropout_prob=0.0)
+    att = PerceiverAttention(cfg, is_cross_attention=True, qk_channels=8, v_channels=6, num_heads=2, q_dim=7, kv_dim=5, use_query_residual=True)
+    gen = torch.Generator().manual_seed(23)
+    randomize(att, gen)
+    hidden = torch.randn((B, Tq, 7), generator=gen, dtype=torch.float32)
+    inputs = torch.randn((B, Tkv, 5), generator=gen, dtype=torch.float32) * 1.5
+    R = torch.randn((B, Tq, 7), generator=gen, dtype=torch.float32)
+    att = att.double().eval()
+    h = hidden.double().requires_grad_(True)
+    x = inputs.double().requires_grad_(True)
+    o = att(h, inputs=x)[0]
+    (o * R.double()).sum().backward()
+    out["att.hidden"], out["att.inputs"], out["att.R"], out["att.out"] = f32(hidden), f32(inputs), f32(R), f32(o)
+    out["att.grad.hidden"], out["att.grad.inputs"] = f32(h.grad), f32(x.grad)
+    for n, p in att.named_parameters():
+        out[f"att.param.{n}"] = f32(p)
+        out[f"att.grad.{n}"] = f32(p.grad)
+
+
+def grads():
+    out = {}
+    decoder_grads(out)
+    attention_grads(out)
+    save_file(out, os.path.join(FIX, "grads.safetensors"), metadata={"torch": torch.__version__})
+    print("wrote grads.safetensors", len(out), "tensors")
+
+
+if __name__ == "__main__":
+    what = sys.argv[1:] or ["grads"]
+    for w in what:
+        {"grads": grads}.get(w, lambda: sys.exit(f"unknown section {w}"))()
