@@ -112,7 +112,33 @@ def grads():
     print("wrote grads.safetensors", len(out), "tensors")
 
 
+DATA = os.path.join(FIX, "data")
+CLASSES = ["blue", "green", "red"]
+
+
+def dataset():
+    """3 classes of 32x32 noisy images: a dominant colour under random brightness, noise and a random stripe
+    pattern. 12 training and 6 test images per class."""
+    from PIL import Image
+    rng = np.random.default_rng(2022)
+    shutil.rmtree(DATA, ignore_errors=True)
+    base = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
+    for split, n in (("train", 12), ("test", 6)):
+        for c in CLASSES:
+            d = os.path.join(DATA, split, c)
+            os.makedirs(d)
+            for i in range(n):
+                col = np.array(base[c], dtype=np.float64) * rng.uniform(0.6, 1.2)
+                img = np.tile(col, (32, 32, 1))
+                period = rng.integers(4, 12)
+                stripes = ((np.arange(32) // period) % 2).astype(np.float64)
+                img *= (0.75 + 0.25 * (stripes[None, :, None] if rng.random() < 0.5 else stripes[:, None, None]))
+                img += rng.normal(0, 18, img.shape)
+                Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(os.path.join(d, f"{c}_{i:02d}.png"))
+    print("wrote", DATA)
+
+
 if __name__ == "__main__":
     what = sys.argv[1:] or ["grads"]
     for w in what:
-        {"grads": grads}.get(w, lambda: sys.exit(f"unknown section {w}"))()
+        {"grads": grads, "dataset": dataset}.get(w, lambda: sys.exit(f"unknown section {w}"))()

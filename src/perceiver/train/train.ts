@@ -47,7 +47,7 @@ export interface TrainProgress {
 export interface TrainOptions {
   /** number of classes */
   numLabels: number;
-  epochs?: number; // default 10
+  epochs?: number; // default 20
   lr?: number; // default 1e-3
   batchSize?: number; // default 16
   weightDecay?: number; // default 0.01 (torch's AdamW default)
@@ -79,7 +79,7 @@ export interface TrainResult {
   split: { train: number[]; val: number[] };
 }
 
-export const TRAIN_DEFAULTS = { epochs: 10, lr: 1e-3, batchSize: 16, weightDecay: 0.01, seed: 0, valSplit: 0.2, initializerRange: 0.02 } as const;
+export const TRAIN_DEFAULTS = { epochs: 20, lr: 1e-3, batchSize: 16, weightDecay: 0.01, seed: 0, valSplit: 0.2, initializerRange: 0.02 } as const;
 
 function checkNumber(name: string, v: number, ok: boolean): void {
   if (!ok) throw new PerceiverError("INPUT_INVALID", `trainDecoder: ${name} is invalid (${v})`);
