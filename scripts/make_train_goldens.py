@@ -138,7 +138,102 @@ def dataset():
     print("wrote", DATA)
 
 
+HEAD = os.path.join(FIX, "head")
+TINY = os.path.join(ROOT, "test", "fixtures", "tiny-conv")
+
+
+def load_latents(path):
+    return load_file(path)["latents"]
+
+
+def head():
+    """Train a head with our CLI on the synthetic dataset (tiny-conv), load OUTDIR in transformers, record its
+    logits on the held-out images; then train the same recipe in PyTorch on the same cached latents."""
+    from PIL import Image
+    from transformers import PerceiverForImageClassificationConvProcessing, PerceiverImageProcessor
+    import tempfile
+    out_dir = tempfile.mkdtemp(prefix="train-head-")
+    cmd = ["node", "--import", "tsx", os.path.join(ROOT, "src", "cli", "main.ts"), "train-head", os.path.join(DATA, "train"),
+           "--model", TINY, "--out", out_dir, "--seed", "0", "--quiet"]
+    print(" ".join(cmd))
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    tlog = json.load(open(os.path.join(out_dir, "train_log.json")))
+    opts = tlog["options"]
+
+    # 1. transformers loads OUTDIR; logits on the held-out images (HF's own image processor)
+    model = PerceiverForImageClassificationConvProcessing.from_pretrained(out_dir).eval()
+    proc = PerceiverImageProcessor()
+    files = sorted(glob.glob(os.path.join(DATA, "test", "*", "*.png")))
+    labels = torch.tensor([CLASSES.index(os.path.basename(os.path.dirname(f))) for f in files])
+    with torch.no_grad():
+        pix = proc([Image.open(f).convert("RGB") for f in files], return_tensors="pt").pixel_values
+        hf = model(pixel_values=pix, output_hidden_states=True)
+    logits = hf.logits
+    test_latents = model.perceiver(inputs=pix).last_hidden_state.detach()
+    ours_acc = (logits.argmax(-1) == labels).float().mean().item()
+
+    os.makedirs(HEAD, exist_ok=True)
+    shutil.copy(os.path.join(out_dir, "config.json"), os.path.join(HEAD, "config.json"))
+    sd = load_file(os.path.join(out_dir, "model.safetensors"))
+    base = load_file(os.path.join(TINY, "model.safetensors"))
+    enc_same = all(torch.equal(sd[k], base[k]) for k in base if not k.startswith("perceiver.decoder."))
+    assert enc_same and set(k for k in base if not k.startswith("perceiver.decoder.")) == set(k for k in sd if not k.startswith("perceiver.decoder."))
+    save_file({k: v for k, v in sd.items() if k.startswith("perceiver.decoder.")}, os.path.join(HEAD, "decoder.safetensors"))
+    save_file({"logits": f32(logits), "labels": labels}, os.path.join(HEAD, "hf_logits.safetensors"),
+              metadata={"files": json.dumps([os.path.relpath(f, DATA) for f in files])})
+
+    # 2. the same recipe in PyTorch, on the same cached latents and split: HF init (torch's generator, so other
+    #    values), AdamW with decay on the Linear weights, constant lr, shuffled mini-batches, best epoch by val acc
+    torch.manual_seed(opts["seed"])
+    cfg = model.config
+    fresh = PerceiverForImageClassificationConvProcessing(cfg).eval()  # HF _init_weights
+    dec = fresh.perceiver.decoder
+    def stack(entries):
+        return torch.stack([load_latents(e["cache"]) for e in entries]), torch.tensor([e["label"] for e in entries])
+    ztr, ytr = stack(tlog["train"])
+    zva, yva = stack(tlog["val"])
+    decay = [p for n, p in dec.named_parameters() if n.endswith(".weight") and "layernorm" not in n and "position" not in n]
+    rest = [p for n, p in dec.named_parameters() if not (n.endswith(".weight") and "layernorm" not in n and "position" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": opts["weight_decay"]}, {"params": rest, "weight_decay": 0.0}], lr=opts["lr"])
+    def run(z):
+        return dec(dec.decoder_query(z), z).logits
+    best, best_key, history = None, None, []
+    for epoch in range(1, opts["epochs"] + 1):
+        perm = torch.randperm(len(ztr))
+        tot = 0.0
+        for i in range(0, len(perm), opts["batch_size"]):
+            idx = perm[i:i + opts["batch_size"]]
+            opt.zero_grad()
+            loss = F.cross_entropy(run(ztr[idx]), ytr[idx])
+            loss.backward()
+            opt.step()
+            tot += loss.item() * len(idx)
+        with torch.no_grad():
+            lv = run(zva)
+            vloss = F.cross_entropy(lv, yva).item()
+            vacc = (lv.argmax(-1) == yva).float().mean().item()
+        history.append({"epoch": epoch, "train_loss": tot / len(ztr), "val_loss": vloss, "val_acc": vacc})
+        key = (vacc, -vloss)
+        if best_key is None or key > best_key:
+            best_key, best = key, {k: v.detach().clone() for k, v in dec.state_dict().items()}
+    dec.load_state_dict(best)
+    with torch.no_grad():
+        lt = run(test_latents)
+        torch_acc = (lt.argmax(-1) == labels).float().mean().item()
+        torch_loss = F.cross_entropy(lt, labels).item()
+    recipe = {
+        "options": opts,
+        "ours": {"test_acc_in_transformers": ours_acc, "test_loss_in_transformers": F.cross_entropy(logits, labels).item(),
+                 "best_epoch": tlog["best_epoch"], "history": [{k: h[k] for k in ("epoch", "trainLoss", "valLoss", "valAccuracy")} for h in tlog["history"]]},
+        "torch": {"test_acc": torch_acc, "test_loss": torch_loss, "history": history},
+        "torch_version": torch.__version__,
+    }
+    json.dump(recipe, open(os.path.join(HEAD, "recipe.json"), "w"), indent=1)
+    print(json.dumps({"ours_test_acc": ours_acc, "torch_test_acc": torch_acc, "ours_final": tlog["history"][-1], "torch_final": history[-1]}, indent=1))
+    shutil.rmtree(out_dir)
+
+
 if __name__ == "__main__":
     what = sys.argv[1:] or ["grads"]
     for w in what:
-        {"grads": grads, "dataset": dataset}.get(w, lambda: sys.exit(f"unknown section {w}"))()
+        {"grads": grads, "dataset": dataset, "head": head}.get(w, lambda: sys.exit(f"unknown section {w}"))()
