@@ -124,3 +124,28 @@ describe("perceiver train-head", () => {
     expect(r.stderr).toMatch(/zz\.png: .*finished images stay cached/);
   }, 120_000);
 });
+
+describe("trainDecoder input checks", () => {
+  it("wrong latent sizes, labels out of range, non-finite latents and bad options are INPUT_INVALID", async () => {
+    const { trainDecoder } = await import("../src/perceiver/train/train.js");
+    const { parsePerceiverConfig } = await import("../src/perceiver/config.js");
+    const config = parsePerceiverConfig(JSON.parse(await readFile(join(TINY, "config.json"), "utf8")));
+    const ok = () => new Float32Array(16 * 64).map((_, i) => Math.sin(i));
+    const model = { config };
+    await expect(trainDecoder(model, [{ latents: new Float32Array(5), label: 0 }], { numLabels: 2 })).rejects.toMatchObject({ code: "INPUT_INVALID" });
+    await expect(trainDecoder(model, [{ latents: ok(), label: 2 }], { numLabels: 2 })).rejects.toThrow(/label 2/);
+    const nan = ok();
+    nan[7] = NaN;
+    await expect(trainDecoder(model, [{ latents: nan, label: 0 }], { numLabels: 2 })).rejects.toThrow(/non-finite latent value \(NaN\) at index 7/);
+    await expect(trainDecoder(model, [{ latents: ok(), label: 0 }], { numLabels: 2, lr: -1 })).rejects.toThrow(/lr is invalid/);
+    await expect(trainDecoder(model, [], { numLabels: 2 })).rejects.toThrow(/no training examples/);
+    // progress and abort
+    const seen: number[] = [];
+    const ctl = new AbortController();
+    const ex = Array.from({ length: 8 }, (_, i) => ({ latents: ok(), label: i % 2 }));
+    await expect(trainDecoder(model, ex, {
+      numLabels: 2, batchSize: 2, valSplit: 0, onProgress: (p) => { seen.push(p.done); if (p.done === 4) ctl.abort(new Error("stop")); }, signal: ctl.signal,
+    })).rejects.toThrow(/stop/);
+    expect(seen).toEqual([2, 4]);
+  });
+});

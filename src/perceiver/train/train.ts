@@ -7,6 +7,7 @@
  * validation loss) is kept. Same inputs and seed -> the same parameters, bit for bit.
  */
 import { PerceiverError } from "../../errors.js";
+import { indexOfNonFinite } from "../../tensor/tensor.js";
 import type { PerceiverConfig } from "../config.js";
 import { AdamW } from "./adamw.js";
 import { decoderStepFast, normalizeLatents } from "./decoder-fast.js";
@@ -121,6 +122,8 @@ export async function trainDecoder(
     if (!(e.latents instanceof Float32Array) || e.latents.length !== N * D) {
       throw new PerceiverError("INPUT_INVALID", `trainDecoder: ${what} ${i} has ${e.latents?.length} latent values, the model's are ${N}·${D} = ${N * D}`);
     }
+    const bad = indexOfNonFinite(e.latents);
+    if (bad >= 0) throw new PerceiverError("INPUT_INVALID", `trainDecoder: ${what} ${i} has a non-finite latent value (${e.latents[bad]}) at index ${bad}`);
     if (!Number.isInteger(e.label) || e.label < 0 || e.label >= L) {
       throw new PerceiverError("INPUT_INVALID", `trainDecoder: ${what} ${i} has label ${e.label}, expected an integer in [0, ${L})`);
     }
