@@ -6,7 +6,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { readSafetensors, writeSafetensors, type SafetensorsFile } from "../src/io/checkpoint/safetensors.js";
 import { readSafetensorsFile } from "../src/io/checkpoint/safetensors-node.js";
 import { loadImageFile } from "../src/io/image/decode-node.js";
@@ -92,6 +92,37 @@ describe("a head trained by `perceiver train-head` (tiny-conv, synthetic 3-class
     expect(acc).toBeGreaterThanOrEqual(0.75); // chance: 1/3 (the CLI-trained head reached 23/24 in transformers, the PyTorch recipe 22/24)
     expect(acc).toBeGreaterThanOrEqual(recipe.torch.test_acc - 2 / labels.length);
     expect(Math.abs(acc - recipe.ours.test_acc_in_transformers)).toBeLessThanOrEqual(1 / labels.length);
+  }, 120_000);
+
+  it("`perceiver eval` on the held-out images, with the committed head as a full checkpoint: the accuracy transformers had", async () => {
+    const { main } = await import("../src/cli/main.js");
+    const { writeSafetensorsFile } = await import("../src/io/checkpoint/safetensors-node.js");
+    const { mkdtemp, rm, writeFile } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const out = await mkdtemp(join(tmpdir(), "train-head-eval-"));
+    try {
+      const cfg = JSON.parse(await readFile(fixture("train", "head", "config.json"), "utf8"));
+      const dec = readSafetensors(await readFile(fixture("train", "head", "decoder.safetensors")));
+      const params = Object.fromEntries(DECODER_PARAM_NAMES.map((n) => [n, dec.getFloat32(DECODER_PREFIX + n)])) as DecoderParams;
+      await writeFile(join(out, "config.json"), JSON.stringify(cfg));
+      await writeSafetensorsFile(join(out, "model.safetensors"), headCheckpointTensors(baseSd, params, decoderShape(parsePerceiverConfig(cfg), 3)), { format: "pt" });
+      let stdout = "";
+      const log = vi.spyOn(console, "log").mockImplementation((...a) => void (stdout += `${a.join(" ")}\n`));
+      const err = vi.spyOn(console, "error").mockImplementation(() => {});
+      let code: number;
+      try {
+        code = await main(["eval", join(DATA, "test"), "--model", out, "--json", "--quiet"]);
+      } finally {
+        log.mockRestore();
+        err.mockRestore();
+      }
+      expect(code).toBe(0);
+      const summary = JSON.parse(stdout.trim().split("\n").pop()!);
+      expect(summary.n).toBe(24);
+      expect(summary.top1).toBeCloseTo(recipe.ours.test_acc_in_transformers, 6); // 23/24; chance is 1/3
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
   }, 120_000);
 
   it("the written checkpoint keeps every encoder tensor's bytes and dtype (F16 base stays F16)", async () => {
