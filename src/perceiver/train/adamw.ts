@@ -37,14 +37,18 @@ export class AdamW {
     const bc1 = 1 - b1 ** this.t;
     const bc2sqrt = Math.sqrt(1 - b2 ** this.t);
     const stepSize = lr / bc1;
+    const c1 = 1 - b1, c2 = 1 - b2, invBc2 = 1 / bc2sqrt;
     for (const name of DECODER_PARAM_NAMES) {
       const p = params[name], g = grads[name], m = this.m[name], v = this.v[name];
       const decay = isDecayed(name) ? 1 - lr * this.options.weightDecay : 1;
-      for (let i = 0; i < p.length; i++) {
+      for (let i = 0, n = p.length; i < n; i++) {
         const gi = g[i];
-        m[i] = b1 * m[i] + (1 - b1) * gi;
-        v[i] = b2 * v[i] + (1 - b2) * gi * gi;
-        p[i] = p[i] * decay - (stepSize * m[i]) / (Math.sqrt(v[i]) / bc2sqrt + eps);
+        const mi = b1 * m[i] + c1 * gi;
+        const vi = b2 * v[i] + c2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        // torch: denom = √v/√(1-β2ᵗ) + ε (the moments as stored, in float32)
+        p[i] = p[i] * decay - (stepSize * Math.fround(mi)) / (Math.sqrt(Math.fround(vi)) * invBc2 + eps);
       }
     }
   }
