@@ -18,12 +18,14 @@ async function run(args: string[]): Promise<{ code: number; stdout: string; stde
   let stdout = "", stderr = "";
   const log = vi.spyOn(console, "log").mockImplementation((...a) => void (stdout += `${a.join(" ")}\n`));
   const err = vi.spyOn(console, "error").mockImplementation((...a) => void (stderr += `${a.join(" ")}\n`));
+  const write = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
   try {
     const code = await main(args);
     return { code, stdout, stderr };
   } finally {
     log.mockRestore();
     err.mockRestore();
+    write.mockRestore();
   }
 }
 
