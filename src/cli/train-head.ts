@@ -175,7 +175,12 @@ export async function trainHead(argv: string[]): Promise<number> {
   const initializerRange = typeof baseConfig.initializer_range === "number" ? baseConfig.initializer_range : D.initializerRange;
   const result = await trainDecoder(model, examples, {
     numLabels, epochs, lr, batchSize, weightDecay, seed, valSplit, validation, initializerRange, inPlace: true,
-    onEpoch: (s) => console.log(formatEpoch(s)),
+    // on a terminal, the images done in the current epoch on one line of stderr, cleared before each epoch's line
+    onProgress: showProgress ? (p) => process.stderr.write(`\repoch ${p.epoch}/${p.epochs}: ${p.done}/${p.total} images`) : undefined,
+    onEpoch: (s) => {
+      if (showProgress) process.stderr.write("\r\x1b[K");
+      console.log(formatEpoch(s));
+    },
   });
   const best = result.history[result.bestEpoch - 1];
   log(`kept epoch ${result.bestEpoch}${best.valCount ? ` (val acc ${pct(best.valAccuracy).trim()})` : " (the last; no validation set)"}`);
