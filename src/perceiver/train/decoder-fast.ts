@@ -93,19 +93,25 @@ export function decoderStepFast(
     if (zb.length !== N * D) throw new RangeError(`decoderStepFast: latents ${b} has ${zb.length} values, expected ${N}·${D}`);
     for (let h = 0; h < H; h++) {
       const po = (b * H + h) * N;
-      let max = -Infinity;
+      // one pass over the image (each latent row read once, while in cache): an online softmax keeps the running
+      // max m, sum S = Σ exp(s_j - m) and acc = Σ exp(s_j - m)·ẑ_j, rescaled by exp(m_old - m_new) when m grows
+      let max = -Infinity, sum = 0;
+      acc.fill(0);
       for (let j = 0; j < N; j++) {
         const sj = dot(zb, j * D, w, h * D, D);
         probs[po + j] = sj;
-        if (sj > max) max = sj;
+        if (sj > max) {
+          const c = max === -Infinity ? 0 : Math.exp(max - sj);
+          sum *= c;
+          for (let i = 0; i < D; i++) acc[i] *= c;
+          max = sj;
+        }
+        const e = Math.exp(sj - max);
+        sum += e;
+        axpy(e, zb, j * D, acc, D);
       }
-      let sum = 0;
-      for (let j = 0; j < N; j++) sum += (probs[po + j] = Math.exp(probs[po + j] - max));
-      acc.fill(0);
-      for (let j = 0; j < N; j++) {
-        probs[po + j] /= sum;
-        axpy(probs[po + j], zb, j * D, acc, D);
-      }
+      for (let j = 0; j < N; j++) probs[po + j] = Math.exp(probs[po + j] - max) / sum;
+      for (let i = 0; i < D; i++) acc[i] /= sum;
       const o = (b * H + h) * D;
       for (let i = 0; i < D; i++) {
         zbar[o + i] = acc[i];
