@@ -79,6 +79,13 @@ describe("perceiver train-head", () => {
     expect(resumed.stderr).toMatch(/training latents 6\/6 \(5 cached, [\d.]+ s\/image\)/);
     expect((await readFile(join(out, "model.safetensors"))).equals(bytes)).toBe(true);
 
+    // a cache file cut short (a crash mid-write cannot leave one, but a full disk or an edit could): recomputed
+    const cachedNow = (await readdir(cacheDir)).filter((f) => f.endsWith(".safetensors"));
+    await writeFile(join(cacheDir, cachedNow[1]), (await readFile(join(cacheDir, cachedNow[1]))).subarray(0, 100));
+    const repaired = await run(args);
+    expect(repaired.stderr).toMatch(/training latents 6\/6 \(5 cached, [\d.]+ s\/image\)/);
+    expect((await readFile(join(out, "model.safetensors"))).equals(bytes)).toBe(true);
+
     const c = await run(["classify", "--model", out, fixture("train", "data", "test", "red", "red_00.png"), "--top-k", "2"]);
     expect(c.code, c.stderr).toBe(0);
     expect(c.stdout).toMatch(/red|green/);
