@@ -33,3 +33,8 @@ export {
 export { loadImageInput, type ImageInput, type ImageInputOptions } from "./pipeline/inputs.js";
 export type { LoadOptions, NamedBlob, ProgressInfo, ProgressCallback } from "./perceiver/pretrained.js";
 export { DEFAULT_MODEL, SAFETENSORS_COMMIT } from "./io/hub/default-model.js";
+export {
+  trainDecoder, evaluateDecoder, TRAIN_DEFAULTS, type TrainExample, type TrainOptions, type TrainResult, type TrainProgress, type EpochStats,
+} from "./perceiver/train/train.js";
+export { HeadStateDict, headConfigJson, headCheckpointTensors, decoderTensors } from "./perceiver/train/checkpoint.js";
+export { decoderShape, type DecoderParams, type DecoderShape } from "./perceiver/train/decoder-params.js";

@@ -8,6 +8,7 @@ import { printable } from "./common.js";
 import { convert, CONVERT_HELP } from "./convert.js";
 import { embed, EMBED_HELP } from "./embed.js";
 import { evaluate, EVAL_HELP } from "./eval.js";
+import { trainHead } from "./train-head.js";
 
 const HELP = `Usage: perceiver <command> [options]
 
@@ -19,6 +20,7 @@ Commands:
   embed <image|dir|glob...>                image feature vectors (pooled latents), as text or JSON
   eval <dir...>                            top-1/top-5 accuracy on a labelled folder (ImageFolder or --labels)
   convert <pytorch_model.bin> <out.safetensors>   convert a PyTorch checkpoint safely
+  train-head <dir> --out <outdir>          train a new classifier head on a folder of labelled images
 
 Options:
   -h, --help       show help (also: perceiver <command> --help)
@@ -59,8 +61,10 @@ export async function main(argv: string[]): Promise<number> {
         return await convert(rest);
       case "eval":
         return await evaluate(rest);
+      case "train-head":
+        return await trainHead(rest);
       default:
-        throw new PerceiverError("USAGE", `unknown command ${JSON.stringify(command)} (commands: classify, attention-map, embed, eval, convert; see perceiver --help)`);
+        throw new PerceiverError("USAGE", `unknown command ${JSON.stringify(command)} (commands: classify, attention-map, embed, eval, convert, train-head; see perceiver --help)`);
     }
   } catch (e) {
     const usage = (e instanceof PerceiverError && e.code === "USAGE") || (e as { code?: string })?.code?.startsWith("ERR_PARSE_ARGS");
