@@ -1,7 +1,5 @@
 /** `perceiver attention-map <image>`: the cross-attention maps as PNG heat maps over the preprocessed crop. */
-import { access, constants, stat, writeFile } from "node:fs/promises";
-import { basename, dirname, extname } from "node:path";
-import { parseArgs } from "node:util";
+import { basename, extname } from "node:path";
 import { PerceiverError } from "../errors.js";
 import { COLORMAP_NAMES, getColormap } from "../io/image/colormap.js";
 import type { RgbImage } from "../io/image/decode.js";
@@ -13,7 +11,9 @@ import {
 } from "../perceiver/attention-map.js";
 import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
 import { cropAndResize, preprocessBatch } from "../io/image/image-processor.js";
+import { parseCommandArgs } from "./args.js";
 import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt } from "./common.js";
+import { checkOutputPath, FORCE_HELP, writeOutputFile } from "./output.js";
 import { inferenceProgress, progressEnabled } from "./progress.js";
 
 export const ATTENTION_MAP_HELP = `Usage: perceiver attention-map <image> [options]
@@ -37,6 +37,7 @@ Options:
   --top <k>                   or: the k latents the decoder attends to most  [default: 16; all if k > latents]
   --colormap <name>           ${COLORMAP_NAMES.join(" | ").padEnd(46)} [default: inferno]
   --alpha <a>                 heat-map opacity from 0 to 1                   [default: 0.5]
+${FORCE_HELP}
 ${IMAGE_HELP}
 ${COMPUTE_HELP}
   --quiet                     no progress output on stderr
@@ -73,44 +74,15 @@ function parseAlpha(v: string | undefined): number {
   return a;
 }
 
-function writeError(path: string, e: unknown): PerceiverError {
-  const code = (e as { code?: string }).code;
-  const why = code === "ENOENT" ? "no such folder" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : (e as Error).message;
-  return new PerceiverError("INPUT_INVALID", `cannot write ${path}: ${why}`, { cause: e });
-}
-
-/** Fails early (before a minute-long forward pass) when the output folder is missing or read-only. */
-async function checkWritable(path: string): Promise<void> {
-  const dir = dirname(path);
-  try {
-    if (!(await stat(dir)).isDirectory()) throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" });
-    await access(dir, constants.W_OK);
-  } catch (e) {
-    throw writeError(path, e);
-  }
-}
-
-async function writeOutput(path: string, img: RgbImage): Promise<void> {
-  try {
-    await writeFile(path, encodeRgbPng(img));
-  } catch (e) {
-    throw writeError(path, e);
-  }
-}
-
 export async function attentionMap(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      ...MODEL_COMMAND_OPTIONS,
-      out: { type: "string" },
-      latents: { type: "string" },
-      top: { type: "string" },
-      colormap: { type: "string" },
-      alpha: { type: "string" },
-    },
+  const { values, positionals } = parseCommandArgs("attention-map", argv, {
+    ...MODEL_COMMAND_OPTIONS,
+    out: { type: "string" },
+    latents: { type: "string" },
+    top: { type: "string" },
+    colormap: { type: "string" },
+    alpha: { type: "string" },
+    force: { type: "boolean", default: false },
   });
   if (values.help) {
     console.log(ATTENTION_MAP_HELP);
@@ -132,7 +104,8 @@ export async function attentionMap(argv: string[]): Promise<number> {
   const out = values.out ?? defaultOutPath(imagePath);
   if (!/\.png$/i.test(out)) throw new PerceiverError("USAGE", `--out must name a .png file, got ${JSON.stringify(out)}`);
   const outLatents = latentsOutPath(out);
-  await checkWritable(out);
+  await checkOutputPath(out, values.force);
+  await checkOutputPath(outLatents, values.force);
   const showProgress = progressEnabled(values.quiet);
   const image = await loadImageFile(imagePath, { exifOrientation: !values["ignore-exif"] }); // before the model: a bad image fails without a download
 
@@ -165,7 +138,7 @@ export async function attentionMap(argv: string[]): Promise<number> {
   const picture = (tokenMap: Float32Array) =>
     overlay(crop, normalizeMax(upsampleBilinear(tokenMap, gh, gw, crop.height, crop.width)), colormap, alpha);
 
-  await writeOutput(out, picture(classWeightedMap(enc, dec, 0)));
+  await writeOutputFile(out, encodeRgbPng(picture(classWeightedMap(enc, dec, 0))), values.force);
 
   let chosen: LatentWeight[];
   if (requested) {
@@ -177,7 +150,7 @@ export async function attentionMap(argv: string[]): Promise<number> {
   const cols = Math.ceil(Math.sqrt(chosen.length));
   const tiles = chosen.map(({ latent }) => stampLabel(picture(latentMap(enc, 0, latent)), String(latent)));
   const grid = tileGrid(tiles, cols);
-  await writeOutput(outLatents, grid);
+  await writeOutputFile(outLatents, encodeRgbPng(grid), values.force);
 
   const top1 = topK(result.logits.data, 1, model.config.id2label)[0];
   const rows = Math.ceil(chosen.length / cols);

@@ -1,10 +1,10 @@
 /** `perceiver classify <image|dir|glob...>`: top-k ImageNet labels for each image. */
-import { parseArgs } from "node:util";
 import { PerceiverError } from "../errors.js";
 import { topK } from "../perceiver/labels.js";
 import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
 import { defaultImageProcessorConfig } from "../io/image/image-processor.js";
 import { checkForwardMemory } from "../perceiver/memory.js";
+import { parseCommandArgs } from "./args.js";
 import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt, printable } from "./common.js";
 import { terminalJson, terminalText } from "./terminal-text.js";
 import type { JsonRecord } from "./dataset/jsonl.js";
@@ -44,17 +44,12 @@ export function perImageTime(seconds: number, batch: number): string {
 }
 
 export async function classify(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      ...MODEL_COMMAND_OPTIONS,
-      ...DATASET_OPTIONS,
-      "top-k": { type: "string" },
-      json: { type: "boolean", default: false },
-      logits: { type: "boolean", default: false },
-    },
+  const { values, positionals } = parseCommandArgs("classify", argv, {
+    ...MODEL_COMMAND_OPTIONS,
+    ...DATASET_OPTIONS,
+    "top-k": { type: "string" },
+    json: { type: "boolean", default: false },
+    logits: { type: "boolean", default: false },
   });
   if (values.help) {
     console.log(CLASSIFY_HELP);

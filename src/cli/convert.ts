@@ -1,16 +1,23 @@
 /** `perceiver convert <pytorch_model.bin> <model.safetensors>`: rewrite a PyTorch checkpoint as safetensors, losslessly. */
-import { parseArgs } from "node:util";
 import { PerceiverError } from "../errors.js";
-import { writeSafetensorsFile } from "../io/checkpoint/safetensors-node.js";
-import { DTYPE_SIZE, type SafetensorsTensor } from "../io/checkpoint/safetensors.js";
+import { parseCommandArgs } from "./args.js";
+import { DTYPE_SIZE, writeSafetensors, type SafetensorsTensor } from "../io/checkpoint/safetensors.js";
 import type { TorchStateDict } from "../io/checkpoint/torch-bin.js";
 import { readTorchBinFile } from "../io/checkpoint/torch-bin-node.js";
 import { availableMemoryBytes } from "../perceiver/memory.js";
+import { checkOutputPath, FORCE_HELP, writeOutputFile } from "./output.js";
 
-export const CONVERT_HELP = `Usage: perceiver convert <pytorch_model.bin> <model.safetensors>
+export const CONVERT_HELP = `Usage: perceiver convert <pytorch_model.bin> <model.safetensors> [options]
 
 Read a PyTorch checkpoint with the restricted unpickler (no code is executed) and write its tensors,
-with the same names, dtypes and values, as a safetensors file (metadata format=pt, like the HF converter).`;
+with the same names, dtypes and values, as a safetensors file (metadata format=pt, like the HF converter).
+The file appears complete or not at all (written to a temp file in the same folder, then renamed).
+
+Options:
+${FORCE_HELP}
+  --quiet                     no summary line on stderr
+  --debug                     print stack traces on errors
+  -h, --help                  show this help`;
 
 /**
  * The output holds every tensor, so a small hostile file whose many views repeat one storage (or broadcast it with
@@ -36,10 +43,11 @@ function checkConvertSize(input: string, sd: TorchStateDict): void {
 }
 
 export async function convert(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { help: { type: "boolean", short: "h", default: false }, debug: { type: "boolean", default: false }, quiet: { type: "boolean", default: false } },
+  const { values, positionals } = parseCommandArgs("convert", argv, {
+    force: { type: "boolean", default: false },
+    quiet: { type: "boolean", default: false },
+    debug: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
   });
   if (values.help) {
     console.log(CONVERT_HELP);
@@ -48,6 +56,7 @@ export async function convert(argv: string[]): Promise<number> {
   if (positionals.length !== 2) throw new PerceiverError("USAGE", "convert: expected <pytorch_model.bin> <model.safetensors> (see perceiver convert --help)");
   const [input, output] = positionals;
   if (!output.endsWith(".safetensors")) throw new PerceiverError("USAGE", `convert: the output file should end in .safetensors, got ${output}`);
+  await checkOutputPath(output, values.force); // before reading a 200 MB checkpoint
   const t0 = performance.now();
   const sd = await readTorchBinFile(input);
   checkConvertSize(input, sd);
@@ -56,7 +65,7 @@ export async function convert(argv: string[]): Promise<number> {
     const info = sd.info(name);
     tensors.set(name, { dtype: info.dtype, shape: info.shape, data: sd.getBytes(name) });
   }
-  await writeSafetensorsFile(output, tensors, { format: "pt" });
+  await writeOutputFile(output, writeSafetensors(tensors, { format: "pt" }), values.force);
   if (!values.quiet) console.error(`wrote ${tensors.size} tensors to ${output} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return 0;
 }

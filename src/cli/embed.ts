@@ -1,8 +1,8 @@
 /** `perceiver embed <image|dir|glob...>`: image feature vectors (the encoder's latents averaged over the latents). */
-import { parseArgs } from "node:util";
 import { PerceiverError } from "../errors.js";
 import { writeSafetensorsFile } from "../io/checkpoint/safetensors-node.js";
 import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
+import { parseCommandArgs } from "./args.js";
 import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, printable } from "./common.js";
 import { checkOutputFile, type JsonRecord } from "./dataset/jsonl.js";
 import { runDataset } from "./dataset/run.js";
@@ -33,17 +33,12 @@ ${DATASET_HELP}
 Without --json, prints per image its dimension, L2 norm and first 8 values. Exit code 1 when any image failed.`;
 
 export async function embed(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      ...MODEL_COMMAND_OPTIONS,
-      ...DATASET_OPTIONS,
-      json: { type: "boolean", default: false },
-      latents: { type: "boolean", default: false },
-      "features-out": { type: "string" },
-    },
+  const { values, positionals } = parseCommandArgs("embed", argv, {
+    ...MODEL_COMMAND_OPTIONS,
+    ...DATASET_OPTIONS,
+    json: { type: "boolean", default: false },
+    latents: { type: "boolean", default: false },
+    "features-out": { type: "string" },
   });
   if (values.help) {
     console.log(EMBED_HELP);

@@ -1,10 +1,10 @@
 /** `perceiver eval <dir...>`: top-1 / top-5 accuracy of the model on a labelled image folder. */
-import { parseArgs } from "node:util";
 import { PerceiverError } from "../errors.js";
 import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
 import { defaultImageProcessorConfig } from "../io/image/image-processor.js";
 import { checkForwardMemory } from "../perceiver/memory.js";
 import { topK } from "../perceiver/labels.js";
+import { parseCommandArgs } from "./args.js";
 import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt, printable } from "./common.js";
 import { EvalTally, mergeEvalOutputs, outcomeOf, summaryText } from "./dataset/accuracy.js";
 import type { JsonRecord } from "./dataset/jsonl.js";
@@ -42,19 +42,14 @@ ${DATASET_HELP}
 Exit code 1 when any image failed. ImageNet and cluster recipes: docs/datasets.md.`;
 
 export async function evaluate(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      ...MODEL_COMMAND_OPTIONS,
-      ...DATASET_OPTIONS,
-      labels: { type: "string" },
-      "label-map": { type: "string" },
-      "top-k": { type: "string" },
-      json: { type: "boolean", default: false },
-      merge: { type: "boolean", default: false },
-    },
+  const { values, positionals } = parseCommandArgs("eval", argv, {
+    ...MODEL_COMMAND_OPTIONS,
+    ...DATASET_OPTIONS,
+    labels: { type: "string" },
+    "label-map": { type: "string" },
+    "top-k": { type: "string" },
+    json: { type: "boolean", default: false },
+    merge: { type: "boolean", default: false },
   });
   if (values.help) {
     console.log(EVAL_HELP);

@@ -76,9 +76,27 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * When the reader of stdout or stderr goes away (`perceiver classify *.png --json | head -1`), the next write fails
+ * with EPIPE (Node ignores SIGPIPE), emitted as an 'error' event that would crash with a stack trace. The reader
+ * has what it wanted: stop at once, quietly, with exit code 0, like a Unix filter killed by SIGPIPE in a pipeline
+ * that only looks at its last command. Any other output error is reported on the stream that still works.
+ */
+export function exitQuietlyOnBrokenPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "EPIPE") process.exit(0);
+      const other = stream === process.stdout ? process.stderr : process.stdout;
+      other.write(`perceiver: error: cannot write output: ${e.message}\n`);
+      process.exit(1);
+    });
+  }
+}
+
 // run when executed directly (bin or tsx), not when imported by tests
 const invoked = process.argv[1] ?? "";
 if (/(^|[\\/])(main\.(ts|js)|perceiver)$/.test(invoked)) {
+  exitQuietlyOnBrokenPipe();
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
