@@ -17,6 +17,8 @@ import {
 } from "../src/perceiver/attention-map.js";
 import { cropAndResize, preprocessBatch } from "../src/io/image/image-processor.js";
 import { defaultOutPath, latentsOutPath } from "../src/cli/attention-map.js";
+import { formatRelative } from "../src/perceiver/attention-figure.js";
+import { pngText } from "./helpers/png-text.js";
 import { runCli } from "./helpers/cli.js";
 import { expectClose, fixture, readGolden } from "./helpers/golden.js";
 
@@ -285,62 +287,106 @@ describe("perceiver attention-map", () => {
     expect(latentsOutPath("out/map.png")).toBe("out/map.latents.png");
   });
 
-  it("writes the class-weighted map and the latents grid, equal to the library's pictures", async () => {
+  it("writes the class-weighted map and the latents grid, equal to the library's pictures, with colour bars and text", async () => {
     const out = join(dir, "cat-map.png");
     const [run, listed] = await Promise.all([
       runCli(["attention-map", CAT, "--model", TINY, "--out", out, "--quiet"]),
-      runCli(["attention-map", CAT, "--model", TINY, "--out", join(dir, "listed.png"), "--latents", "3,0,7", "--colormap", "jet", "--quiet"]),
+      runCli(["attention-map", CAT, "--model", TINY, "--out", join(dir, "listed.png"), "--latents", "3,0,7", "--colormap", "jet", "--scale", "per-map", "--quiet"]),
     ]);
     expect(run.code, run.stderr).toBe(0);
     expect(listed.code, listed.stderr).toBe(0);
 
-    // the same computation through the library
+    // the same computation through the library, in units of uniform attention (x T = 3025 tokens)
     const model = await PerceiverForImageClassification.fromPretrained(TINY);
     const image = await loadImageFile(CAT);
     const crop = cropAndResize(image);
     const { crossAttentions } = await model.forward(preprocessBatch([image]), { outputAttentions: true });
     const [enc, dec] = crossAttentions!;
-    const hotMap = normalizeMax(upsampleBilinear(classWeightedMap(enc, dec, 0), 55, 55, 224, 224));
+    const T = 55 * 55;
+    const classMap = classWeightedMap(enc, dec, 0);
+    const classMax = Math.max(...classMap) * T;
+    // colour ∝ attention: 0 at the bottom of the scale, the token map's maximum at the top (the upsampled map, which
+    // interpolates between token centres, may stay a little below it)
+    const hotMap = upsampleBilinear(classMap, 55, 55, 224, 224).map((v) => v / (classMax / T));
 
-    const map = decodeImage(new Uint8Array(await readFile(out)));
-    expect([map.width, map.height]).toEqual([224, 224]);
+    const mapBytes = new Uint8Array(await readFile(out));
+    const map = decodeImage(mapBytes);
+    const BAR = 48; // the colour bar strip under a 224-wide picture: 24 font dots of 2 pixels
+    expect([map.width, map.height]).toEqual([224, 224 + BAR]);
     const expected = overlay(crop, hotMap, getColormap("inferno"), 0.5);
-    expect(Buffer.from(map.data).equals(Buffer.from(expected.data))).toBe(true);
+    // x T then / (max·T) can round a value to the neighbouring colour-table entry (entries differ by at most 6
+    // levels, 3 after the 50% blend): a few pixels may differ by that, no more
+    let maxDiff = 0, differ = 0;
+    for (let i = 0; i < expected.data.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(map.data[i] - expected.data[i]));
+      if (map.data[i] !== expected.data[i]) differ++;
+    }
+    expect(maxDiff, "levels between the PNG and the library's overlay").toBeLessThanOrEqual(3);
+    expect(differ).toBeLessThan(0.01 * expected.data.length);
+    // the colour bar: inferno's first colour at its left end, its last at the right end
+    const at = (img: RgbImage, x: number, y: number) => Array.from(img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3));
+    const lut = getColormap("inferno").lut;
+    expect(at(map, 6, 224 + 6)).toEqual(Array.from(lut.subarray(0, 3)));
+    expect(at(map, 217, 224 + 6)).toEqual(Array.from(lut.subarray(765, 768)));
+    // the range is printed, and stored in the PNG's text
+    const text = pngText(mapBytes);
+    expect(text["Attention range"]).toMatch(/^0 \d+\.\d+ \(x uniform, uniform = 1\/3025\)$/);
+    expect(Math.abs(Number(text["Attention range"].split(" ")[1]) - classMax)).toBeLessThanOrEqual(1e-5 * classMax);
+    expect(text.Title).toBe("Class-weighted cross-attention");
+    expect(text.Source).toBe("cat.png");
+    expect(run.stdout).toContain(`colour 0 to ${formatRelative(Number(text["Attention range"].split(" ")[1]))}x uniform, uniform = 1/3025`);
 
     // where the map is hottest the picture is warmer: undo the 50% blend and compare the heat colors
     let hot = 0, cold = 0;
     hotMap.forEach((v, i) => { if (v > hotMap[hot]) hot = i; if (v < hotMap[cold]) cold = i; });
     const heat = (p: number) => [0, 1, 2].map((c) => 2 * map.data[3 * p + c] - crop.data[3 * p + c]);
     const [h, c] = [heat(hot), heat(cold)];
-    expect(hotMap[hot]).toBe(1);
+    expect(hotMap[hot]).toBeGreaterThan(0.99);
+    expect(hotMap[hot]).toBeLessThanOrEqual(1);
     expect(luminance(h[0], h[1], h[2])).toBeGreaterThan(luminance(c[0], c[1], c[2]));
 
-    // top 16 (all 16 latents of the tiny model) in a 4x4 grid of 224x224 tiles with 2-pixel gaps
-    const grid = decodeImage(new Uint8Array(await readFile(join(dir, "cat-map.latents.png"))));
-    expect([grid.width, grid.height]).toEqual([4 * 224 + 3 * 2, 4 * 224 + 3 * 2]);
+    // top 16 (all 16 latents of the tiny model) in a 4x4 grid of 224x224 tiles with 2-pixel gaps, one shared scale
+    const gridBytes = new Uint8Array(await readFile(join(dir, "cat-map.latents.png")));
+    const grid = decodeImage(gridBytes);
+    expect([grid.width, grid.height]).toEqual([4 * 224 + 3 * 2, 4 * 224 + 3 * 2 + BAR]);
     const w = decoderWeights(dec, 0);
-    const rows = run.stdout.trim().split("\n").filter((l) => /^\s+\d+\s+\d+\s+0\.\d{6}$/.test(l));
+    const rows = run.stdout.trim().split("\n").filter((l) => /^\s+\d+\s+\d+\s+0\.\d{6}\s+\d+\.?\d*$/.test(l));
     expect(rows).toHaveLength(16);
     const order = topLatents(dec, 0, 16);
+    const sharedMax = Math.max(...order.map((o) => Math.max(...latentMap(enc, 0, o.latent))));
     rows.forEach((l, i) => {
-      const [, latent, weight] = l.trim().split(/\s+/);
+      const [, latent, weight, max] = l.trim().split(/\s+/);
       expect(Number(latent)).toBe(order[i].latent);
       expect(weight).toBe(w[order[i].latent].toFixed(6));
+      expect(max).toBe(formatRelative(Math.fround(Math.max(...latentMap(enc, 0, order[i].latent)) * T)));
     });
+    expect(pngText(gridBytes)["Attention scale"]).toBe("shared");
+    // tile 2 (row 0, col 1) below its label: latent order[1]'s map on the shared scale 0..max of all 16
+    const tile1 = overlay(crop, upsampleBilinear(latentMap(enc, 0, order[1].latent), 55, 55, 224, 224).map((v) => v / sharedMax), getColormap("inferno"), 0.5);
+    for (const [x, y] of [[100, 100], [223, 223], [0, 200], [150, 30]]) {
+      const d = at(grid, 226 + x, y).map((v, ch) => Math.abs(v - tile1.data[(y * 224 + x) * 3 + ch]));
+      expect(Math.max(...d)).toBeLessThanOrEqual(3);
+    }
     expect(run.stdout).toContain(`wrote ${out}`);
     expect(run.stdout).toContain(`wrote ${join(dir, "cat-map.latents.png")}`);
 
-    // --latents 3,0,7: three tiles, 2 columns x 2 rows, in the order given; tile 0 is latent 3 (outside its label)
-    const g3 = decodeImage(new Uint8Array(await readFile(join(dir, "listed.latents.png"))));
-    expect([g3.width, g3.height]).toEqual([2 * 224 + 2, 2 * 224 + 2]);
-    expect(listed.stdout).toMatch(/\n\s+1\s+3\s+0\.\d+\n\s+2\s+0\s+0\.\d+\n\s+3\s+7\s+0\.\d+/);
-    const tile3 = overlay(crop, normalizeMax(upsampleBilinear(latentMap(enc, 0, 3), 55, 55, 224, 224)), getColormap("jet"), 0.5);
+    // --latents 3,0,7 --scale per-map: three tiles, 2 columns x 2 rows, in the order given; tile 0 is latent 3, from
+    // its own minimum to its own maximum
+    const g3Bytes = new Uint8Array(await readFile(join(dir, "listed.latents.png")));
+    const g3 = decodeImage(g3Bytes);
+    expect([g3.width, g3.height]).toEqual([2 * 224 + 2, 2 * 224 + 2 + BAR]);
+    expect(listed.stdout).toMatch(/\n\s+1\s+3\s+0\.\d+\s+[\d.]+\n\s+2\s+0\s+0\.\d+\s+[\d.]+\n\s+3\s+7\s+0\.\d+\s+[\d.]+/);
+    const m3 = upsampleBilinear(latentMap(enc, 0, 3), 55, 55, 224, 224);
+    const [lo3, hi3] = [Math.min(...latentMap(enc, 0, 3)), Math.max(...latentMap(enc, 0, 3))];
+    const tile3 = overlay(crop, m3.map((v) => (v - lo3) / (hi3 - lo3)), getColormap("jet"), 0.5);
     for (const [x, y] of [[100, 100], [223, 223], [0, 200], [150, 30]]) {
-      const a = Array.from(g3.data.subarray((y * g3.width + x) * 3, (y * g3.width + x) * 3 + 3));
-      expect(a).toEqual(Array.from(tile3.data.subarray((y * 224 + x) * 3, (y * 224 + x) * 3 + 3)));
+      const d = at(g3, x, y).map((v, ch) => Math.abs(v - tile3.data[(y * 224 + x) * 3 + ch]));
+      expect(Math.max(...d)).toBeLessThanOrEqual(3);
     }
+    expect(pngText(g3Bytes)["Attention scale"]).toBe("per-map");
+    expect(pngText(g3Bytes).Latents).toMatch(/^3:0\.\d+:[\d.]+ 0:0\.\d+:[\d.]+ 7:0\.\d+:[\d.]+ \(latent:decoder weight:max x uniform\)$/);
     // the bottom-right cell is empty (white)
-    expect(Array.from(g3.data.subarray((440 * g3.width + 440) * 3, (440 * g3.width + 440) * 3 + 3))).toEqual([255, 255, 255]);
+    expect(at(g3, 440, 440)).toEqual([255, 255, 255]);
   });
 
   it("usage errors exit 2 and input errors 1, with one clear line", async () => {
@@ -350,6 +396,7 @@ describe("perceiver attention-map", () => {
       [["attention-map", CAT, "--out", "x.jpg"], /--out must name a \.png file/],
       [["attention-map", CAT, "--latents", "a,b"], /comma-separated latent indices/],
       [["attention-map", CAT, CAT], /exactly one image/],
+      [["attention-map", CAT, "--scale", "log"], /--scale must be shared or per-map, got "log"/],
     ];
     // input errors exit 1, and are found before the model is loaded (./nowhere would fail otherwise)
     const inputCases: Array<[string[], RegExp]> = [

@@ -2,17 +2,15 @@
 import { basename, extname } from "node:path";
 import { PerceiverError } from "../errors.js";
 import { COLORMAP_NAMES, getColormap } from "../io/image/colormap.js";
-import type { RgbImage } from "../io/image/decode.js";
 import { loadImageFile } from "../io/image/decode-node.js";
 import { topK } from "../perceiver/labels.js";
 import { encodeRgbPng } from "../io/image/png-encode.js";
-import {
-  classWeightedMap, decoderWeights, latentMap, normalizeMax, overlay, tileGrid, topLatents, upsampleBilinear, type LatentWeight,
-} from "../perceiver/attention-map.js";
+import { classWeightedFigure, formatRelative, latentGridFigure, TILE_SCALES, type TileScale } from "../perceiver/attention-figure.js";
+import { classWeightedMap, decoderWeights, latentMap, topLatents, type LatentWeight } from "../perceiver/attention-map.js";
 import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
 import { cropAndResize, preprocessBatch } from "../io/image/image-processor.js";
 import { parseCommandArgs } from "./args.js";
-import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt } from "./common.js";
+import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt, printable } from "./common.js";
 import { checkOutputPath, FORCE_HELP, writeOutputFile } from "./output.js";
 import { inferenceProgress, progressEnabled } from "./progress.js";
 
@@ -21,13 +19,16 @@ export const ATTENTION_MAP_HELP = `Usage: perceiver attention-map <image> [optio
 Draw where the model looks: its cross-attention over the image, as heat maps over the preprocessed crop
 (the center crop resized to the model's input size, 224x224 for the ImageNet models).
 
-Writes two PNG files:
+Writes two PNG files, each with a colour bar underneath and its range in PNG text chunks:
   <out>                 the class-weighted map: the decoder query's attention over the latents times each
                         latent's encoder attention over the input tokens, sum_n dec[n] * enc[n, t] (heads
                         averaged), on the token grid (55x55 for the conv model), bilinearly upsampled to the crop
-  <out-stem>.latents.png  one tile per chosen latent: that latent's encoder attention map, labelled with its index
-Each map is divided by its own maximum for display (so every tile uses the full color range: compare
-shapes, not brightness, across tiles), colored, and blended over the crop.
+  <out-stem>.latents.png  one tile per chosen latent: that latent's encoder attention map, labelled with its
+                        index and the decoder's weight on it ("#12 DEC 0.0831")
+Colours are in units of uniform attention: 1 = every token got the same share (1/3025 on a 55x55 grid),
+10 = ten times its share. Each colour bar runs from 0 to the largest value shown and marks 1. The tiles
+share one scale by default, so brighter means more concentrated; --scale per-map gives each tile its own
+(0 to its own maximum, written in its label) to show the shape of flat maps.
 
 Options:
   --model <repo|folder|file>  hub repo id, local folder or checkpoint file  [default: ${DEFAULT_MODEL}]
@@ -37,6 +38,7 @@ Options:
   --top <k>                   or: the k latents the decoder attends to most  [default: 16; all if k > latents]
   --colormap <name>           ${COLORMAP_NAMES.join(" | ").padEnd(46)} [default: inferno]
   --alpha <a>                 heat-map opacity from 0 to 1                   [default: 0.5]
+  --scale <shared|per-map>    colour scale of the latent tiles               [default: shared]
 ${FORCE_HELP}
 ${IMAGE_HELP}
 ${COMPUTE_HELP}
@@ -44,7 +46,7 @@ ${COMPUTE_HELP}
   --debug                     print stack traces on errors
   -h, --help                  show this help
 
-Prints the files written and, per latent in the grid (row by row), its index and decoder weight.`;
+Prints the files written and, per latent in the grid (row by row), its index, decoder weight and maximum\n(in units of uniform attention).`;
 
 /** Where the class-weighted map goes by default: `<image-stem>.attention.png` in the current folder. */
 export function defaultOutPath(image: string): string {
@@ -82,6 +84,7 @@ export async function attentionMap(argv: string[]): Promise<number> {
     top: { type: "string" },
     colormap: { type: "string" },
     alpha: { type: "string" },
+    scale: { type: "string" },
     force: { type: "boolean", default: false },
   });
   if (values.help) {
@@ -101,6 +104,8 @@ export async function attentionMap(argv: string[]): Promise<number> {
   }
   const colormap = getColormap(colormapName);
   const alpha = parseAlpha(values.alpha);
+  const scaleMode = (values.scale ?? "shared") as TileScale;
+  if (!TILE_SCALES.includes(scaleMode)) throw new PerceiverError("USAGE", `--scale must be shared or per-map, got ${JSON.stringify(values.scale)}`);
   const out = values.out ?? defaultOutPath(imagePath);
   if (!/\.png$/i.test(out)) throw new PerceiverError("USAGE", `--out must name a .png file, got ${JSON.stringify(out)}`);
   const outLatents = latentsOutPath(out);
@@ -132,13 +137,13 @@ export async function attentionMap(argv: string[]): Promise<number> {
   }
   const [enc, dec] = result.crossAttentions!;
   const [gh, gw] = model.preprocessor.gridSize(crop.height, crop.width);
-  if (gh * gw !== enc.shape[3]) throw new Error(`internal: token grid ${gh}x${gw} does not match ${enc.shape[3]} attention inputs`);
+  const T = enc.shape[3];
+  if (gh * gw !== T) throw new Error(`internal: token grid ${gh}x${gw} does not match ${T} attention inputs`);
+  const figureOptions = { crop, gridHeight: gh, gridWidth: gw, colormap, alpha };
+  const source = { Source: printable(basename(imagePath)) };
 
-  // token-grid map -> crop size -> [0, 1] -> colored over the crop
-  const picture = (tokenMap: Float32Array) =>
-    overlay(crop, normalizeMax(upsampleBilinear(tokenMap, gh, gw, crop.height, crop.width)), colormap, alpha);
-
-  await writeOutputFile(out, encodeRgbPng(picture(classWeightedMap(enc, dec, 0))), values.force);
+  const classFigure = classWeightedFigure(classWeightedMap(enc, dec, 0), figureOptions);
+  await writeOutputFile(out, encodeRgbPng(classFigure.image, { text: { ...classFigure.text, ...source } }), values.force);
 
   let chosen: LatentWeight[];
   if (requested) {
@@ -148,45 +153,19 @@ export async function attentionMap(argv: string[]): Promise<number> {
     chosen = topLatents(dec, 0, topCount);
   }
   const cols = Math.ceil(Math.sqrt(chosen.length));
-  const tiles = chosen.map(({ latent }) => stampLabel(picture(latentMap(enc, 0, latent)), String(latent)));
-  const grid = tileGrid(tiles, cols);
-  await writeOutputFile(outLatents, encodeRgbPng(grid), values.force);
+  const grid = latentGridFigure(chosen.map((c) => ({ ...c, map: latentMap(enc, 0, c.latent) })), cols, scaleMode, figureOptions);
+  await writeOutputFile(outLatents, encodeRgbPng(grid.image, { text: { ...grid.text, ...source } }), values.force);
 
   const top1 = topK(result.logits.data, 1, model.config.id2label)[0];
   const rows = Math.ceil(chosen.length / cols);
-  console.log(`${imagePath}  (top-1: ${top1.label}, ${top1.score.toFixed(4)})`);
-  console.log(`wrote ${out}  (${crop.width}x${crop.height}: class-weighted attention over the ${gh}x${gw} token grid)`);
-  console.log(`wrote ${outLatents}  (${grid.width}x${grid.height}: ${chosen.length} latent${chosen.length > 1 ? "s" : ""}, ${rows}x${Math.min(cols, chosen.length)} grid, row by row)`);
-  console.log(`   #  latent  decoder weight`);
-  chosen.forEach((c, i) => console.log(`  ${String(i + 1).padStart(2)}  ${String(c.latent).padStart(6)}  ${c.weight.toFixed(6)}`));
+  const hi = (r: { hi: number }) => formatRelative(r.hi);
+  console.log(`${imagePath}  (top-1: ${printable(top1.label)}, ${top1.score.toFixed(4)})`);
+  console.log(`wrote ${out}  (${crop.width}x${crop.height}: class-weighted attention over the ${gh}x${gw} token grid; colour 0 to ${hi(classFigure.range)}x uniform, uniform = 1/${T})`);
+  console.log(
+    `wrote ${outLatents}  (${chosen.length} latent${chosen.length > 1 ? "s" : ""}, ${rows}x${Math.min(cols, chosen.length)} grid, row by row; ` +
+    (scaleMode === "shared" ? `one colour scale, 0 to ${hi(grid.range)}x uniform)` : "each tile from 0 to its own max)"),
+  );
+  console.log(`   #  latent  decoder weight  max x uniform`);
+  chosen.forEach((c, i) => console.log(`  ${String(i + 1).padStart(2)}  ${String(c.latent).padStart(6)}  ${c.weight.toFixed(6).padStart(14)}  ${formatRelative(grid.maxima[i]).padStart(13)}`));
   return 0;
-}
-
-/** 3x5 bitmaps of the digits 0-9, rows top to bottom, 3 bits each (MSB = left). */
-const DIGITS = [
-  [7, 5, 5, 5, 7], [2, 6, 2, 2, 7], [7, 1, 7, 4, 7], [7, 1, 7, 1, 7], [5, 5, 7, 1, 1],
-  [7, 4, 7, 1, 7], [7, 4, 7, 5, 7], [7, 1, 1, 1, 1], [7, 5, 7, 5, 7], [7, 5, 7, 1, 7],
-];
-
-/** Writes `text` (digits) in white on a black box in the top-left corner of `img`, in place; returns img. */
-function stampLabel(img: RgbImage, text: string): RgbImage {
-  const s = Math.max(1, Math.round(img.width / 80)); // pixel size of one font dot: 3 for a 224 crop
-  const pad = s;
-  const boxW = Math.min(img.width, pad * 2 + text.length * 4 * s - s);
-  const boxH = Math.min(img.height, pad * 2 + 5 * s);
-  const set = (x: number, y: number, v: number) => {
-    if (x < img.width && y < img.height) img.data.fill(v, (y * img.width + x) * 3, (y * img.width + x) * 3 + 3);
-  };
-  for (let y = 0; y < boxH; y++) for (let x = 0; x < boxW; x++) set(x, y, 0);
-  [...text].forEach((ch, k) => {
-    const glyph = DIGITS[ch.charCodeAt(0) - 48];
-    if (!glyph) return;
-    for (let r = 0; r < 5; r++) {
-      for (let c = 0; c < 3; c++) {
-        if (!((glyph[r] >> (2 - c)) & 1)) continue;
-        for (let dy = 0; dy < s; dy++) for (let dx = 0; dx < s; dx++) set(pad + (k * 4 + c) * s + dx, pad + r * s + dy, 255);
-      }
-    }
-  });
-  return img;
 }

@@ -118,6 +118,59 @@ export function normalizeMax(map: Float32Array): Float32Array {
 }
 
 /**
+ * Attention as a multiple of uniform attention: map[t] · inputs, where `inputs` is the number of inputs the softmax
+ * ran over (T tokens: the map's own length, before any resizing). 1.0 = every input got the same share; 10 = ten
+ * times its share. This is the unit of the colour bars, so maps of different flatness compare on one scale.
+ */
+export function relativeToUniform(map: Float32Array, inputs: number = map.length): Float32Array {
+  if (!Number.isSafeInteger(inputs) || inputs < 1) throw new PerceiverError("INPUT_INVALID", `relativeToUniform: inputs must be a positive integer, got ${inputs}`);
+  const out = new Float32Array(map.length);
+  for (let i = 0; i < map.length; i++) out[i] = map[i] * inputs;
+  return out;
+}
+
+/** A display range: values lo..hi are coloured from the colormap's first to its last colour. */
+export interface DisplayRange {
+  lo: number;
+  hi: number;
+}
+
+/**
+ * The range that shows `maps` on one scale: by default 0 to the largest value of any of them (attention is
+ * non-negative, so 0 keeps colour proportional to attention: a nearly flat map shows as nearly flat, not
+ * stretched); with `fromZero: false`, the smallest to the largest value (stretches the contrast: shows the shape
+ * of a flat map, and says so by its range). A range that would be empty widens to lo..lo+1 (0..1 for all-zero
+ * maps). Non-finite values throw.
+ */
+export function displayRange(maps: readonly Float32Array[], { fromZero = true } = {}): DisplayRange {
+  let lo = Infinity;
+  let hi = -Infinity;
+  maps.forEach((m, k) => {
+    for (let i = 0; i < m.length; i++) {
+      const v = m[i];
+      if (!Number.isFinite(v)) throw new PerceiverError("INPUT_INVALID", `displayRange: map ${k} has a non-finite value ${v} at index ${i}`);
+      if (v > hi) hi = v;
+      if (v < lo) lo = v;
+    }
+  });
+  if (hi === -Infinity) return { lo: 0, hi: 1 };
+  if (fromZero) lo = Math.min(0, lo);
+  return hi > lo ? { lo, hi } : { lo, hi: lo + 1 };
+}
+
+/** (map - lo) / (hi - lo): the range onto [0, 1] for the colormap (values outside are clamped when coloured). */
+export function scaleToRange(map: Float32Array, range: DisplayRange): Float32Array {
+  const { lo, hi } = range;
+  if (!(Number.isFinite(lo) && Number.isFinite(hi) && hi > lo)) {
+    throw new PerceiverError("INPUT_INVALID", `scaleToRange: the range must have finite lo < hi, got ${lo}..${hi}`);
+  }
+  const out = new Float32Array(map.length);
+  const span = hi - lo;
+  for (let i = 0; i < map.length; i++) out[i] = (map[i] - lo) / span;
+  return out;
+}
+
+/**
  * Bilinear resize with half-pixel centers (PyTorch `interpolate(mode="bilinear", align_corners=False)`, no
  * antialiasing): map [h, w] -> [outH, outW]. Source coordinate of output pixel x: (x + 0.5)·w/outW - 0.5, clamped
  * to [0, w-1].

@@ -1,5 +1,5 @@
 /**
- * PNG encoding: 8-bit RGB or RGBA pixels -> PNG file bytes (signature, IHDR, one IDAT, IEND).
+ * PNG encoding: 8-bit RGB or RGBA pixels -> PNG file bytes (signature, IHDR, text chunks, one IDAT, IEND).
  * Each scanline gets the PNG filter (None, Sub, Up, Average, Paeth) whose output has the smallest sum of absolute
  * values (libpng's heuristic), then the whole image is zlib-compressed with fflate. Pure code, no Buffer, no `fs`:
  * works in Node (write the bytes with fs.writeFile) and in browsers (wrap them in a Blob).
@@ -16,6 +16,34 @@ const MAX_RAW_BYTES = 2 ** 31 - 1;
 export interface EncodePngOptions {
   /** zlib level 0 (store) .. 9 (smallest); default 6. */
   level?: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
+  /**
+   * Text metadata, keyword -> text, in this order (e.g. `Title`, `Description`, `Software`, or your own keywords).
+   * Latin-1 text goes in a tEXt chunk, other text in an uncompressed UTF-8 iTXt chunk. Keywords: 1 to 79 printable
+   * Latin-1 characters, no leading, trailing or double spaces (the PNG spec's rule).
+   */
+  text?: Record<string, string>;
+}
+
+/** keyword -> tEXt (keyword NUL text, Latin-1) or iTXt (keyword NUL 0 0 NUL NUL text, UTF-8) chunk data. */
+function textChunk(keyword: string, text: string): { type: "tEXt" | "iTXt"; data: Uint8Array } {
+  const printable = (c: number) => (c >= 32 && c <= 126) || (c >= 161 && c <= 255);
+  if (keyword.length < 1 || keyword.length > 79 || ![...keyword].every((ch) => printable(ch.charCodeAt(0))) ||
+      keyword.startsWith(" ") || keyword.endsWith(" ") || keyword.includes("  ")) {
+    throw new PerceiverError("INPUT_INVALID", `encodePng: text keyword ${JSON.stringify(keyword)} must be 1 to 79 printable Latin-1 characters without leading, trailing or double spaces`);
+  }
+  if (typeof text !== "string" || text.includes("\0")) throw new PerceiverError("INPUT_INVALID", `encodePng: the text of ${keyword} must be a string without NUL characters`);
+  const kw = Uint8Array.from(keyword, (ch) => ch.charCodeAt(0));
+  if ([...text].every((ch) => ch.charCodeAt(0) <= 255)) {
+    const data = new Uint8Array(kw.length + 1 + text.length);
+    data.set(kw, 0);
+    for (let i = 0; i < text.length; i++) data[kw.length + 1 + i] = text.charCodeAt(i);
+    return { type: "tEXt", data };
+  }
+  const utf8 = new TextEncoder().encode(text);
+  const data = new Uint8Array(kw.length + 5 + utf8.length); // keyword NUL, compression flag 0, method 0, language NUL, translated keyword NUL
+  data.set(kw, 0);
+  data.set(utf8, kw.length + 5);
+  return { type: "iTXt", data };
 }
 
 /** An 8-bit RGB image (HWC) -> PNG bytes (color type 2). */
@@ -53,6 +81,7 @@ export function encodePng(
     throw new PerceiverError("INPUT_INVALID", `encodePng: level must be an integer from 0 to 9, got ${String(level)}`);
   }
 
+  const texts = Object.entries(options.text ?? {}).map(([k, t]) => textChunk(k, t));
   const raw = filterScanlines(data, width, height, channels);
   const idat = zlibSync(raw, { level });
   const ihdr = new Uint8Array(13);
@@ -62,10 +91,12 @@ export function encodePng(
   ihdr[8] = 8; // bit depth
   ihdr[9] = channels === 3 ? 2 : 6; // color type: truecolor / truecolor + alpha
   // compression 0, filter method 0, interlace 0
-  const out = new Uint8Array(8 + (12 + 13) + (12 + idat.length) + 12);
+  const textBytes = texts.reduce((n, t) => n + 12 + t.data.length, 0);
+  const out = new Uint8Array(8 + (12 + 13) + textBytes + (12 + idat.length) + 12);
   out.set(SIGNATURE, 0);
   let o = 8;
   o = writeChunk(out, o, "IHDR", ihdr);
+  for (const t of texts) o = writeChunk(out, o, t.type, t.data);
   o = writeChunk(out, o, "IDAT", idat);
   writeChunk(out, o, "IEND", new Uint8Array(0));
   return out;
