@@ -5,13 +5,19 @@
  * URL parameters: ?endpoint=https://huggingface.co  &repo=owner/name  &revision=commit-or-branch  &timeout=seconds
  */
 import { COLORMAP_NAMES, getColormap } from "../src/io/image/colormap.js";
-import { normalizeMax, overlay, upsampleBilinear } from "../src/perceiver/attention-map.js";
+import { classWeightedFigure, formatRelative } from "../src/perceiver/attention-figure.js";
 import type { ClassifyResult, ModelInfo, WorkerReply, WorkerRequest } from "./protocol.js";
 
 const DEFAULT_ENDPOINT = "https://huggingface.co";
 const DEFAULT_REPO = "deepmind/vision-perceiver-conv";
 /** deepmind/vision-perceiver-conv's `main` has only pytorch_model.bin; this commit adds model.safetensors. */
-const DEFAULT_REVISION = "9e887ddb738d7de3bb0dc357003fec3ab44af668";
+const SAFETENSORS_REVISION = "9e887ddb738d7de3bb0dc357003fec3ab44af668";
+/** The revision menu: words first, the hash only where it is the point. "" = type your own. */
+const REVISION_CHOICES: ReadonlyArray<{ value: string; label: string }> = [
+  { value: "main", label: "main (latest): pytorch_model.bin, read safely (no code runs)" },
+  { value: SAFETENSORS_REVISION, label: `safetensors conversion (commit ${SAFETENSORS_REVISION.slice(0, 7)})` },
+  { value: "", label: "another branch, tag or commit…" },
+];
 
 const params = new URLSearchParams(location.search);
 const endpoint = (params.get("endpoint") ?? DEFAULT_ENDPOINT).replace(/\/+$/, "");
@@ -23,7 +29,10 @@ const $ = <T extends HTMLElement>(id: string) => {
   return el as T;
 };
 const repoInput = $<HTMLInputElement>("repo");
+const revisionChoice = $<HTMLSelectElement>("revision-choice");
+const revisionField = $("revision-field");
 const revisionInput = $<HTMLInputElement>("revision");
+const downloadLabel = $("download-label");
 const hubForm = $<HTMLFormElement>("hub-form");
 const modelFilesInput = $<HTMLInputElement>("model-files");
 const modelStatus = $("model-status");
@@ -41,11 +50,29 @@ const opacityInput = $<HTMLInputElement>("opacity");
 const colormapSelect = $<HTMLSelectElement>("colormap");
 const imageCaption = $("image-caption");
 const timings = $("timings");
+const threadsText = $("threads");
 const errorBox = $("error");
 
 $("endpoint").textContent = endpoint;
 repoInput.value = params.get("repo") ?? DEFAULT_REPO;
-revisionInput.value = params.get("revision") ?? DEFAULT_REVISION;
+revisionChoice.replaceChildren(...REVISION_CHOICES.map((c) => new Option(c.label, c.value)));
+{
+  const wanted = params.get("revision") ?? "main";
+  const known = REVISION_CHOICES.some((c) => c.value !== "" && c.value === wanted);
+  revisionChoice.value = known ? wanted : "";
+  revisionInput.value = known ? "" : wanted;
+  revisionField.hidden = known;
+}
+revisionChoice.addEventListener("change", () => {
+  revisionField.hidden = revisionChoice.value !== "";
+  if (!revisionField.hidden) revisionInput.focus();
+  source = hubSource();
+});
+
+/** The revision to load: the menu's, or what was typed under "another branch, tag or commit" ("main" if empty). */
+function revision(): string {
+  return revisionChoice.value || revisionInput.value.trim() || "main";
+}
 
 type Status = "idle" | "loading" | "ready" | "classifying" | "done" | "error";
 function setStatus(s: Status): void {
@@ -109,11 +136,11 @@ function request(req: Request, onProgress: Pending["onProgress"]): Promise<Worke
 type Source = { kind: "hub"; repo: string; revision: string } | { kind: "files"; files: File[]; pick: number };
 let source: Source = hubSource();
 let filePicks = 0;
-let loaded: { key: string; info: ModelInfo } | null = null;
+let loaded: { key: string; info: ModelInfo; source: Source } | null = null;
 let loading: { key: string; promise: Promise<ModelInfo> } | null = null;
 
 function hubSource(): Source {
-  return { kind: "hub", repo: repoInput.value.trim(), revision: revisionInput.value.trim() || "main" };
+  return { kind: "hub", repo: repoInput.value.trim(), revision: revision() };
 }
 const sourceKey = (s: Source) => (s.kind === "hub" ? `hub ${endpoint} ${s.repo} ${s.revision}` : `files #${s.pick}`);
 
@@ -122,9 +149,11 @@ function ensureModel(): Promise<ModelInfo> {
   if (loaded?.key === key) return Promise.resolve(loaded.info);
   if (loading?.key === key) return loading.promise;
   const s = source;
+  // the model loaded so far stays in use until the new one has loaded (a wrong repo name must not lose it)
+  const previous = loaded;
   setStatus("loading");
   clearError();
-  loaded = null;
+  downloadLabel.textContent = s.kind === "hub" ? "Download" : "Read";
   setBar(downloadBar, 0, 1);
   downloadText.textContent = "starting…";
   modelStatus.textContent = s.kind === "hub" ? `Loading ${s.repo}@${s.revision} from ${endpoint}…` : "Reading the model files…";
@@ -144,15 +173,18 @@ function ensureModel(): Promise<ModelInfo> {
     (m) => {
       if (!("model" in m)) throw new Error("internal: unexpected reply to a load request");
       const info = m.model;
-      loaded = { key, info };
-      modelStatus.textContent =
-        `Loaded ${info.source}: ${info.architecture}, ${info.numLabels} labels, ${info.weightsFile} ` +
-        `(${formatBytes(info.weightsBytes)}) in ${info.seconds.toFixed(2)} s.`;
+      loaded = { key, info, source: s };
+      modelStatus.textContent = `Loaded ${describe(info)}`;
       setStatus("ready");
       return info;
     },
     (e: unknown) => {
-      modelStatus.textContent = "No model loaded.";
+      if (previous !== null) {
+        source = previous.source; // the next image uses the model that is still loaded
+        modelStatus.textContent = `Still using ${describe(previous.info)}`;
+      } else {
+        modelStatus.textContent = "No model loaded.";
+      }
       throw e;
     },
   ).finally(() => {
@@ -160,6 +192,11 @@ function ensureModel(): Promise<ModelInfo> {
   });
   loading = { key, promise };
   return promise;
+}
+
+function describe(info: ModelInfo): string {
+  return `${info.source}: ${info.architecture}, ${info.numLabels} labels, ${info.weightsFile} ` +
+    `(${formatBytes(info.weightsBytes)}), loaded in ${info.seconds.toFixed(2)} s.`;
 }
 
 hubForm.addEventListener("submit", (ev) => {
@@ -172,6 +209,7 @@ hubForm.addEventListener("submit", (ev) => {
   );
 });
 for (const input of [repoInput, revisionInput]) input.addEventListener("change", () => (source = hubSource()));
+modelFilesInput.addEventListener("click", () => (modelFilesInput.value = "")); // the same files again reload
 
 function useModelFiles(files: File[]): void {
   source = { kind: "files", files, pick: ++filePicks };
@@ -185,11 +223,10 @@ modelFilesInput.addEventListener("change", () => {
 // Images
 
 let lastResult: ClassifyResult | null = null;
-/** lastResult's attention map upsampled to the crop and divided by its maximum (what the overlay colours). */
-let lastHeat: Float32Array | null = null;
 
 async function classify(image: Blob, name: string): Promise<void> {
   clearError();
+  clearResults(); // results on screen always belong to the image being shown
   try {
     await ensureModel();
   } catch (e) {
@@ -207,11 +244,11 @@ async function classify(image: Blob, name: string): Promise<void> {
     });
     if (!("result" in m)) throw new Error("internal: unexpected reply to a classify request");
     lastResult = m.result;
-    const a = m.result.attention;
-    const { width: W, height: H } = m.result.crop;
-    lastHeat = a ? normalizeMax(upsampleBilinear(a.map, a.gridHeight, a.gridWidth, H, W)) : null;
     render(m.result, name);
     setStatus("done");
+    // bring the answer into view (it is below the fold on a laptop screen and on a phone)
+    const smooth = !matchMedia("(prefers-reduced-motion: reduce)").matches;
+    results.scrollIntoView({ behavior: smooth ? "smooth" : "auto", block: "start" });
   } catch (e) {
     computeText.textContent = "failed";
     showError(`Could not classify ${name}: ${errorText(e)}`);
@@ -294,29 +331,32 @@ function render(r: ClassifyResult, name: string): void {
       lo = Math.min(lo, v);
       hi = Math.max(hi, v);
     }
-    const uniform = 1 / (gh * gw);
-    attentionText = `; attention over ${gh}x${gw} tokens, ${(lo / uniform).toFixed(2)}x to ${(hi / uniform).toFixed(2)}x ` +
-      `the uniform 1/${gh * gw} (colour: attention ÷ its maximum)`;
+    const T = gh * gw;
+    attentionText = `; attention over ${gh}x${gw} tokens from ${formatRelative(lo * T)} to ${formatRelative(hi * T)} times ` +
+      `uniform (1 = 1/${T} each); colour bar 0 to ${formatRelative(hi * T)}`;
   }
   imageCaption.textContent = `${name}, ${r.imageWidth}x${r.imageHeight}, center crop resized to ${r.crop.width}x${r.crop.height}${attentionText}`;
   const t = r.timings;
   const th = r.threads;
   timings.textContent = `decode ${t.decode.toFixed(0)} ms · preprocess ${t.preprocess.toFixed(0)} ms · forward ${t.forward.toFixed(0)} ms` +
     ` · ${th.count} thread${th.count === 1 ? "" : "s"}`;
-  timings.title = th.note ? `one thread: ${th.note}` : "";
+  threadsText.textContent = threadsInWords(th.count, th.note);
   drawOverlay();
 }
 
 /**
- * The crop with the attention heat map blended over it, with the library's functions, exactly like
- * `perceiver attention-map` draws its overlay: bilinear upsampling of the token map to the crop, divided by its
- * maximum, colormap, then (1 - alpha)·crop + alpha·colour.
+ * The crop with the attention heat map blended over it and its colour bar, drawn by the library's
+ * classWeightedFigure: the same picture as the PNG of `perceiver attention-map` (colour 0 to the map's maximum in
+ * units of uniform attention, the token map upsampled bilinearly, (1 - alpha)·crop + alpha·colour).
  */
 function drawOverlay(): void {
   const r = lastResult;
   if (r === null) return;
   const alpha = Number(opacityInput.value);
-  const rgb = lastHeat !== null && alpha > 0 ? overlay(r.crop, lastHeat, getColormap(colormapSelect.value), alpha) : r.crop;
+  const a = r.attention;
+  const rgb = a !== null
+    ? classWeightedFigure(a.map, { crop: r.crop, gridHeight: a.gridHeight, gridWidth: a.gridWidth, colormap: getColormap(colormapSelect.value), alpha }).image
+    : r.crop;
   const { width: W, height: H } = rgb;
   const rgba = new Uint8ClampedArray(W * H * 4);
   for (let p = 0; p < W * H; p++) {
@@ -343,7 +383,32 @@ function setBar(bar: HTMLProgressElement, value: number, max: number): void {
 function showError(message: string): void {
   errorBox.textContent = message;
   errorBox.hidden = false;
+  clearResults();
   setStatus("error");
+  errorBox.scrollIntoView({ block: "nearest" });
+}
+
+/** Hides the results of the last image (after an error, or while a new image is on its way). */
+function clearResults(): void {
+  results.hidden = true;
+  lastResult = null;
+  top5.replaceChildren();
+  imageCaption.textContent = "";
+  timings.textContent = "";
+  threadsText.textContent = "";
+}
+
+/** The thread count and, on one thread, why, in words (the library's reason is technical). */
+function threadsInWords(count: number, note: string | null): string {
+  const cores = navigator.hardwareConcurrency || 1;
+  if (count > 1) return `Ran on ${count} threads (this computer has ${cores} cores).`;
+  if (note === null) return cores > 1 ? "Ran on 1 thread." : "Ran on 1 thread (this computer reports one core).";
+  if (!crossOriginIsolated) {
+    return `Ran on 1 thread of ${cores} cores: this page is not cross-origin isolated, so the browser gives it no shared ` +
+      "memory (SharedArrayBuffer) for worker threads. A server that sends the COOP and COEP headers " +
+      "(npm run demo:dev and demo:preview do) makes it use every core.";
+  }
+  return `Ran on 1 thread of ${cores} cores: worker threads could not start (${note}).`;
 }
 
 function clearError(): void {
