@@ -31,6 +31,11 @@ export function formatRelative(v: number): string {
   return String(Number(v.toPrecision(3)));
 }
 
+/** 6 significant digits, for the PNG text (float32 values carry about 7). */
+function sig6(v: number): string {
+  return String(Number(v.toPrecision(6)));
+}
+
 export interface ColorBarOptions {
   colormap: Colormap;
   /** the values at the two ends of the bar, in units of uniform attention */
@@ -165,7 +170,7 @@ export function classWeightedFigure(map: Float32Array, o: FigureOptions): Figure
         `sum_n dec[n]·enc[n, t] (heads averaged) over the ${o.gridHeight}x${o.gridWidth} token grid, blended over the ` +
         `${o.crop.width}x${o.crop.height} crop the model saw. Colour: 0 to ${formatRelative(range.hi)} times uniform ` +
         `attention (uniform = 1/${map.length} per token).`,
-      "Attention range": `0 ${range.hi} (x uniform, uniform = 1/${map.length})`,
+      "Attention range": `0 ${sig6(range.hi)} (x uniform, uniform = 1/${map.length})`,
       Software: "perceiver-ts",
     },
   };
@@ -216,7 +221,7 @@ export function latentGridFigure(
         (scaleMode === "shared" ? `one for all tiles, 0 to ${formatRelative(shared.hi)} times uniform attention (uniform = 1/${T}).`
           : "each tile from its own minimum to its own maximum (in its label), in units of uniform attention (uniform = 1/" + T + ")."),
       "Attention scale": scaleMode,
-      Latents: tiles.map((t, i) => `${t.latent}:${t.weight}:${own[i].hi}`).join(" ") + " (latent:decoder weight:max x uniform)",
+      Latents: tiles.map((t, i) => `${t.latent}:${sig6(t.weight)}:${sig6(own[i].hi)}`).join(" ") + " (latent:decoder weight:max x uniform)",
       Software: "perceiver-ts",
     },
   };
