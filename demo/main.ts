@@ -167,7 +167,9 @@ function ensureModel(): Promise<ModelInfo> {
       downloadText.textContent = `${m.file}: ${formatBytes(m.loaded)}`;
     } else {
       setBar(downloadBar, m.loaded, m.total);
-      downloadText.textContent = `${m.file}: ${formatBytes(m.loaded)} of ${formatBytes(m.total)}`;
+      downloadText.textContent = m.cached
+        ? `${m.file}: ${formatBytes(m.total)}, from the browser's cache (no download)`
+        : `${m.file}: ${formatBytes(m.loaded)} of ${formatBytes(m.total)}`;
     }
   }).then(
     (m) => {

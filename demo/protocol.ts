@@ -39,7 +39,8 @@ export interface ClassifyResult {
 }
 
 export type WorkerReply =
-  | { id: number; type: "progress"; phase: "download"; file: string; loaded: number; total: number | null }
+  /** `cached`: on the last message of a file, true if it came from the browser's cache instead of the network */
+  | { id: number; type: "progress"; phase: "download"; file: string; loaded: number; total: number | null; cached?: boolean }
   | { id: number; type: "progress"; phase: "compute"; done: number; total: number }
   | { id: number; type: "done"; model: ModelInfo }
   | { id: number; type: "done"; result: ClassifyResult }
