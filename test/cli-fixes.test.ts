@@ -67,10 +67,10 @@ describe("download progress", () => {
     expect(lines[lines.length - 1]).toMatch(/1\.4 \/ 1\.4 MB {2}0\.3 MB\/s {2}ETA 0s$/);
   });
 
-  it("the layer bar's ETA is ours too", () => {
+  it("the layer bar's ETA is ours too, and a file name with braces is printed as it is", () => {
     const tty = new FakeTty();
     let t = 0;
-    const bar = inferenceProgress(true, "cat.png", { stream: tty, now: () => t });
+    const bar = inferenceProgress(true, "{value}-{total}.png", { stream: tty, now: () => t });
     for (let d = 0; d <= 4; d++) {
       bar.onProgress!(d, 28);
       t += 2;
@@ -79,6 +79,7 @@ describe("download progress", () => {
     bar.onProgress!(5, 28);
     bar.stop();
     expect(tty.text).not.toMatch(/LL|NULL/);
+    expect(tty.text).toMatch(/\{value\}-\{total\}\.png \[[^\]]+\] layer 5\/28 {2}ETA 46s/);
   });
 });
 

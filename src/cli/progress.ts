@@ -92,7 +92,8 @@ export function inferenceProgress(enabled: boolean, label: string, sink: Progres
   if (!enabled) return { stop() {} };
   const now = sink.now ?? (() => performance.now() / 1000);
   const bar = new cliProgress.SingleBar(
-    { format: `${label} [{bar}] layer {value}/{total}  ETA {remaining}`, stream: sink.stream ?? process.stderr, hideCursor: true, clearOnComplete: true },
+    // the label (a file name) goes in as a payload value: in the format string a name like "{value}.png" would be filled in
+    { format: "{label} [{bar}] layer {value}/{total}  ETA {remaining}", stream: sink.stream ?? process.stderr, hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
   );
   let start = -1;
@@ -100,7 +101,7 @@ export function inferenceProgress(enabled: boolean, label: string, sink: Progres
     onProgress(done, total) {
       if (start < 0) {
         start = now();
-        bar.start(total, 0, { remaining: "…" });
+        bar.start(total, 0, { label, remaining: "…" });
       }
       const elapsed = now() - start;
       bar.update(done, { remaining: done > 0 ? formatDuration((elapsed / done) * (total - done)) : "…" });
