@@ -14,7 +14,7 @@ const DEFAULT_REPO = "deepmind/vision-perceiver-conv";
 const SAFETENSORS_REVISION = "9e887ddb738d7de3bb0dc357003fec3ab44af668";
 /** The revision menu: words first, the hash only where it is the point. "" = type your own. */
 const REVISION_CHOICES: ReadonlyArray<{ value: string; label: string }> = [
-  { value: "main", label: "main (latest): pytorch_model.bin, read safely (no code runs)" },
+  { value: "main", label: "main: latest, pytorch_model.bin read safely" },
   { value: SAFETENSORS_REVISION, label: `safetensors conversion (commit ${SAFETENSORS_REVISION.slice(0, 7)})` },
   { value: "", label: "another branch, tag or commit…" },
 ];

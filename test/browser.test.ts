@@ -429,12 +429,24 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
       return { value: s.value, shown: s.selectedOptions[0].textContent ?? "", options: [...s.options].map((o) => o.textContent ?? "") };
     });
     expect(menu.value).toBe("main");
-    expect(menu.shown).toMatch(/^main \(latest\): pytorch_model\.bin, read safely/);
+    expect(menu.shown).toBe("main: latest, pytorch_model.bin read safely");
     expect(menu.options.join(" | ")).not.toMatch(/[0-9a-f]{40}/); // no raw hash on screen
     expect(menu.options[1]).toMatch(/^safetensors conversion \(commit [0-9a-f]{7}\)$/);
+    // every choice reads in full in the menu's closed box (no text cut off) at this width
+    const menuFits = async () => {
+      const fits = await page.$eval("#revision-choice", (sel) => {
+        const s = sel as HTMLSelectElement;
+        const ctx = document.createElement("canvas").getContext("2d")!;
+        ctx.font = getComputedStyle(s).font;
+        return { widest: Math.max(...[...s.options].map((o) => ctx.measureText(o.text).width)), box: s.clientWidth };
+      });
+      expect(fits.widest + 24, "the widest revision choice plus the arrow").toBeLessThanOrEqual(fits.box);
+    };
+    await menuFits();
     expect(await page.isVisible("#revision")).toBe(false);
     await page.selectOption("#revision-choice", "");
     expect(await page.isVisible("#revision")).toBe(true);
+    await menuFits(); // also with the text field beside it
     await page.selectOption("#revision-choice", "main");
 
     expect((await page.textContent("label[for=model-files]"))?.trim()).toBe("Open files…");
