@@ -22,6 +22,10 @@ export {
 export {
   classWeightedMap, latentMap, decoderWeights, topLatents, normalizeMax, upsampleBilinear, overlay, tileGrid,
 } from "./perceiver/attention-map.js";
+export { relativeToUniform, displayRange, scaleToRange, type DisplayRange } from "./perceiver/attention-map.js";
+export {
+  classWeightedFigure, latentGridFigure, colorBar, labelTile, formatRelative, TILE_SCALES, type TileScale, type Figure, type LatentTile,
+} from "./perceiver/attention-figure.js";
 export { encodePng, encodeRgbPng } from "./io/image/png-encode.js";
 export { getColormap, COLORMAP_NAMES, type Colormap } from "./io/image/colormap.js";
 export { checkForwardMemory, estimateForwardMemory } from "./perceiver/memory.js";
