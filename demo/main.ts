@@ -167,7 +167,7 @@ function ensureModel(): Promise<ModelInfo> {
       downloadText.textContent = `${m.file}: ${formatBytes(m.loaded)}`;
     } else {
       setBar(downloadBar, m.loaded, m.total);
-      downloadText.textContent = m.cached
+      downloadText.textContent = m.cached && s.kind === "hub" // (local files count as "cached" too: not the network)
         ? `${m.file}: ${formatBytes(m.total)}, from the browser's cache (no download)`
         : `${m.file}: ${formatBytes(m.loaded)} of ${formatBytes(m.total)}`;
     }

@@ -47,7 +47,8 @@ function downloadProgress(id: number) {
   const weights = { file: "", bytes: 0 };
   const callback = (e: ProgressInfo) => {
     if (e.status !== "progress" && e.status !== "done") return;
-    post({ id, type: "progress", phase: "download", file: e.file, loaded: e.loaded, total: e.total });
+    const cached = e.status === "done" ? { cached: e.cached } : {}; // the page says when a file came from the cache
+    post({ id, type: "progress", phase: "download", file: e.file, loaded: e.loaded, total: e.total, ...cached });
     if (e.status === "done" && !e.file.endsWith(".json")) [weights.file, weights.bytes] = [e.file, e.total];
   };
   return { callback, weights };

@@ -29,6 +29,7 @@ import { classWeightedFigure } from "../src/perceiver/attention-figure.js";
 import { cropAndResize } from "../src/io/image/image-processor.js";
 import { ROOT } from "./helpers/cli.js";
 import { fakeCommit, startFakeHub, type FakeHub } from "./helpers/fake-hub.js";
+import { overflow, resultsInView } from "./helpers/page-layout.js";
 import { startCorsProxy, startStaticServer, type LocalServer } from "./helpers/static-server.js";
 
 const CHROMIUM = process.env.PERCEIVER_CHROMIUM ?? "/usr/bin/chromium";
@@ -358,33 +359,6 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
       hub.setFaults({});
     }
   });
-  /** Elements that stick out of the viewport to the right (visible ones only), and the page's scroll width. */
-  async function overflow(page: Page): Promise<{ scrollWidth: number; innerWidth: number; wide: string[] }> {
-    return page.evaluate(() => {
-      const wide: string[] = [];
-      for (const el of document.querySelectorAll<HTMLElement>("body *")) {
-        const r = el.getBoundingClientRect();
-        if (r.width === 0 || r.height === 0 || getComputedStyle(el).visibility === "hidden") continue;
-        if (r.right > innerWidth + 0.5 || r.left < -0.5) wide.push(`${el.tagName.toLowerCase()}#${el.id}.${el.className} [${Math.round(r.left)}, ${Math.round(r.right)}]`);
-      }
-      return { scrollWidth: document.documentElement.scrollWidth, innerWidth, wide };
-    });
-  }
-
-  /** Waits until the top of #results and the whole top-5 list are inside the viewport (after the smooth scroll). */
-  async function resultsInView(page: Page): Promise<{ resultsTop: number; listBottom: number; viewport: number }> {
-    await page.waitForFunction(() => {
-      const r = document.getElementById("results")!.getBoundingClientRect();
-      const l = document.getElementById("top5")!.getBoundingClientRect();
-      return r.top >= -1 && r.top < innerHeight && l.bottom <= innerHeight + 1 && l.height > 0;
-    }, undefined, { timeout: 5_000 }).catch(() => undefined);
-    return page.evaluate(() => ({
-      resultsTop: document.getElementById("results")!.getBoundingClientRect().top,
-      listBottom: document.getElementById("top5")!.getBoundingClientRect().bottom,
-      viewport: innerHeight,
-    }));
-  }
-
   it("puts the results in view after a run, at 1280x900 and at 390 px wide, with nothing wider than the screen", async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     for (const viewport of [{ width: 1280, height: 900 }, { width: 390, height: 844 }]) {
@@ -493,6 +467,21 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
     expect(again.top).toEqual(first.top);
     expect(downloads()).toBe(before);
     expect(await page.isVisible("#error")).toBe(false);
+    await page.close();
+  });
+
+  it("after a reload the weights come from the browser's cache, and the page says so", async () => {
+    const page = await openPage({ endpoint: proxy.url, repo: REPO, revision: SHA_SAFETENSORS });
+    await page.click("#load-hub");
+    await waitForStatus(page, "ready");
+    expect(await page.textContent("#download-text")).toMatch(/^model\.safetensors: [\d.]+ MiB of [\d.]+ MiB$/);
+    const before = hub.requests.length;
+    await page.reload();
+    await page.click("#load-hub");
+    await waitForStatus(page, "ready");
+    expect(await page.textContent("#download-text")).toMatch(/^model\.safetensors: [\d.]+ MiB, from the browser's cache \(no download\)$/);
+    const weightRequests = hub.requests.slice(before).filter((q) => q.url.endsWith("/model.safetensors") || q.url.startsWith("/cdn/"));
+    expect(weightRequests).toEqual([]);
     await page.close();
   });
 });
