@@ -24,11 +24,11 @@ Writes two PNG files, each with a colour bar underneath and its range in PNG tex
                         latent's encoder attention over the input tokens, sum_n dec[n] * enc[n, t] (heads
                         averaged), on the token grid (55x55 for the conv model), bilinearly upsampled to the crop
   <out-stem>.latents.png  one tile per chosen latent: that latent's encoder attention map, labelled with its
-                        index and the decoder's weight on it ("#12 DEC 0.0831")
+                        index and the decoder's weight on it ("LATENT 12  DEC 0.0831")
 Colours are in units of uniform attention: 1 = every token got the same share (1/3025 on a 55x55 grid),
 10 = ten times its share. Each colour bar runs from 0 to the largest value shown and marks 1. The tiles
 share one scale by default, so brighter means more concentrated; --scale per-map gives each tile its own
-(0 to its own maximum, written in its label) to show the shape of flat maps.
+(from its minimum to its maximum, written in its label) to show the shape of flat maps.
 
 Options:
   --model <repo|folder|file>  hub repo id, local folder or checkpoint file  [default: ${DEFAULT_MODEL}]
