@@ -163,7 +163,7 @@ export async function attentionMap(argv: string[]): Promise<number> {
   console.log(`wrote ${out}  (${crop.width}x${crop.height}: class-weighted attention over the ${gh}x${gw} token grid; colour 0 to ${hi(classFigure.range)}x uniform, uniform = 1/${T})`);
   console.log(
     `wrote ${outLatents}  (${chosen.length} latent${chosen.length > 1 ? "s" : ""}, ${rows}x${Math.min(cols, chosen.length)} grid, row by row; ` +
-    (scaleMode === "shared" ? `one colour scale, 0 to ${hi(grid.range)}x uniform)` : "each tile from 0 to its own max)"),
+    (scaleMode === "shared" ? `one colour scale, 0 to ${hi(grid.range)}x uniform)` : "each tile from its own min to its own max)"),
   );
   console.log(`   #  latent  decoder weight  max x uniform`);
   chosen.forEach((c, i) => console.log(`  ${String(i + 1).padStart(2)}  ${String(c.latent).padStart(6)}  ${c.weight.toFixed(6).padStart(14)}  ${formatRelative(grid.maxima[i]).padStart(13)}`));
