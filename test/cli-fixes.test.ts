@@ -137,6 +137,7 @@ describe("option parsing", () => {
       [["attention-map", CAT, "--colourmap", "jet"], /^perceiver: error: attention-map: unknown option --colourmap \(did you mean --colormap\?\)/],
       [["convert", BIN, "x.safetensors", "--forse"], /^perceiver: error: convert: unknown option --forse \(did you mean --force\?\)/],
       [["eval", CAT, "--label", "x.txt"], /^perceiver: error: eval: unknown option --label \(did you mean --labels\?\)/],
+      [["train-head", CAT, "--epoch", "3"], /^perceiver: error: train-head: unknown option --epoch \(did you mean --epochs\?\)/],
       [["classify", CAT, "--model"], /^perceiver: error: classify: --model needs a value/],
     ];
     const results = await Promise.all(cases.map(([args]) => runCli(args)));

@@ -8,7 +8,6 @@
 import { copyFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { totalmem } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { PerceiverError } from "../errors.js";
 import { writeSafetensorsFile } from "../io/checkpoint/safetensors-node.js";
 import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
@@ -17,6 +16,7 @@ import { preprocessBatch } from "../io/image/image-processor.js";
 import { loadFromFiles, readImageProcessorConfigFile, readStateDictFile, resolveModelFiles } from "../perceiver/load.js";
 import { headCheckpointTensors, headConfigJson } from "../perceiver/train/checkpoint.js";
 import { TRAIN_DEFAULTS, trainDecoder, type EpochStats, type TrainExample } from "../perceiver/train/train.js";
+import { parseCommandArgs } from "./args.js";
 import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, positiveInt, printable } from "./common.js";
 import { LatentCache } from "./latent-cache.js";
 import { downloadProgress, progressEnabled } from "./progress.js";
@@ -69,21 +69,16 @@ export function formatEpoch(s: EpochStats): string {
 }
 
 export async function trainHead(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      ...MODEL_COMMAND_OPTIONS,
-      out: { type: "string" },
-      val: { type: "string" },
-      "val-split": { type: "string" },
-      epochs: { type: "string" },
-      lr: { type: "string" },
-      "weight-decay": { type: "string" },
-      "batch-size": { type: "string" },
-      seed: { type: "string" },
-    },
+  const { values, positionals } = parseCommandArgs("train-head", argv, {
+    ...MODEL_COMMAND_OPTIONS,
+    out: { type: "string" },
+    val: { type: "string" },
+    "val-split": { type: "string" },
+    epochs: { type: "string" },
+    lr: { type: "string" },
+    "weight-decay": { type: "string" },
+    "batch-size": { type: "string" },
+    seed: { type: "string" },
   });
   if (values.help) {
     console.log(TRAIN_HEAD_HELP);
