@@ -1,0 +1,99 @@
+# Golden fixtures for every image format decodeImage reads (issue #20 items 1-3):
+#   /work/venv/bin/python scripts/make_format_goldens.py      (pillow 12.3, torch, transformers; cjpeg from libjpeg-turbo-progs)
+# Writes test/fixtures/formats/: small images in each JPEG mode (baseline / progressive, 4:4:4 4:2:2 4:2:0 4:1:1,
+# gray, CMYK with an Adobe marker, restart markers, EXIF orientation), WebP (lossy, lossless, alpha), GIF
+# (palette, transparency, interlaced), BMP (24-bit, 32-bit, 8-bit palette, 1-bit, top-down), and
+# formats_golden.safetensors with, for each file <name>:
+#   <name>.rgb           uint8 [H, W, 3]  Pillow: ImageOps.exif_transpose(Image.open(f)).convert("RGB")
+#   <name>.pixel_values  f32 [1, 3, 56, 56]  transformers' PerceiverImageProcessor (size 56, crop_size 64: the
+#                        224/256 center crop and bicubic resize at the tiny model's size) on that image
+#   <name>.logits        f32 [1, 10]  test/fixtures/tiny-conv (PerceiverForImageClassificationConvProcessing) on them
+# 4:1:1 and restart-marker JPEGs come from cjpeg (Pillow cannot write them). Deterministic for fixed versions.
+import io, os, shutil, struct, subprocess, tempfile
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from safetensors.torch import save_file
+from transformers import PerceiverForImageClassificationConvProcessing, PerceiverImageProcessor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "test", "fixtures", "formats")
+shutil.rmtree(OUT, ignore_errors=True)
+os.makedirs(OUT)
+
+src = Image.open(os.path.join(ROOT, "test", "fixtures", "images", "chelsea.png")).convert("RGB")
+photo = src.crop((40, 20, 40 + 67, 20 + 45))  # odd sizes: partial MCUs, odd chroma widths
+yy, xx = np.mgrid[0:45, 0:67]
+alpha = Image.fromarray(((xx * 255) // 66).astype(np.uint8))  # a ramp, 0 on the left
+rgba = photo.copy()
+rgba.putalpha(alpha)
+files = {}
+
+
+def save(name, im, **kw):
+    p = os.path.join(OUT, name)
+    im.save(p, **kw)
+    files[name] = p
+
+
+for sub, tag in [(0, "444"), (1, "422"), (2, "420")]:
+    save(f"baseline_{tag}.jpg", photo, quality=90, subsampling=sub)
+    save(f"progressive_{tag}.jpg", photo, quality=90, subsampling=sub, progressive=True)
+save("gray.jpg", photo.convert("L"), quality=90)
+save("cmyk_adobe.jpg", photo.convert("CMYK"), quality=90)
+exif = Image.Exif()
+exif[0x0112] = 6
+save("orient6.jpg", photo, quality=90, exif=exif.tobytes())
+with tempfile.TemporaryDirectory() as t:
+    ppm = os.path.join(t, "src.ppm")
+    photo.save(ppm)
+    for name, args in [("baseline_411.jpg", ["-sample", "4x1,1x1,1x1"]),
+                       ("restart_420.jpg", ["-sample", "2x2", "-restart", "1"]),
+                       ("progressive_restart_420.jpg", ["-progressive", "-sample", "2x2", "-restart", "2B"])]:
+        p = os.path.join(OUT, name)
+        with open(p, "wb") as f:
+            subprocess.run(["cjpeg", "-quality", "90", *args, ppm], stdout=f, check=True)
+        files[name] = p
+
+save("lossy.webp", photo, quality=80)
+save("lossless.webp", photo, lossless=True)
+save("lossy_alpha.webp", rgba, quality=80)
+save("lossless_alpha.webp", rgba, lossless=True, exact=True)
+
+pal = photo.quantize(colors=37, dither=Image.Dither.NONE)
+save("palette.gif", pal, interlace=False)
+save("interlaced.gif", pal, interlace=True)
+tr = pal.copy()
+tr.info["transparency"] = 5
+save("transparent.gif", tr, transparency=5)
+
+save("rgb24.bmp", photo)
+save("rgba32.bmp", rgba)
+save("palette8.bmp", pal)
+save("bilevel1.bmp", photo.convert("1"))
+# top-down: the 24-bit file with a negative height and its rows in top-to-bottom order
+b = open(files["rgb24.bmp"], "rb").read()
+off = struct.unpack_from("<I", b, 10)[0]
+w, h = struct.unpack_from("<ii", b, 18)
+stride = (w * 3 + 3) // 4 * 4
+rows = [b[off + i * stride: off + (i + 1) * stride] for i in range(h)]
+td = bytearray(b[:off]) + b"".join(reversed(rows))
+struct.pack_into("<i", td, 22, -h)
+with open(os.path.join(OUT, "topdown24.bmp"), "wb") as f:
+    f.write(td)
+files["topdown24.bmp"] = os.path.join(OUT, "topdown24.bmp")
+
+proc = PerceiverImageProcessor(size={"height": 56, "width": 56}, crop_size={"height": 64, "width": 64})
+model = PerceiverForImageClassificationConvProcessing.from_pretrained(os.path.join(ROOT, "test", "fixtures", "tiny-conv"))
+model.eval()
+tensors = {}
+for name, p in sorted(files.items()):
+    im = ImageOps.exif_transpose(Image.open(p)).convert("RGB")
+    arr = np.array(im)
+    tensors[f"{name}.rgb"] = torch.from_numpy(np.ascontiguousarray(arr))
+    pv = proc(im, return_tensors="pt").pixel_values.float().contiguous()
+    tensors[f"{name}.pixel_values"] = pv
+    with torch.no_grad():
+        tensors[f"{name}.logits"] = model(inputs=pv).logits.float().contiguous()
+    print(name, Image.open(p).mode, arr.shape)
+save_file(tensors, os.path.join(OUT, "formats_golden.safetensors"))
