@@ -73,7 +73,7 @@ export function parsePng(b: Uint8Array, ctx: Ctx): PngInfo {
 
   const idat: Array<[number, number]> = [];
   let palette: Uint8Array = new Uint8Array(0);
-  const text = { memory: 0, exif: null as Uint8Array | null, rawExif: null as string | null, xmp: null as string | null };
+  const text: TextMeta = { memory: 0, exif: null, rawExif: null, xmp: null };
   let off = 8;
   while (off < b.length) {
     if (off + 8 > b.length) throw truncated(ctx, "PNG", `partial chunk header at offset ${off}`);
@@ -103,8 +103,8 @@ export function parsePng(b: Uint8Array, ctx: Ctx): PngInfo {
   const compressed = idat.reduce((n, [s, e]) => n + (e - s), 0);
   checkExpansion(pngDataSize(width, height, bitDepth, colorType, interlaced), compressed, DEFLATE_MAX_RATIO, ctx, "PNG");
   const orientation = imageOrientation({
-    exif: text.exif ?? (text.rawExif !== null ? rawProfileBytes(text.rawExif) : null),
-    xmp: text.xmp,
+    exif: text.exif ?? (text.rawExif !== null ? rawProfileBytes(textString(text.rawExif)) : null),
+    xmp: text.xmp !== null ? textString(text.xmp) : null,
   });
   return { width, height, bitDepth, colorType, interlaced, idat, palette, orientation };
 }
@@ -116,11 +116,24 @@ export function parsePng(b: Uint8Array, ctx: Ctx): PngInfo {
  * language\0 translated keyword\0 text (compressed when flag is 1). A chunk Pillow could not read (unknown
  * compression, bad zlib data, over MAX_TEXT_CHUNK) is skipped.
  */
-function pngText(
-  type: string,
-  d: Uint8Array,
-  meta: { memory: number; rawExif: string | null; xmp: string | null },
-): void {
+interface TextMeta {
+  memory: number;
+  exif: Uint8Array | null;
+  /** the last chunk of each keyword (a later one replaces an earlier one), decoded to a string once, at the end */
+  rawExif: { bytes: Uint8Array; utf8: boolean } | null;
+  xmp: { bytes: Uint8Array; utf8: boolean } | null;
+}
+
+/** A kept text chunk as Pillow reads it: latin-1, or UTF-8 for iTXt (text that is not UTF-8 is dropped: null). */
+function textString(t: { bytes: Uint8Array; utf8: boolean }): string | null {
+  try {
+    return t.utf8 ? new TextDecoder("utf-8", { fatal: true }).decode(t.bytes) : latin1(t.bytes);
+  } catch {
+    return null;
+  }
+}
+
+function pngText(type: string, d: Uint8Array, meta: TextMeta): void {
   const z = d.indexOf(0);
   if (z < 0) return;
   const key = String.fromCharCode(...d.subarray(0, Math.min(z, 80)));
@@ -140,15 +153,11 @@ function pngText(
   }
   if (text === null) return;
   meta.memory += text.length;
-  if (key !== "Raw profile type exif" && key !== "XML:com.adobe.xmp") return;
-  let str: string;
-  try {
-    str = utf8 ? new TextDecoder("utf-8", { fatal: true }).decode(text) : latin1(text);
-  } catch {
-    return; // iTXt text that is not UTF-8: Pillow drops it too
-  }
-  if (key === "XML:com.adobe.xmp") meta.xmp = str;
-  else meta.rawExif = str;
+  if (key !== "XML:com.adobe.xmp" && key !== "Raw profile type exif") return;
+  // iTXt text that is not UTF-8 is dropped by Pillow (an earlier chunk stays): checked now; latin-1 never fails
+  if (utf8 && textString({ bytes: text, utf8 }) === null) return;
+  if (key === "XML:com.adobe.xmp") meta.xmp = { bytes: text, utf8 };
+  else meta.rawExif = { bytes: text, utf8 };
 }
 
 /** zlib data inflated, or null when it is invalid or would exceed `cap` bytes (stops inflating there). */
@@ -172,7 +181,8 @@ function inflateCapped(data: Uint8Array, cap: number): Uint8Array | null {
 }
 
 /** ImageMagick's "Raw profile type exif" text (name, length, then hex lines) -> the EXIF bytes, as Pillow reads it; null if not hex. */
-function rawProfileBytes(text: string): Uint8Array | null {
+function rawProfileBytes(text: string | null): Uint8Array | null {
+  if (text === null) return null;
   const hex = text.split("\n").slice(3).join("").replace(/[ \t\r\n\f\v]/g, "");
   if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) return null;
   const out = new Uint8Array(hex.length / 2);
