@@ -12,6 +12,7 @@ import { PerceiverError } from "../src/errors.js";
 import { decodeImage } from "../src/io/image/decode.js";
 import { ROOT } from "./helpers/cli.js";
 import { fixture } from "./helpers/golden.js";
+import { createTargets, defaultFixturesDir, makeCase } from "../tools/fuzz/targets.js";
 import { HOSTILE, jpegClaiming, pngTrailingZlib, truncatedIdat } from "./helpers/hostile-images.js";
 
 /** The outcome of one decode: the pixels' bytes, or the error's code and message. */
@@ -53,6 +54,19 @@ describe("hostile images end as typed errors (or correct results) within seconds
 });
 
 describe("truncated PNG data: always an error, never stale memory (fuzz seed 20261207 case 5300)", () => {
+  it("the fuzzer's case (rebuilt from the image target's first 19 seeds, as they were): one error, 100 times", () => {
+    const t = createTargets(defaultFixturesDir()).image;
+    const { input, seedName } = makeCase({ ...t, seeds: t.seeds.slice(0, 19), seedNames: t.seedNames.slice(0, 19) }, 20261207, 5300);
+    expect(seedName).toBe("images-extra/orient_7.png");
+    expect(input.length).toBe(2150);
+    const first = outcome(input);
+    expect(first).toMatch(/^IMAGE_DECODE: /); // pngjs gave 13 different outcomes in 40 decodes, pixels among them
+    for (let i = 0; i < 100; i++) {
+      Buffer.allocUnsafe(65536).fill(i); // freed memory holding junk, as the fuzzer's scribble
+      expect(outcome(input)).toBe(first);
+    }
+  });
+
   const full = outcome(truncatedIdat(1 << 20));
   it("the untruncated file decodes (11x23 once turned upright)", () => expect(full).toMatch(/^11x23:/));
   it("every cut of the zlib data is a typed error, the same one 100 times over", () => {
