@@ -1,7 +1,8 @@
 # Golden fixtures for every image format decodeImage reads (issue #20 items 1-3):
 #   /work/venv/bin/python scripts/make_format_goldens.py      (pillow 12.3, torch, transformers; cjpeg from libjpeg-turbo-progs)
 # Writes test/fixtures/formats/: small images in each JPEG mode (baseline / progressive, 4:4:4 4:2:2 4:2:0 4:1:1,
-# gray, CMYK with an Adobe marker, restart markers, EXIF orientation), WebP (lossy, lossless, alpha), GIF
+# gray, CMYK and YCCK with an Adobe marker (baseline, progressive, restart markers, subsampled), restart
+# markers, EXIF orientation), WebP (lossy, lossless, alpha), GIF
 # (palette, transparency, interlaced), BMP (24-bit, 32-bit, 8-bit palette, 1-bit, top-down), and
 # formats_golden.safetensors with, for each file <name>:
 #   <name>.rgb           uint8 [H, W, 3]  Pillow: ImageOps.exif_transpose(Image.open(f)).convert("RGB")
@@ -40,7 +41,26 @@ for sub, tag in [(0, "444"), (1, "422"), (2, "420")]:
     save(f"baseline_{tag}.jpg", photo, quality=90, subsampling=sub)
     save(f"progressive_{tag}.jpg", photo, quality=90, subsampling=sub, progressive=True)
 save("gray.jpg", photo.convert("L"), quality=90)
-save("cmyk_adobe.jpg", photo.convert("CMYK"), quality=90)
+cmyk = photo.convert("CMYK")
+save("cmyk_adobe.jpg", cmyk, quality=90)
+save("cmyk_progressive.jpg", cmyk, quality=90, progressive=True)
+save("cmyk_restart.jpg", cmyk, quality=90, restart_marker_blocks=3)
+save("cmyk_sub420.jpg", cmyk, quality=90, subsampling=2)  # first component at 2x2
+
+
+def adobe_ycck(src, dst):
+    """The same file with its Adobe transform set to 2: its four components now read as Y, Cb, Cr, K (YCCK)."""
+    b = bytearray(open(os.path.join(OUT, src), "rb").read())
+    at = b.index(b"\xff\xee\x00\x0eAdobe")  # APP14, length 14: the transform is payload byte 11
+    b[at + 4 + 11] = 2
+    with open(os.path.join(OUT, dst), "wb") as f:
+        f.write(b)
+    files[dst] = os.path.join(OUT, dst)
+
+
+adobe_ycck("cmyk_adobe.jpg", "ycck_adobe.jpg")
+adobe_ycck("cmyk_sub420.jpg", "ycck_420.jpg")
+adobe_ycck("cmyk_progressive.jpg", "ycck_progressive.jpg")
 exif = Image.Exif()
 exif[0x0112] = 6
 save("orient6.jpg", photo, quality=90, exif=exif.tobytes())

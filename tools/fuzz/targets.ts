@@ -114,7 +114,8 @@ function imageTarget(fixtures: string): FuzzTarget {
     // the other formats and JPEG modes (scripts/make_format_goldens.py)
     "formats/baseline_411.jpg", "formats/progressive_restart_420.jpg", "formats/lossy.webp", "formats/lossless_alpha.webp",
     "formats/lossy_alpha.webp", "formats/interlaced.gif", "formats/transparent.gif", "formats/palette8.bmp",
-    "formats/bilevel1.bmp", "formats/rgba32.bmp", "formats/topdown24.bmp",
+    "formats/bilevel1.bmp", "formats/rgba32.bmp", "formats/topdown24.bmp", "formats/ycck_420.jpg", "formats/cmyk_progressive.jpg",
+    "formats/cmyk_restart.jpg",
   ];
   const opts = { maxPixels: FUZZ_MAX_PIXELS, source: "fuzz-image" };
   return {

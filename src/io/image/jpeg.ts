@@ -6,11 +6,11 @@
  * sees complete files whose size, scan count and data volume are within the limits.
  *
  * Four-component files (CMYK, YCCK with an Adobe marker) are not accepted by that build's colour conversion; they
- * go through `jpeg-js` and its own CMYK -> RGB, within a few levels of Pillow (not pixel-identical).
+ * are decoded here, step for step as libjpeg-turbo and Pillow do (jpeg-entropy.ts, jpeg-cmyk.ts).
  */
-import jpegJs from "jpeg-js";
 import { PerceiverError } from "../../errors.js";
-import { errorText, type Ctx } from "./common.js";
+import type { Ctx } from "./common.js";
+import { decodeCmykJpeg } from "./jpeg-cmyk.js";
 import { scanJpeg, type JpegInfo } from "./jpeg-scan.js";
 import type { RgbImage } from "./rgb-image.js";
 import { rgbaToRgb } from "./rgba.js";
@@ -18,7 +18,7 @@ import { wasmDecode } from "./wasm-codecs.js";
 
 export function decodeJpeg(bytes: Uint8Array, ctx: Ctx): { img: RgbImage; orientation: number } {
   const info = scanJpeg(bytes, ctx);
-  const img = info.components.length === 4 ? decodeCmyk(bytes, info, ctx) : decodeWasm(bytes, info, ctx);
+  const img = info.components.length === 4 ? decodeCmykJpeg(bytes, info, ctx) : decodeWasm(bytes, info, ctx);
   return { img, orientation: info.orientation };
 }
 
@@ -28,24 +28,4 @@ function decodeWasm(bytes: Uint8Array, info: JpegInfo, ctx: Ctx): RgbImage {
     throw new PerceiverError("IMAGE_DECODE", `${ctx.source}: JPEG decoder returned ${rgba.width}x${rgba.height}, the header says ${info.width}x${info.height}`);
   }
   return rgbaToRgb(rgba.data, rgba.width, rgba.height);
-}
-
-function decodeCmyk(bytes: Uint8Array, info: JpegInfo, ctx: Ctx): RgbImage {
-  let raw: { width: number; height: number; data: Uint8Array };
-  try {
-    raw = jpegJs.decode(bytes, {
-      useTArray: true,
-      formatAsRGBA: false,
-      tolerantDecoding: true,
-      maxResolutionInMP: ctx.maxPixels / 1e6,
-      // jpeg-js accounting: 256 B per 8x8 block and component (4 B/sample), + per-line and output buffers: < 32 B/px.
-      maxMemoryUsageInMB: Math.ceil((info.width * info.height * 32) / 2 ** 20) + 64,
-    });
-  } catch (e) {
-    throw new PerceiverError("IMAGE_DECODE", `${ctx.source}: JPEG decode failed: ${errorText(e)}`, { cause: e });
-  }
-  if (raw.width !== info.width || raw.height !== info.height || raw.data.length !== info.width * info.height * 3) {
-    throw new PerceiverError("IMAGE_DECODE", `${ctx.source}: JPEG decoder returned an unexpected pixel buffer`);
-  }
-  return { width: raw.width, height: raw.height, data: raw.data };
 }

@@ -1,0 +1,243 @@
+/**
+ * Four-component JPEG (CMYK, or YCCK with an Adobe marker) -> RGB as Pillow gives it, step by step as
+ * libjpeg-turbo and Pillow do them:
+ *  1. coefficients (jpeg-entropy.ts), dequantized, through libjpeg's accurate integer IDCT (jidctint.c islow);
+ *  2. subsampled components upsampled as libjpeg-turbo does by default (jdsample.c, "fancy" triangle filters);
+ *  3. YCCK -> CMYK (jdcolor.c ycck_cmyk_convert) when the Adobe transform is not 0;
+ *  4. Pillow reads the samples as "CMYK;I" (Adobe's inverted polarity) and convert("RGB") applies
+ *     Convert.c cmyk2rgb: nk = 255 - k, r = nk - MULDIV255(c, nk), with MULDIV255(a, b) = ((t >> 8) + t) >> 8,
+ *     t = a * b + 128.
+ */
+import type { Ctx } from "./common.js";
+import { decodeCoefficients, type CoefComponent } from "./jpeg-entropy.js";
+import type { JpegInfo } from "./jpeg-scan.js";
+import type { RgbImage } from "./rgb-image.js";
+
+export function decodeCmykJpeg(b: Uint8Array, info: JpegInfo, ctx: Ctx): RgbImage {
+  const img = decodeCoefficients(b, ctx);
+  const W = img.width, H = img.height;
+  // 1. each component's samples [bhAlloc * 8, bwAlloc * 8]
+  const planes = img.components.map((c) => idctPlane(c, img.qt[c.tq]));
+  // 2. to full size
+  const full = img.components.map((c, i) => upsample(planes[i], c, img.maxH, img.maxV, W, H));
+  // 3 + 4
+  const out = new Uint8Array(W * H * 3);
+  const ycck = info.adobeTransform !== 0;
+  const t = yccTables();
+  const [p0, p1, p2, p3] = full;
+  for (let i = 0; i < W * H; i++) {
+    let c = p0[i], m = p1[i], y = p2[i];
+    if (ycck) {
+      const Y = p0[i], cb = p1[i], cr = p2[i];
+      c = clamp255(255 - (Y + t.crR[cr]));
+      m = clamp255(255 - (Y + ((t.cbG[cb] + t.crG[cr]) >> 16)));
+      y = clamp255(255 - (Y + t.cbB[cb]));
+    }
+    // Pillow's CMYK;I: every sample inverted
+    c = 255 - c; m = 255 - m; y = 255 - y;
+    const nk = p3[i]; // 255 - (255 - K)
+    out[3 * i] = clamp255(nk - muldiv255(c, nk));
+    out[3 * i + 1] = clamp255(nk - muldiv255(m, nk));
+    out[3 * i + 2] = clamp255(nk - muldiv255(y, nk));
+  }
+  return { width: W, height: H, data: out };
+}
+
+function muldiv255(a: number, b: number): number {
+  const t = a * b + 128;
+  return ((t >> 8) + t) >> 8;
+}
+
+function clamp255(v: number): number {
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+// jidctint.c constants: FIX(x) = round(x * 2^13)
+const CONST_BITS = 13, PASS1_BITS = 2;
+const F0_298 = 2446, F0_390 = 3196, F0_541 = 4433, F0_765 = 6270, F0_899 = 7373, F1_175 = 9633, F1_501 = 12299,
+  F1_847 = 15137, F1_961 = 16069, F2_053 = 16819, F2_562 = 20995, F3_072 = 25172;
+
+/** libjpeg's post-IDCT range limit: x wrapped to [-512, 511] (its table is indexed by x & 1023), + 128, clamped. */
+function rangeLimit(x: number): number {
+  const v = ((x + 512) & 1023) - 512 + 128;
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+/**
+ * One component's blocks -> samples [bhAlloc*8, bwAlloc*8] through jpeg_idct_islow: a column pass into a work
+ * array scaled by 2^PASS1_BITS, then a row pass, each with the LLM butterfly in 13-bit fixed point.
+ */
+function idctPlane(c: CoefComponent, q: Int32Array): Uint8Array {
+  const stride = c.bwAlloc * 8;
+  const out = new Uint8Array(stride * c.bhAlloc * 8);
+  const ws = new Int32Array(64);
+  // DESCALE, on doubles (libjpeg's JLONG is 64-bit: products here reach 2^46, exact in a double)
+  const d = (n: number, s: number) => Math.floor((n + 2 ** (s - 1)) / 2 ** s);
+  for (let br = 0; br < c.bhAlloc; br++) {
+    for (let bc = 0; bc < c.bwAlloc; bc++) {
+      const o = (br * c.bwAlloc + bc) * 64;
+      const k = c.coef;
+      for (let col = 0; col < 8; col++) {
+        const z = (i: number) => k[o + col + 8 * i] * q[col + 8 * i];
+        let z2 = z(2), z3 = z(6);
+        let z1 = (z2 + z3) * F0_541;
+        let tmp2 = z1 + z3 * -F1_847;
+        let tmp3 = z1 + z2 * F0_765;
+        z2 = z(0); z3 = z(4);
+        let tmp0 = (z2 + z3) * (1 << CONST_BITS);
+        let tmp1 = (z2 - z3) * (1 << CONST_BITS);
+        const tmp10 = tmp0 + tmp3, tmp13 = tmp0 - tmp3, tmp11 = tmp1 + tmp2, tmp12 = tmp1 - tmp2;
+        tmp0 = z(7); tmp1 = z(5); tmp2 = z(3); tmp3 = z(1);
+        z1 = tmp0 + tmp3; z2 = tmp1 + tmp2; z3 = tmp0 + tmp2; let z4 = tmp1 + tmp3;
+        const z5 = (z3 + z4) * F1_175;
+        tmp0 *= F0_298; tmp1 *= F2_053; tmp2 *= F3_072; tmp3 *= F1_501;
+        z1 *= -F0_899; z2 *= -F2_562; z3 *= -F1_961; z4 *= -F0_390;
+        z3 += z5; z4 += z5;
+        tmp0 += z1 + z3; tmp1 += z2 + z4; tmp2 += z2 + z3; tmp3 += z1 + z4;
+        const s = CONST_BITS - PASS1_BITS;
+        ws[col] = d(tmp10 + tmp3, s); ws[col + 56] = d(tmp10 - tmp3, s);
+        ws[col + 8] = d(tmp11 + tmp2, s); ws[col + 48] = d(tmp11 - tmp2, s);
+        ws[col + 16] = d(tmp12 + tmp1, s); ws[col + 40] = d(tmp12 - tmp1, s);
+        ws[col + 24] = d(tmp13 + tmp0, s); ws[col + 32] = d(tmp13 - tmp0, s);
+      }
+      for (let row = 0; row < 8; row++) {
+        const w = (i: number) => ws[row * 8 + i];
+        let z2 = w(2), z3 = w(6);
+        let z1 = (z2 + z3) * F0_541;
+        let tmp2 = z1 + z3 * -F1_847;
+        let tmp3 = z1 + z2 * F0_765;
+        let tmp0 = (w(0) + w(4)) * (1 << CONST_BITS);
+        let tmp1 = (w(0) - w(4)) * (1 << CONST_BITS);
+        const tmp10 = tmp0 + tmp3, tmp13 = tmp0 - tmp3, tmp11 = tmp1 + tmp2, tmp12 = tmp1 - tmp2;
+        tmp0 = w(7); tmp1 = w(5); tmp2 = w(3); tmp3 = w(1);
+        z1 = tmp0 + tmp3; z2 = tmp1 + tmp2; z3 = tmp0 + tmp2; let z4 = tmp1 + tmp3;
+        const z5 = (z3 + z4) * F1_175;
+        tmp0 *= F0_298; tmp1 *= F2_053; tmp2 *= F3_072; tmp3 *= F1_501;
+        z1 *= -F0_899; z2 *= -F2_562; z3 *= -F1_961; z4 *= -F0_390;
+        z3 += z5; z4 += z5;
+        tmp0 += z1 + z3; tmp1 += z2 + z4; tmp2 += z2 + z3; tmp3 += z1 + z4;
+        const s = CONST_BITS + PASS1_BITS + 3;
+        const p = (br * 8 + row) * stride + bc * 8;
+        out[p] = rangeLimit(d(tmp10 + tmp3, s)); out[p + 7] = rangeLimit(d(tmp10 - tmp3, s));
+        out[p + 1] = rangeLimit(d(tmp11 + tmp2, s)); out[p + 6] = rangeLimit(d(tmp11 - tmp2, s));
+        out[p + 2] = rangeLimit(d(tmp12 + tmp1, s)); out[p + 5] = rangeLimit(d(tmp12 - tmp1, s));
+        out[p + 3] = rangeLimit(d(tmp13 + tmp0, s)); out[p + 4] = rangeLimit(d(tmp13 - tmp0, s));
+      }
+    }
+  }
+  return out;
+}
+
+/** Component samples (stride bwAlloc*8) -> a W x H plane, upsampled as libjpeg-turbo does by default. */
+function upsample(plane: Uint8Array, c: CoefComponent, maxH: number, maxV: number, W: number, H: number): Uint8Array {
+  const stride = c.bwAlloc * 8;
+  const rh = maxH / c.h, rv = maxV / c.v;
+  const full = new Uint8Array(W * H);
+  if (rh === 1 && rv === 1) {
+    for (let y = 0; y < H; y++) full.set(plane.subarray(y * stride, y * stride + W), y * W);
+    return full;
+  }
+  const dw = Math.ceil((W * c.h) / maxH), dh = Math.ceil((H * c.v) / maxV);
+  const ds = new Uint8Array(dw * dh);
+  for (let y = 0; y < dh; y++) ds.set(plane.subarray(y * stride, y * stride + dw), y * dw);
+  if ((rh === 1 || rh === 2) && (rv === 1 || rv === 2)) {
+    upsampleFancy(ds, dw, dh, rh, rv, full, W, H);
+  } else {
+    // int_upsample: each sample replicated rh x rv times
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) full[y * W + x] = ds[Math.floor(y / rv) * dw + Math.floor(x / rh)];
+  }
+  return full;
+}
+
+let yccCache: { crR: Int32Array; cbB: Int32Array; crG: Int32Array; cbG: Int32Array } | undefined;
+
+/** jdcolor.c build_ycc_rgb_table: SCALEBITS 16, FIX(x) = (int)(x * 65536 + 0.5). */
+function yccTables() {
+  if (!yccCache) {
+    const FIX = (x: number) => Math.trunc(x * 65536 + 0.5);
+    const HALF = 1 << 15;
+    const crR = new Int32Array(256);
+    const cbB = new Int32Array(256);
+    const crG = new Int32Array(256);
+    const cbG = new Int32Array(256);
+    for (let i = 0; i < 256; i++) {
+      const x = i - 128;
+      crR[i] = (FIX(1.402) * x + HALF) >> 16;
+      cbB[i] = (FIX(1.772) * x + HALF) >> 16;
+      crG[i] = -FIX(0.71414) * x;
+      cbG[i] = -FIX(0.34414) * x + HALF;
+    }
+    yccCache = { crR, cbB, crG, cbG };
+  }
+  return yccCache;
+}
+
+/**
+ * libjpeg-turbo's default upsampling of one component, ds [dh, dw] -> out [H, W] (extra columns/rows dropped):
+ * h2v1 / h2v2 fancy (triangle filter, alternating rounding bias) when dw > 2, else box replication;
+ * h1v2 fancy always. Rows above the first / below the last are copies of them (jdmainct.c context rows).
+ */
+function upsampleFancy(
+  ds: Uint8Array,
+  dw: number,
+  dh: number,
+  rh: number,
+  rv: number,
+  out: Uint8Array,
+  W: number,
+  H: number,
+): void {
+  const row = new Uint8Array(dw * rh);
+  const fancyH = rh === 2 && dw > 2;
+  for (let iy = 0; iy < dh; iy++) {
+    for (let v = 0; v < rv; v++) {
+      const oy = iy * rv + v;
+      if (oy >= H) break;
+      const r0 = iy * dw;
+      // Vertical neighbour: row above for the first output row of the pair, below for the second.
+      const r1 = rv === 2 ? (v === 0 ? Math.max(iy - 1, 0) : Math.min(iy + 1, dh - 1)) * dw : r0;
+      if (rh === 2 && rv === 2 && fancyH) {
+        // h2v2_fancy_upsample
+        let th = ds[r0] * 3 + ds[r1];
+        let nx = ds[r0 + 1] * 3 + ds[r1 + 1];
+        let o = 0;
+        row[o++] = (th * 4 + 8) >> 4;
+        row[o++] = (th * 3 + nx + 7) >> 4;
+        let la = th;
+        th = nx;
+        for (let x = 2; x < dw; x++) {
+          nx = ds[r0 + x] * 3 + ds[r1 + x];
+          row[o++] = (th * 3 + la + 8) >> 4;
+          row[o++] = (th * 3 + nx + 7) >> 4;
+          la = th;
+          th = nx;
+        }
+        row[o++] = (th * 3 + la + 8) >> 4;
+        row[o++] = (th * 4 + 7) >> 4;
+      } else if (rh === 2 && rv === 1 && fancyH) {
+        // h2v1_fancy_upsample
+        let o = 0;
+        row[o++] = ds[r0];
+        row[o++] = (ds[r0] * 3 + ds[r0 + 1] + 2) >> 2;
+        for (let x = 1; x < dw - 1; x++) {
+          const c = ds[r0 + x] * 3;
+          row[o++] = (c + ds[r0 + x - 1] + 1) >> 2;
+          row[o++] = (c + ds[r0 + x + 1] + 2) >> 2;
+        }
+        row[o++] = (ds[r0 + dw - 1] * 3 + ds[r0 + dw - 2] + 1) >> 2;
+        row[o++] = ds[r0 + dw - 1];
+      } else if (rh === 1 && rv === 2) {
+        // h1v2_fancy_upsample (bias 1 for the upper row of the pair, 2 for the lower)
+        const bias = v === 0 ? 1 : 2;
+        for (let x = 0; x < dw; x++) row[x] = (ds[r0 + x] * 3 + ds[r1 + x] + bias) >> 2;
+      } else {
+        // h2v1_upsample / h2v2_upsample (dw <= 2): replicate
+        for (let x = 0; x < dw; x++) {
+          row[2 * x] = ds[r0 + x];
+          row[2 * x + 1] = ds[r0 + x];
+        }
+      }
+      out.set(row.subarray(0, W), oy * W);
+    }
+  }
+}
