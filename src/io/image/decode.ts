@@ -5,7 +5,7 @@
  * The format comes from the bytes (sniff.ts), never from a file name.
  *
  * - PNG (png-chunks.ts, png.ts): our own streaming unfilter over fflate's inflate; exact.
- * - JPEG (jpeg-scan.ts, jpeg.ts): libjpeg-turbo in WebAssembly; exact (CMYK/YCCK: jpeg-js, within a few levels).
+ * - JPEG (jpeg-scan.ts, jpeg.ts): libjpeg-turbo in WebAssembly; CMYK/YCCK: jpeg-entropy.ts, jpeg-cmyk.ts. Exact.
  * - WebP (webp.ts): libwebp in WebAssembly. GIF (gif.ts), BMP (bmp.ts): our own decoders.
  *
  * Every format's header is read first and its size checked against `maxPixels` before pixel memory is
