@@ -23,7 +23,8 @@ const FOUND = existsSync(CHROMIUM);
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"];
 const FILES = [
   ["images", "small.png"], ["images", "chelsea.jpg"], ["formats", "progressive_420.jpg"], ["formats", "baseline_411.jpg"],
-  ["formats", "lossy.webp"], ["formats", "lossless_alpha.webp"], ["formats", "palette.gif"], ["formats", "rgb24.bmp"],
+  ["formats", "ycck_420.jpg"], ["formats", "lossy.webp"], ["formats", "lossless_alpha.webp"], ["formats", "palette.gif"],
+  ["formats", "rgb24.bmp"],
 ];
 
 if (!FOUND && !CI) {
@@ -76,7 +77,7 @@ const files = ${JSON.stringify(FILES.map(([, f]) => f))};
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("PNG, JPEG (baseline, progressive, 4:1:1), WebP (lossy, lossless + alpha), GIF and BMP: the same pixels as Node", async () => {
+  it("PNG, JPEG (baseline, progressive, 4:1:1, YCCK), WebP (lossy, lossless + alpha), GIF and BMP: the same pixels as Node", async () => {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(String(e)));
