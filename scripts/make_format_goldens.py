@@ -1,6 +1,6 @@
 # Golden fixtures for every image format decodeImage reads (issue #20 items 1-3):
 #   /work/venv/bin/python scripts/make_format_goldens.py      (pillow 12.3, torch, transformers; cjpeg from libjpeg-turbo-progs)
-# Writes test/fixtures/formats/: small images in each JPEG mode (baseline / progressive, 4:4:4 4:2:2 4:2:0 4:1:1,
+# Writes test/fixtures/formats/: small images in each JPEG mode (baseline / progressive, 4:4:4 4:2:2 4:2:0 4:1:1 4:4:0,
 # gray, CMYK and YCCK with an Adobe marker (baseline, progressive, restart markers, subsampled), restart
 # markers, EXIF orientation), WebP (lossy, lossless, alpha), GIF
 # (palette, transparency, interlaced), BMP (24-bit, 32-bit, 8-bit palette, 1-bit, top-down), and
@@ -9,7 +9,7 @@
 #   <name>.pixel_values  f32 [1, 3, 56, 56]  transformers' PerceiverImageProcessor (size 56, crop_size 64: the
 #                        224/256 center crop and bicubic resize at the tiny model's size) on that image
 #   <name>.logits        f32 [1, 10]  test/fixtures/tiny-conv (PerceiverForImageClassificationConvProcessing) on them
-# 4:1:1 and restart-marker JPEGs come from cjpeg (Pillow cannot write them). Deterministic for fixed versions.
+# 4:1:1, 4:4:0 and restart-marker JPEGs come from cjpeg (Pillow cannot write them). Deterministic for fixed versions.
 import io, os, shutil, struct, subprocess, tempfile
 import numpy as np
 import torch
@@ -68,6 +68,8 @@ with tempfile.TemporaryDirectory() as t:
     ppm = os.path.join(t, "src.ppm")
     photo.save(ppm)
     for name, args in [("baseline_411.jpg", ["-sample", "4x1,1x1,1x1"]),
+                       ("baseline_440.jpg", ["-sample", "1x2,1x1,1x1"]),
+                       ("progressive_440.jpg", ["-progressive", "-sample", "1x2,1x1,1x1"]),
                        ("restart_420.jpg", ["-sample", "2x2", "-restart", "1"]),
                        ("progressive_restart_420.jpg", ["-progressive", "-sample", "2x2", "-restart", "2B"])]:
         p = os.path.join(OUT, name)

@@ -161,15 +161,12 @@ describe("decodeImage: JPEG", () => {
 
   const jpegs = ["progressive", "adobe_ycc", "s422", "s444", "h1v2", "h4v1", "restart", "gray", "tiny420", "rgb_adobe", "cmyk"];
   for (const name of jpegs) {
-    // 4:4:0 (h1v2) goes through the wasm build's older vertical upsampling: close to Pillow, not identical;
-    // every other mode is exact
-    const tol = name === "h1v2" ? 2 : 0;
-    it(`images-extra/${name}.jpg matches Pillow (${tol ? `max ${tol} levels, >= 99% within 2` : "exactly"})`, () => {
+    it(`images-extra/${name}.jpg matches Pillow exactly`, () => {
       const ref = rgbOf(extra, `${name}.rgb`);
       const img = decodeImage(new Uint8Array(readFileSync(join(EXTRA, `${name}.jpg`))), { source: `${name}.jpg` });
       expect([img.width, img.height]).toEqual([ref.width, ref.height]);
       const s = diffStats(img.data, ref.data);
-      expect(s.max).toBeLessThanOrEqual(tol);
+      expect(s.max).toBe(0);
       if (ref.width * ref.height >= 1000) expect(s.within2).toBeGreaterThanOrEqual(0.99);
       expect(s.meanAbs).toBeLessThan(0.5);
     });

@@ -5,7 +5,7 @@
  * The format comes from the bytes (sniff.ts), never from a file name.
  *
  * - PNG (png-chunks.ts, png.ts): our own streaming unfilter over fflate's inflate; exact.
- * - JPEG (jpeg-scan.ts, jpeg.ts): libjpeg-turbo in WebAssembly; CMYK/YCCK: jpeg-entropy.ts, jpeg-cmyk.ts. Exact.
+ * - JPEG (jpeg-scan.ts, jpeg.ts): libjpeg-turbo in WebAssembly; CMYK/YCCK and 4:4:0: jpeg-entropy.ts, jpeg-planes.ts. Exact.
  * - WebP (webp.ts): libwebp in WebAssembly. GIF (gif.ts), BMP (bmp.ts): our own decoders.
  *
  * Every format's header is read first and its size checked against `maxPixels` before pixel memory is

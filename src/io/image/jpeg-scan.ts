@@ -24,6 +24,8 @@ export interface JpegComponent {
 export interface JpegInfo extends HeaderInfo {
   progressive: boolean;
   components: JpegComponent[];
+  /** a JFIF APP0 marker was found (libjpeg then reads 3 components as YCbCr) */
+  jfif: boolean;
   /** Adobe APP14 transform as found in the file (0 = RGB / CMYK, 1 = YCbCr, 2 = YCCK), or -1 without the marker */
   adobeTransform: number;
   scans: number;
@@ -56,6 +58,7 @@ export function scanJpeg(b: Uint8Array, ctx: Ctx): JpegInfo {
   const cut = (where: string) => truncated(ctx, "JPEG", `${where}; no EOI marker`);
   let frame: { width: number; height: number; progressive: boolean; components: JpegComponent[] } | null = null;
   let adobeTransform = -1;
+  let jfif = false;
   let scans = 0;
   let entropyBytes = 0;
   const exifParts: Uint8Array[] = [];
@@ -124,6 +127,8 @@ export function scanJpeg(b: Uint8Array, ctx: Ctx): JpegInfo {
       entropyBytes += q - end;
       off = q;
       continue;
+    } else if (m === 0xe0 && plen >= 5 && latin1(b.subarray(p, p + 5)) === "JFIF\0") {
+      jfif = true;
     } else if (m === 0xee && plen >= 12 && latin1(b.subarray(p, p + 5)) === "Adobe") {
       adobeTransform = b[p + 11];
     } else if (m === 0xe1 && scans === 0) {
@@ -145,5 +150,5 @@ export function scanJpeg(b: Uint8Array, ctx: Ctx): JpegInfo {
     throw unsupported(ctx, "4-component JPEG without an Adobe marker is not supported");
   }
   const orientation = imageOrientation({ exif: exifParts.length ? concatBytes(exifParts) : null, xmp });
-  return { ...frame, adobeTransform, scans, orientation };
+  return { ...frame, jfif, adobeTransform, scans, orientation };
 }

@@ -5,12 +5,13 @@
  * gives Pillow's pixels exactly. The file is first walked by scanJpeg (jpeg-scan.ts), so the decoder only ever
  * sees complete files whose size, scan count and data volume are within the limits.
  *
- * Four-component files (CMYK, YCCK with an Adobe marker) are not accepted by that build's colour conversion; they
- * are decoded here, step for step as libjpeg-turbo and Pillow do (jpeg-entropy.ts, jpeg-cmyk.ts).
+ * Four-component files (CMYK, YCCK with an Adobe marker), which that build cannot convert, and 4:4:0 files, where its
+ * older vertical upsampling differs, are decoded in TypeScript, step for step as libjpeg-turbo and Pillow do
+ * (jpeg-entropy.ts, jpeg-planes.ts).
  */
 import { PerceiverError } from "../../errors.js";
 import type { Ctx } from "./common.js";
-import { decodeCmykJpeg } from "./jpeg-cmyk.js";
+import { decodeJpegPlanes, needsPlanes } from "./jpeg-planes.js";
 import { scanJpeg, type JpegInfo } from "./jpeg-scan.js";
 import type { RgbImage } from "./rgb-image.js";
 import { rgbaToRgb } from "./rgba.js";
@@ -18,7 +19,7 @@ import { wasmDecode } from "./wasm-codecs.js";
 
 export function decodeJpeg(bytes: Uint8Array, ctx: Ctx): { img: RgbImage; orientation: number } {
   const info = scanJpeg(bytes, ctx);
-  const img = info.components.length === 4 ? decodeCmykJpeg(bytes, info, ctx) : decodeWasm(bytes, info, ctx);
+  const img = needsPlanes(info) ? decodeJpegPlanes(bytes, info, ctx) : decodeWasm(bytes, info, ctx);
   return { img, orientation: info.orientation };
 }
 

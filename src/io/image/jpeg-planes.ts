@@ -1,29 +1,63 @@
 /**
- * Four-component JPEG (CMYK, or YCCK with an Adobe marker) -> RGB as Pillow gives it, step by step as
- * libjpeg-turbo and Pillow do them:
+ * JPEG -> RGB in TypeScript, step by step as libjpeg-turbo 3 and Pillow do it, for the files the WebAssembly
+ * decoder does not give exactly: four components (CMYK, YCCK: that build has no CMYK output) and 4:4:0
+ * (vertical-only subsampling: that build's older h1v2 upsampling differs by a level or two).
  *  1. coefficients (jpeg-entropy.ts), dequantized, through libjpeg's accurate integer IDCT (jidctint.c islow);
  *  2. subsampled components upsampled as libjpeg-turbo does by default (jdsample.c, "fancy" triangle filters);
- *  3. YCCK -> CMYK (jdcolor.c ycck_cmyk_convert) when the Adobe transform is not 0;
- *  4. Pillow reads the samples as "CMYK;I" (Adobe's inverted polarity) and convert("RGB") applies
- *     Convert.c cmyk2rgb: nk = 255 - k, r = nk - MULDIV255(c, nk), with MULDIV255(a, b) = ((t >> 8) + t) >> 8,
- *     t = a * b + 128.
+ *  3. three components: YCbCr -> RGB (jdcolor.c, fixed point), unless libjpeg's guess says RGB;
+ *     four: YCCK -> CMYK (jdcolor.c ycck_cmyk_convert) when the Adobe transform is not 0, then Pillow reads the
+ *     samples as "CMYK;I" (Adobe's inverted polarity) and convert("RGB") applies Convert.c cmyk2rgb:
+ *     nk = 255 - k, r = nk - MULDIV255(c, nk), with MULDIV255(a, b) = ((t >> 8) + t) >> 8, t = a * b + 128.
  */
 import type { Ctx } from "./common.js";
 import { decodeCoefficients, type CoefComponent } from "./jpeg-entropy.js";
 import type { JpegInfo } from "./jpeg-scan.js";
 import type { RgbImage } from "./rgb-image.js";
 
-export function decodeCmykJpeg(b: Uint8Array, info: JpegInfo, ctx: Ctx): RgbImage {
+/** True when this TypeScript path, not the WebAssembly decoder, must decode the file (see the header). */
+export function needsPlanes(info: JpegInfo): boolean {
+  if (info.components.length === 4) return true;
+  const maxH = Math.max(...info.components.map((c) => c.h)), maxV = Math.max(...info.components.map((c) => c.v));
+  return info.components.some((c) => maxH / c.h === 1 && maxV / c.v === 2);
+}
+
+/** libjpeg's colorspace guess for 3-component files (jdapimin.c default_decompress_parms). */
+function isYcc(info: JpegInfo): boolean {
+  if (info.jfif) return true;
+  if (info.adobeTransform >= 0) return info.adobeTransform !== 0; // Adobe transform 0 = RGB, else YCbCr
+  const [a, b, c] = info.components.map((x) => x.id);
+  return !(a === 82 && b === 71 && c === 66); // 'R','G','B' ids mean RGB; anything else is assumed YCbCr
+}
+
+export function decodeJpegPlanes(b: Uint8Array, info: JpegInfo, ctx: Ctx): RgbImage {
   const img = decodeCoefficients(b, ctx);
   const W = img.width, H = img.height;
   // 1. each component's samples [bhAlloc * 8, bwAlloc * 8]
   const planes = img.components.map((c) => idctPlane(c, img.qt[c.tq]));
   // 2. to full size
   const full = img.components.map((c, i) => upsample(planes[i], c, img.maxH, img.maxV, W, H));
-  // 3 + 4
   const out = new Uint8Array(W * H * 3);
-  const ycck = info.adobeTransform !== 0;
   const t = yccTables();
+  if (full.length === 1) {
+    for (let i = 0; i < W * H; i++) out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = full[0][i];
+    return { width: W, height: H, data: out };
+  }
+  if (full.length === 3) {
+    const [p0, p1, p2] = full;
+    const ycc = isYcc(info);
+    for (let i = 0; i < W * H; i++) {
+      if (!ycc) {
+        out[3 * i] = p0[i]; out[3 * i + 1] = p1[i]; out[3 * i + 2] = p2[i];
+        continue;
+      }
+      const y = p0[i], cb = p1[i], cr = p2[i];
+      out[3 * i] = clamp255(y + t.crR[cr]);
+      out[3 * i + 1] = clamp255(y + ((t.cbG[cb] + t.crG[cr]) >> 16));
+      out[3 * i + 2] = clamp255(y + t.cbB[cb]);
+    }
+    return { width: W, height: H, data: out };
+  }
+  const ycck = info.adobeTransform !== 0;
   const [p0, p1, p2, p3] = full;
   for (let i = 0; i < W * H; i++) {
     let c = p0[i], m = p1[i], y = p2[i];
