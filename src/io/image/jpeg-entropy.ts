@@ -44,6 +44,8 @@ interface Huff {
   valptr: Int32Array;
   mincode: Int32Array;
   vals: Uint8Array;
+  /** codes of up to 8 bits by their next 8 bits: (length << 8) | symbol, 0 when longer */
+  look: Uint16Array;
 }
 
 function buildHuff(counts: Uint8Array, vals: Uint8Array): Huff {
@@ -58,7 +60,15 @@ function buildHuff(counts: Uint8Array, vals: Uint8Array): Huff {
     code <<= 1;
   }
   maxcode[17] = 0x7fffffff;
-  return { maxcode, valptr, mincode, vals };
+  const look = new Uint16Array(256);
+  for (let l = 1; l <= 8; l++) {
+    for (let i = 0; i < counts[l - 1]; i++) {
+      const code = mincode[l] + i;
+      const sym = vals[valptr[l] + i];
+      for (let f = 0; f < 1 << (8 - l); f++) look[(code << (8 - l)) | f] = (l << 8) | sym;
+    }
+  }
+  return { maxcode, valptr, mincode, vals, look };
 }
 
 /** Decodes every scan of `b` into coefficient arrays. */
@@ -146,35 +156,44 @@ function decodeScan(
   sc: Array<{ comp: CoefComponent; td: number; ta: number }>,
   s: ScanParams,
 ): number {
+  // Bit buffer: `bits` valid bits at the bottom of `acc` (32-bit), the next bit the highest of them. At a marker
+  // the reader supplies zero bytes (libjpeg does the same, with a warning); scanJpeg made sure the marker is there.
   let pos = start, acc = 0, bits = 0;
-  // libjpeg: at a marker the reader supplies zero bits (and warns); scanJpeg made sure the marker is there
-  const bit = (): number => {
-    if (bits === 0) {
+  const fill = () => {
+    while (bits <= 24) {
       let x = 0;
       if (pos < b.length && !(b[pos] === 0xff && b[pos + 1] !== 0)) {
         x = b[pos];
         pos += x === 0xff ? 2 : 1;
       }
-      acc = x;
-      bits = 8;
+      acc = (acc << 8) | x;
+      bits += 8;
     }
-    bits--;
-    return (acc >> bits) & 1;
   };
   const receive = (n: number): number => {
-    let v = 0;
-    for (let i = 0; i < n; i++) v = (v << 1) | bit();
-    return v;
+    if (n === 0) return 0;
+    if (bits < n) fill();
+    bits -= n;
+    return (acc >>> bits) & ((1 << n) - 1);
   };
+  const bit = (): number => receive(1);
   const extend = (v: number, n: number): number => (n === 0 ? 0 : v < 1 << (n - 1) ? v - (1 << n) + 1 : v);
   const decode = (h: Huff | undefined): number => {
     if (!h) throw s.bad("scan uses an undefined Huffman table");
-    let code = bit(), l = 1;
-    while (code > h.maxcode[l]) {
-      code = (code << 1) | bit();
-      if (++l > 16) throw s.bad("bad Huffman code");
+    if (bits < 16) fill();
+    const look = h.look[(acc >>> (bits - 8)) & 255];
+    if (look !== 0) {
+      bits -= look >> 8;
+      return look & 255;
     }
-    return h.vals[h.valptr[l] + code - h.mincode[l]];
+    for (let l = 9; l <= 16; l++) {
+      const code = (acc >>> (bits - l)) & ((1 << l) - 1);
+      if (code <= h.maxcode[l]) {
+        bits -= l;
+        return h.vals[h.valptr[l] + code - h.mincode[l]];
+      }
+    }
+    throw s.bad("bad Huffman code");
   };
   const pred = new Int32Array(sc.length);
   let eobrun = 0;
@@ -253,7 +272,7 @@ function decodeScan(
   };
 
   const restartSync = () => {
-    bits = 0;
+    bits = 0; // the rest of the byte is padding; bytes read ahead were before the marker, which pos still points at
     while (pos + 1 < b.length && !(b[pos] === 0xff && b[pos + 1] >= 0xd0 && b[pos + 1] <= 0xd7)) {
       if (b[pos] === 0xff && b[pos + 1] !== 0) break; // another marker: let the outer loop see it
       pos++;

@@ -91,6 +91,17 @@ const CONST_BITS = 13, PASS1_BITS = 2;
 const F0_298 = 2446, F0_390 = 3196, F0_541 = 4433, F0_765 = 6270, F0_899 = 7373, F1_175 = 9633, F1_501 = 12299,
   F1_847 = 15137, F1_961 = 16069, F2_053 = 16819, F2_562 = 20995, F3_072 = 25172;
 
+/**
+ * DESCALE(x, n) = (x + 2^(n-1)) >> n on libjpeg's 64-bit JLONG; here on doubles (products reach 2^46, exact):
+ * n = CONST_BITS - PASS1_BITS after the column pass, CONST_BITS + PASS1_BITS + 3 after the row pass.
+ */
+function descale1(x: number): number {
+  return Math.floor((x + 1024) / 2048);
+}
+function descale2(x: number): number {
+  return Math.floor((x + 131072) / 262144);
+}
+
 /** libjpeg's post-IDCT range limit: x wrapped to [-512, 511] (its table is indexed by x & 1023), + 128, clamped. */
 function rangeLimit(x: number): number {
   const v = ((x + 512) & 1023) - 512 + 128;
@@ -105,57 +116,59 @@ function idctPlane(c: CoefComponent, q: Int32Array): Uint8Array {
   const stride = c.bwAlloc * 8;
   const out = new Uint8Array(stride * c.bhAlloc * 8);
   const ws = new Int32Array(64);
-  // DESCALE, on doubles (libjpeg's JLONG is 64-bit: products here reach 2^46, exact in a double)
-  const d = (n: number, s: number) => Math.floor((n + 2 ** (s - 1)) / 2 ** s);
   for (let br = 0; br < c.bhAlloc; br++) {
     for (let bc = 0; bc < c.bwAlloc; bc++) {
       const o = (br * c.bwAlloc + bc) * 64;
       const k = c.coef;
       for (let col = 0; col < 8; col++) {
-        const z = (i: number) => k[o + col + 8 * i] * q[col + 8 * i];
-        let z2 = z(2), z3 = z(6);
+        const i0 = o + col;
+        if (k[i0 + 8] === 0 && k[i0 + 16] === 0 && k[i0 + 24] === 0 && k[i0 + 32] === 0 && k[i0 + 40] === 0 && k[i0 + 48] === 0 && k[i0 + 56] === 0) {
+          // AC terms all zero: the column is its DC, scaled (what the full butterfly gives too)
+          const dc = k[i0] * q[col] * (1 << PASS1_BITS);
+          for (let r = 0; r < 8; r++) ws[col + 8 * r] = dc;
+          continue;
+        }
+        let z2 = k[i0 + 16] * q[col + 16], z3 = k[i0 + 48] * q[col + 48];
         let z1 = (z2 + z3) * F0_541;
         let tmp2 = z1 + z3 * -F1_847;
         let tmp3 = z1 + z2 * F0_765;
-        z2 = z(0); z3 = z(4);
+        z2 = k[i0] * q[col]; z3 = k[i0 + 32] * q[col + 32];
         let tmp0 = (z2 + z3) * (1 << CONST_BITS);
         let tmp1 = (z2 - z3) * (1 << CONST_BITS);
         const tmp10 = tmp0 + tmp3, tmp13 = tmp0 - tmp3, tmp11 = tmp1 + tmp2, tmp12 = tmp1 - tmp2;
-        tmp0 = z(7); tmp1 = z(5); tmp2 = z(3); tmp3 = z(1);
+        tmp0 = k[i0 + 56] * q[col + 56]; tmp1 = k[i0 + 40] * q[col + 40]; tmp2 = k[i0 + 24] * q[col + 24]; tmp3 = k[i0 + 8] * q[col + 8];
         z1 = tmp0 + tmp3; z2 = tmp1 + tmp2; z3 = tmp0 + tmp2; let z4 = tmp1 + tmp3;
         const z5 = (z3 + z4) * F1_175;
         tmp0 *= F0_298; tmp1 *= F2_053; tmp2 *= F3_072; tmp3 *= F1_501;
         z1 *= -F0_899; z2 *= -F2_562; z3 *= -F1_961; z4 *= -F0_390;
         z3 += z5; z4 += z5;
         tmp0 += z1 + z3; tmp1 += z2 + z4; tmp2 += z2 + z3; tmp3 += z1 + z4;
-        const s = CONST_BITS - PASS1_BITS;
-        ws[col] = d(tmp10 + tmp3, s); ws[col + 56] = d(tmp10 - tmp3, s);
-        ws[col + 8] = d(tmp11 + tmp2, s); ws[col + 48] = d(tmp11 - tmp2, s);
-        ws[col + 16] = d(tmp12 + tmp1, s); ws[col + 40] = d(tmp12 - tmp1, s);
-        ws[col + 24] = d(tmp13 + tmp0, s); ws[col + 32] = d(tmp13 - tmp0, s);
+        ws[col] = descale1(tmp10 + tmp3); ws[col + 56] = descale1(tmp10 - tmp3);
+        ws[col + 8] = descale1(tmp11 + tmp2); ws[col + 48] = descale1(tmp11 - tmp2);
+        ws[col + 16] = descale1(tmp12 + tmp1); ws[col + 40] = descale1(tmp12 - tmp1);
+        ws[col + 24] = descale1(tmp13 + tmp0); ws[col + 32] = descale1(tmp13 - tmp0);
       }
       for (let row = 0; row < 8; row++) {
-        const w = (i: number) => ws[row * 8 + i];
-        let z2 = w(2), z3 = w(6);
+        const r8 = row * 8;
+        let z2 = ws[r8 + 2], z3 = ws[r8 + 6];
         let z1 = (z2 + z3) * F0_541;
         let tmp2 = z1 + z3 * -F1_847;
         let tmp3 = z1 + z2 * F0_765;
-        let tmp0 = (w(0) + w(4)) * (1 << CONST_BITS);
-        let tmp1 = (w(0) - w(4)) * (1 << CONST_BITS);
+        let tmp0 = (ws[r8] + ws[r8 + 4]) * (1 << CONST_BITS);
+        let tmp1 = (ws[r8] - ws[r8 + 4]) * (1 << CONST_BITS);
         const tmp10 = tmp0 + tmp3, tmp13 = tmp0 - tmp3, tmp11 = tmp1 + tmp2, tmp12 = tmp1 - tmp2;
-        tmp0 = w(7); tmp1 = w(5); tmp2 = w(3); tmp3 = w(1);
+        tmp0 = ws[r8 + 7]; tmp1 = ws[r8 + 5]; tmp2 = ws[r8 + 3]; tmp3 = ws[r8 + 1];
         z1 = tmp0 + tmp3; z2 = tmp1 + tmp2; z3 = tmp0 + tmp2; let z4 = tmp1 + tmp3;
         const z5 = (z3 + z4) * F1_175;
         tmp0 *= F0_298; tmp1 *= F2_053; tmp2 *= F3_072; tmp3 *= F1_501;
         z1 *= -F0_899; z2 *= -F2_562; z3 *= -F1_961; z4 *= -F0_390;
         z3 += z5; z4 += z5;
         tmp0 += z1 + z3; tmp1 += z2 + z4; tmp2 += z2 + z3; tmp3 += z1 + z4;
-        const s = CONST_BITS + PASS1_BITS + 3;
         const p = (br * 8 + row) * stride + bc * 8;
-        out[p] = rangeLimit(d(tmp10 + tmp3, s)); out[p + 7] = rangeLimit(d(tmp10 - tmp3, s));
-        out[p + 1] = rangeLimit(d(tmp11 + tmp2, s)); out[p + 6] = rangeLimit(d(tmp11 - tmp2, s));
-        out[p + 2] = rangeLimit(d(tmp12 + tmp1, s)); out[p + 5] = rangeLimit(d(tmp12 - tmp1, s));
-        out[p + 3] = rangeLimit(d(tmp13 + tmp0, s)); out[p + 4] = rangeLimit(d(tmp13 - tmp0, s));
+        out[p] = rangeLimit(descale2(tmp10 + tmp3)); out[p + 7] = rangeLimit(descale2(tmp10 - tmp3));
+        out[p + 1] = rangeLimit(descale2(tmp11 + tmp2)); out[p + 6] = rangeLimit(descale2(tmp11 - tmp2));
+        out[p + 2] = rangeLimit(descale2(tmp12 + tmp1)); out[p + 5] = rangeLimit(descale2(tmp12 - tmp1));
+        out[p + 3] = rangeLimit(descale2(tmp13 + tmp0)); out[p + 4] = rangeLimit(descale2(tmp13 - tmp0));
       }
     }
   }
