@@ -3,7 +3,8 @@
 # Writes test/fixtures/formats/: small images in each JPEG mode (baseline / progressive, 4:4:4 4:2:2 4:2:0 4:1:1 4:4:0,
 # gray, CMYK and YCCK with an Adobe marker (baseline, progressive, restart markers, subsampled), restart
 # markers, EXIF orientation), WebP (lossy, lossless, alpha), GIF
-# (palette, transparency, interlaced), BMP (24-bit, 32-bit, 8-bit palette, 1-bit, top-down), and
+# (palette, transparency, interlaced; written by hand: a frame inside or past a larger screen, a local color
+# table, transparency outside the frame, no color table), BMP (24-bit, 32-bit, 8-bit palette, 1-bit, top-down), and
 # formats_golden.safetensors with, for each file <name>:
 #   <name>.rgb           uint8 [H, W, 3]  Pillow: ImageOps.exif_transpose(Image.open(f)).convert("RGB")
 #   <name>.pixel_values  f32 [1, 3, 56, 56]  transformers' PerceiverImageProcessor (size 56, crop_size 64: the
@@ -88,6 +89,54 @@ save("interlaced.gif", pal, interlace=True)
 tr = pal.copy()
 tr.info["transparency"] = 5
 save("transparent.gif", tr, transparency=5)
+
+
+
+def gif_bytes(screen, frame, indices, global_pal=None, local_pal=None, transparent=None):
+    """A one-frame GIF written by hand (Pillow always writes a full-screen first frame): LZW with 3-bit codes and
+    a clear code after every two pixels, so the code table never grows."""
+    sw, sh = screen
+    x0, y0, fw, fh = frame
+    out = bytearray(b"GIF89a" + struct.pack("<HH", sw, sh))
+    out += bytes([0x80 | 1 if global_pal else 0, 0, 0]) + (bytes(global_pal) if global_pal else b"")
+    if transparent is not None:
+        out += bytes([0x21, 0xF9, 4, 1, 0, 0, transparent, 0])
+    out += b"," + struct.pack("<HHHH", x0, y0, fw, fh) + bytes([0x80 | 1 if local_pal else 0]) + (bytes(local_pal) if local_pal else b"")
+    codes = []
+    for i, v in enumerate(indices):
+        if i % 2 == 0:
+            codes.append(4)  # clear
+        codes.append(v)
+    codes.append(5)  # end of information
+    acc = nbits = 0
+    data = bytearray()
+    for c in codes:
+        acc |= c << nbits
+        nbits += 3
+        while nbits >= 8:
+            data.append(acc & 255)
+            acc >>= 8
+            nbits -= 8
+    if nbits:
+        data.append(acc & 255)
+    out += bytes([2])
+    for i in range(0, len(data), 255):
+        out += bytes([len(data[i:i + 255])]) + data[i:i + 255]
+    out += b"\x00;"
+    return bytes(out)
+
+
+PAL4 = [200, 30, 30, 30, 200, 30, 30, 30, 200, 250, 250, 120]
+LOCAL4 = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120]
+frame_px = [(i * 7 + i // 5) % 4 for i in range(5 * 4)]
+for name, kw in [("offset.gif", dict(screen=(10, 8), frame=(2, 3, 5, 4), global_pal=PAL4)),
+                 ("offset_transparent.gif", dict(screen=(10, 8), frame=(2, 3, 5, 4), global_pal=PAL4, transparent=2)),
+                 ("local_palette.gif", dict(screen=(10, 8), frame=(2, 3, 5, 4), global_pal=PAL4, local_pal=LOCAL4)),
+                 ("past_screen.gif", dict(screen=(4, 4), frame=(2, 1, 5, 4), global_pal=PAL4)),
+                 ("no_palette.gif", dict(screen=(5, 4), frame=(0, 0, 5, 4)))]:
+    with open(os.path.join(OUT, name), "wb") as f:
+        f.write(gif_bytes(indices=frame_px, **kw))
+    files[name] = os.path.join(OUT, name)
 
 save("rgb24.bmp", photo)
 save("rgba32.bmp", rgba)
