@@ -2,7 +2,7 @@
 #   /work/venv/bin/python scripts/make_format_goldens.py      (pillow 12.3, torch, transformers; cjpeg from libjpeg-turbo-progs)
 # Writes test/fixtures/formats/: small images in each JPEG mode (baseline / progressive, 4:4:4 4:2:2 4:2:0 4:1:1 4:4:0,
 # gray, CMYK and YCCK with an Adobe marker (baseline, progressive, restart markers, subsampled), restart
-# markers, EXIF orientation), WebP (lossy, lossless, alpha), GIF
+# markers, EXIF orientation), WebP (lossy, lossless, alpha, animated), GIF
 # (palette, transparency, interlaced; written by hand: a frame inside or past a larger screen, a local color
 # table, transparency outside the frame, no color table), BMP (24-bit, 32-bit, 8-bit palette, 1-bit, top-down), and
 # formats_golden.safetensors with, for each file <name>:
@@ -82,6 +82,22 @@ save("lossy.webp", photo, quality=80)
 save("lossless.webp", photo, lossless=True)
 save("lossy_alpha.webp", rgba, quality=80)
 save("lossless_alpha.webp", rgba, lossless=True, exact=True)
+# animated: Pillow gives the first frame
+flipped = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+save("animated_lossless.webp", photo, save_all=True, append_images=[flipped], duration=100, lossless=True)
+save("animated_lossy_alpha.webp", rgba, save_all=True, append_images=[flipped.convert("RGBA")], duration=100, quality=80)
+# the same animation on a larger canvas, its first frame at (4, 2): black around it (written by hand)
+b = bytearray(open(files["animated_lossless.webp"], "rb").read())
+assert b[12:16] == b"VP8X"
+cw, ch = 1 + int.from_bytes(b[24:27], "little"), 1 + int.from_bytes(b[27:30], "little")
+b[24:27] = (cw + 10 - 1).to_bytes(3, "little")
+b[27:30] = (ch + 6 - 1).to_bytes(3, "little")
+anmf = b.index(b"ANMF")
+b[anmf + 8:anmf + 11] = (4 // 2).to_bytes(3, "little")
+b[anmf + 11:anmf + 14] = (2 // 2).to_bytes(3, "little")
+with open(os.path.join(OUT, "animated_offset.webp"), "wb") as f:
+    f.write(b)
+files["animated_offset.webp"] = os.path.join(OUT, "animated_offset.webp")
 
 pal = photo.quantize(colors=37, dither=Image.Dither.NONE)
 save("palette.gif", pal, interlace=False)

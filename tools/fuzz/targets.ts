@@ -115,7 +115,7 @@ function imageTarget(fixtures: string): FuzzTarget {
     "formats/baseline_411.jpg", "formats/progressive_restart_420.jpg", "formats/lossy.webp", "formats/lossless_alpha.webp",
     "formats/lossy_alpha.webp", "formats/interlaced.gif", "formats/transparent.gif", "formats/palette8.bmp",
     "formats/bilevel1.bmp", "formats/rgba32.bmp", "formats/topdown24.bmp", "formats/ycck_420.jpg", "formats/cmyk_progressive.jpg",
-    "formats/cmyk_restart.jpg",
+    "formats/cmyk_restart.jpg", "formats/animated_offset.webp",
   ];
   const opts = { maxPixels: FUZZ_MAX_PIXELS, source: "fuzz-image" };
   return {
