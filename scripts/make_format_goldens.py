@@ -4,7 +4,8 @@
 # gray, CMYK and YCCK with an Adobe marker (baseline, progressive, restart markers, subsampled), restart
 # markers, EXIF orientation), WebP (lossy, lossless, alpha, animated), GIF
 # (palette, transparency, interlaced; written by hand: a frame inside or past a larger screen, a local color
-# table, transparency outside the frame, no color table), BMP (24-bit, 32-bit, 8-bit palette, 1-bit, top-down), and
+# table, transparency outside the frame, no color table), BMP (24-bit, 32-bit, 8-bit palette, 1-bit, top-down;
+# written by hand: 16-bit 5-5-5 and 5-6-5, RLE8 with a delta, RLE4, a gray-ramp palette), and
 # formats_golden.safetensors with, for each file <name>:
 #   <name>.rgb           uint8 [H, W, 3]  Pillow: ImageOps.exif_transpose(Image.open(f)).convert("RGB")
 #   <name>.pixel_values  f32 [1, 3, 56, 56]  transformers' PerceiverImageProcessor (size 56, crop_size 64: the
@@ -169,6 +170,86 @@ struct.pack_into("<i", td, 22, -h)
 with open(os.path.join(OUT, "topdown24.bmp"), "wb") as f:
     f.write(td)
 files["topdown24.bmp"] = os.path.join(OUT, "topdown24.bmp")
+
+
+
+def bmp_file(name, w, h, bpp, pixels, compression=0, palette=None, masks=None):
+    """A BMP written by hand (Pillow writes no 16-bit or RLE files): 40-byte header, masks, palette, pixel data."""
+    pal = b"".join(bytes([b_, g, r, 0]) for r, g, b_ in palette) if palette else b""
+    extra = struct.pack("<III", *masks) if masks else b""
+    off = 14 + 40 + len(extra) + len(pal)
+    head = struct.pack("<IiiHHIIiiII", 40, w, h, 1, bpp, compression, len(pixels), 2835, 2835, len(palette or []), 0)
+    data = b"BM" + struct.pack("<IHHI", off + len(pixels), 0, 0, off) + head + extra + pal + pixels
+    with open(os.path.join(OUT, name), "wb") as f:
+        f.write(data)
+    files[name] = os.path.join(OUT, name)
+
+
+arr = np.asarray(photo).astype(np.int32)
+rows16 = []
+for y in range(44, -1, -1):  # bottom-up
+    r, g, b_ = arr[y, :, 0], arr[y, :, 1], arr[y, :, 2]
+    v = ((r >> 3) << 10) | ((g >> 3) << 5) | (b_ >> 3)
+    row = v.astype("<u2").tobytes()
+    rows16.append(row + b"\0" * ((-len(row)) % 4))
+bmp_file("rgb555.bmp", 67, 45, 16, b"".join(rows16))
+rows565 = []
+for y in range(44, -1, -1):
+    r, g, b_ = arr[y, :, 0], arr[y, :, 1], arr[y, :, 2]
+    v = ((r >> 3) << 11) | ((g >> 2) << 5) | (b_ >> 3)
+    row = v.astype("<u2").tobytes()
+    rows565.append(row + b"\0" * ((-len(row)) % 4))
+bmp_file("rgb565.bmp", 67, 45, 16, b"".join(rows565), compression=3, masks=(0xF800, 0x7E0, 0x1F))
+idx = np.asarray(pal)  # 37-color quantized photo, [45, 67]
+pal_rgb = [tuple(pal.getpalette()[3 * i:3 * i + 3]) for i in range(37)]
+
+
+def rle8(rows):
+    out = bytearray()
+    for r, row in enumerate(rows):
+        x = 0
+        if r == 3:
+            out += bytes([0, 2, 5, 1])  # delta: 5 right, 1 up (zeros, as Pillow fills them)
+            continue
+        while x < len(row):
+            n = 1
+            while x + n < len(row) and row[x + n] == row[x] and n < 255:
+                n += 1
+            if n >= 2 or len(row) - x < 3:
+                out += bytes([n, row[x]])
+                x += n
+            else:
+                k = min(3 + (x % 5), len(row) - x)  # an absolute run, padded to an even length
+                out += bytes([0, k]) + bytes(row[x:x + k]) + (b"\0" if k % 2 else b"")
+                x += k
+        out += bytes([0, 0])
+    return bytes(out + bytes([0, 1]))
+
+
+bmp_file("rle8.bmp", 67, 45, 8, rle8([list(idx[y]) for y in range(44, -1, -1)]), compression=1, palette=pal_rgb)
+idx16 = np.asarray(photo.quantize(colors=16, dither=Image.Dither.NONE))
+pal16 = photo.quantize(colors=16, dither=Image.Dither.NONE).getpalette()[:48]
+
+
+def rle4(rows):
+    out = bytearray()
+    for row in rows:
+        x = 0
+        while x < len(row):
+            n = 1
+            while x + n < len(row) and row[x + n] == row[x] and n < 255:
+                n += 1
+            out += bytes([n, (row[x] << 4) | row[x]])
+            x += n
+        out += bytes([0, 0])
+    return bytes(out + bytes([0, 1]))
+
+
+bmp_file("rle4.bmp", 67, 45, 4, rle4([list(idx16[y]) for y in range(44, -1, -1)]), compression=2,
+         palette=[tuple(pal16[3 * i:3 * i + 3]) for i in range(16)])
+gray_idx = (np.asarray(photo.convert("L")) // 2).astype(np.uint8)  # levels 0..127, a 64-entry gray ramp palette
+rows8 = [bytes(gray_idx[y]) + b"\0" * ((-67) % 4) for y in range(44, -1, -1)]
+bmp_file("gray_ramp8.bmp", 67, 45, 8, b"".join(rows8), palette=[(i, i, i) for i in range(64)])
 
 proc = PerceiverImageProcessor(size={"height": 56, "width": 56}, crop_size={"height": 64, "width": 64})
 model = PerceiverForImageClassificationConvProcessing.from_pretrained(os.path.join(ROOT, "test", "fixtures", "tiny-conv"))

@@ -27,7 +27,7 @@ describe("image formats vs Pillow 12 (decoded RGB, pixel values, tiny-model logi
     for (const k of ["baseline_444", "baseline_422", "baseline_420", "baseline_411", "baseline_440", "progressive_440", "progressive_420", "gray", "cmyk_adobe", "cmyk_progressive", "cmyk_restart", "cmyk_sub420", "ycck_adobe", "ycck_420", "ycck_progressive", "restart_420", "orient6"]) {
       expect(FILES).toContain(`${k}.jpg`);
     }
-    for (const k of ["lossy.webp", "lossless.webp", "lossy_alpha.webp", "animated_offset.webp", "palette.gif", "transparent.gif", "rgb24.bmp", "rgba32.bmp", "palette8.bmp", "bilevel1.bmp", "topdown24.bmp"]) {
+    for (const k of ["lossy.webp", "lossless.webp", "lossy_alpha.webp", "animated_offset.webp", "palette.gif", "transparent.gif", "rgb24.bmp", "rgba32.bmp", "palette8.bmp", "bilevel1.bmp", "topdown24.bmp", "rgb555.bmp", "rgb565.bmp", "rle8.bmp", "rle4.bmp", "gray_ramp8.bmp"]) {
       expect(FILES).toContain(k);
     }
   });

@@ -116,6 +116,7 @@ function imageTarget(fixtures: string): FuzzTarget {
     "formats/lossy_alpha.webp", "formats/interlaced.gif", "formats/transparent.gif", "formats/palette8.bmp",
     "formats/bilevel1.bmp", "formats/rgba32.bmp", "formats/topdown24.bmp", "formats/ycck_420.jpg", "formats/cmyk_progressive.jpg",
     "formats/cmyk_restart.jpg", "formats/animated_offset.webp",
+    "formats/rle8.bmp", "formats/rle4.bmp", "formats/rgb565.bmp",
   ];
   const opts = { maxPixels: FUZZ_MAX_PIXELS, source: "fuzz-image" };
   return {
