@@ -168,8 +168,11 @@ export function wasmDecode(name: WasmCodec, bytes: Uint8Array, what: string): Rg
     failure = e;
   }
   if (failure !== null || !out || m.HEAPU8.length > KEEP_MEMORY) {
-    s.instance = null; // start afresh next time
+    // start afresh: synchronously on next use where possible (Node), and in the background for browsers, whose
+    // main thread cannot instantiate a module of this size synchronously
+    s.instance = null;
     s.pending = null;
+    ensureAsync(name).catch(() => undefined);
   }
   if (failure !== null || !out) {
     const said = s.messages.filter((x) => x.trim() !== "").join("; ");
