@@ -35,10 +35,6 @@ export default defineConfig({
   // samples/cat.png is served as ./cat.png for the "try the sample cat" button
   publicDir: here("../samples"),
   plugins: [nodeBuiltinsExternal()],
-  resolve: {
-    // pngjs needs Node built-ins at load time (see stubs/pngjs.ts); the page decodes images itself
-    alias: [{ find: /^pngjs$/, replacement: here("stubs/pngjs.ts") }],
-  },
   worker: {
     format: "es",
     plugins: () => [nodeBuiltinsExternal()],

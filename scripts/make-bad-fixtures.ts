@@ -207,16 +207,35 @@ function withSof(jpg: Uint8Array, edit: (p: Uint8Array, at: number) => void): Ui
   throw new Error("no SOF");
 }
 
-const imgs: [string, Uint8Array, Via, string, string, string][] = [
+/** A file of test/fixtures/formats (scripts/make_format_goldens.py). */
+const formatFile = (name: string) => new Uint8Array(readFileSync(join(FIXTURES, "formats", name)));
+/** 1x1 GIF: 2-color global table, a graphic control extension, one LZW-coded pixel. */
+const gif1x1 = Uint8Array.from([
+  ...enc("GIF89a"), 1, 0, 1, 0, 0x80, 0, 0, 255, 255, 255, 0, 0, 0, 0x21, 0xf9, 4, 1, 0, 0, 0, 0,
+  0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x44, 0x01, 0, 0x3b,
+]);
+const gifWith = (edit: (b: Uint8Array) => void) => { const b = gif1x1.slice(); edit(b); return b; };
+/** tiny420.jpg with its (first) scan repeated n times before EOI. */
+function manyScans(n: number): Uint8Array {
+  const sos = (() => { for (let i = 2; ; ) { if (tinyJpg[i + 1] === 0xda) return i; i += 2 + ((tinyJpg[i + 2] << 8) | tinyJpg[i + 3]); } })();
+  const scan = tinyJpg.subarray(sos, tinyJpg.length - 2);
+  const out = new Uint8Array(sos + n * scan.length + 2);
+  out.set(tinyJpg.subarray(0, sos));
+  for (let k = 0; k < n; k++) out.set(scan, sos + k * scan.length);
+  out.set([0xff, 0xd9], out.length - 2);
+  return out;
+}
+
+const imgs: [string, Uint8Array, Via, string | null, string, string][] = [
   ["truncated.png", smallPng.slice(0, smallPng.length >> 1), "image", "IMAGE_DECODE", "truncated", "small.png cut in half"],
   ["ihdr-crc.png", withIhdr(smallPng, (_dv, d) => (d[0] ^= 1), false), "image", "IMAGE_DECODE", "IHDR CRC mismatch", "IHDR edited without fixing its CRC"],
   ["huge-claim.png", withIhdr(smallPng, (dv) => { dv.setUint32(0, 100_000); dv.setUint32(4, 100_000); }), "image", "IMAGE_TOO_LARGE", "100000x100000", "a valid IHDR claiming 100000x100000 over a 50x40 image"],
   ["zero-width.png", withIhdr(smallPng, (dv) => dv.setUint32(0, 0)), "image", "IMAGE_EMPTY", "0x40", "IHDR width 0"],
   ["bad-color-type.png", withIhdr(smallPng, (_dv, d) => (d[9] = 5)), "image", "IMAGE_DECODE", "invalid color type 5", "color type 5 does not exist"],
   ["no-idat.png", pngBytes(pngChunks(smallPng)!.filter((c) => c.type !== "IDAT").map((c) => ({ ...c, rawCrc: undefined }))), "image", "IMAGE_DECODE", "no IDAT", "the image data chunks removed"],
-  ["idat-garbage.png", pngBytes(pngChunks(smallPng)!.map((c) => ({ type: c.type, data: c.type === "IDAT" ? c.data.map((x, i) => (i < 2 ? x : x ^ 0x5a)) : c.data }))), "image", "IMAGE_DECODE", "PNG decode failed", "IDAT bytes scrambled, CRCs valid"],
-  ["short-idat.png", rawPng(8, 8, 2, new Uint8Array(5 * 25)), "image", "IMAGE_DECODE", "inflates to 125 bytes, its IHDR (8x8) needs 200", "8x8 RGB with 5 of its 8 rows of data (pngjs alone returns uninitialized memory for the rest)"],
-  ["interlace-bomb.png", rawPng(1, 1, 2, new Uint8Array(1 << 20), 1), "image", "IMAGE_DECODE", "inflates past", "a 1x1 interlaced PNG whose data inflates to 1 MiB"],
+  ["idat-garbage.png", pngBytes(pngChunks(smallPng)!.map((c) => ({ type: c.type, data: c.type === "IDAT" ? c.data.map((x, i) => (i < 2 ? x : x ^ 0x5a)) : c.data }))), "image", "IMAGE_DECODE", "corrupt PNG", "IDAT bytes scrambled, CRCs valid"],
+  ["short-idat.png", rawPng(8, 8, 2, new Uint8Array(5 * 25)), "image", "IMAGE_DECODE", "inflates to 125 bytes, its IHDR (8x8) needs 200", "8x8 RGB with 5 of its 8 rows of data (pngjs returned uninitialized memory for the rest)"],
+  ["interlace-bomb.png", rawPng(1, 1, 2, new Uint8Array(1 << 20), 1), "image", null, "", "a 1x1 interlaced PNG whose data inflates to 1 MiB: decoded from its first bytes, the rest never inflated (Pillow ignores it too)"],
   ["empty.png", new Uint8Array(0), "image", "IMAGE_EMPTY", "0 bytes", "an empty file"],
   ["one-by-one.png", rawPng(1, 1, 2, Uint8Array.from([0, 200, 100, 50])), "preprocess", "IMAGE_EMPTY", "too small", "decodes; the 87.5% center crop of 1 pixel is empty"],
   ["truncated.jpg", tinyJpg.slice(0, tinyJpg.length - 40), "image", "IMAGE_DECODE", "truncated", "tiny420.jpg missing its last 40 bytes"],
@@ -225,7 +244,17 @@ const imgs: [string, Uint8Array, Via, string, string, string][] = [
   ["huge-claim.jpg", withSof(tinyJpg, (b, p) => b.fill(0xff, p + 1, p + 5)), "image", "IMAGE_TOO_LARGE", "65535x65535", "frame header claiming 65535x65535"],
   ["twelve-bit.jpg", withSof(tinyJpg, (b, p) => (b[p] = 12)), "image", "IMAGE_UNSUPPORTED", "12-bit", "precision 12"],
   ["lossless.jpg", withSof(tinyJpg, (b, p) => (b[p - 3] = 0xc3)), "image", "IMAGE_UNSUPPORTED", "lossless", "SOF3 (lossless)"],
-  ["gif-named.png", enc("GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"), "image", "IMAGE_UNSUPPORTED", "looks like GIF", "a GIF with a .png name"],
+  ["gif-named.png", gif1x1, "image", null, "", "a GIF with a .png name: formats are detected by content"],
+  ["huge-claim.gif", gifWith((b) => b.set([0xff, 0xff, 0xff, 0xff], 6)), "image", "IMAGE_TOO_LARGE", "65535x65535", "a GIF screen of 65535x65535"],
+  ["truncated.gif", formatFile("palette.gif").slice(0, 400), "image", "IMAGE_DECODE", "GIF is truncated", "palette.gif cut after 400 bytes"],
+  ["huge-claim.bmp", (() => { const b = formatFile("rgb24.bmp").slice(); new DataView(b.buffer).setInt32(18, 60000, true); new DataView(b.buffer).setInt32(22, 60000, true); return b; })(), "image", "IMAGE_TOO_LARGE", "60000x60000", "a BMP header claiming 60000x60000"],
+  ["truncated.bmp", formatFile("rgb24.bmp").slice(0, 5000), "image", "IMAGE_DECODE", "BMP is truncated", "rgb24.bmp cut after 5000 bytes"],
+  ["rle24.bmp", (() => { const b = formatFile("rgb24.bmp").slice(); b[30] = 1; return b; })(), "image", "IMAGE_UNSUPPORTED", "24-bit RLE", "RLE compression on a 24-bit BMP (Pillow refuses it too)"],
+  ["rle8-short.bmp", formatFile("rle8.bmp").slice(0, 900), "image", "IMAGE_DECODE", "RLE data ends", "rle8.bmp cut after 900 bytes"],
+  ["huge-claim.webp", (() => { const b = formatFile("lossless.webp").slice(); const at = b.indexOf(0x2f, 20); b[at + 1] = 0xff; b[at + 2] = 0xff; b[at + 3] = 0xff; b[at + 4] = (b[at + 4] & 0xf0) | 0x0f; return b; })(), "image", "IMAGE_TOO_LARGE", "16384x16384", "a VP8L header claiming 16384x16384"],
+  ["truncated.webp", formatFile("lossy.webp").slice(0, 300), "image", "IMAGE_DECODE", "WebP is truncated", "lossy.webp cut after 300 bytes"],
+  ["hollow.jpg", withSof(tinyJpg, (b, p) => { b[p + 1] = 9000 >> 8; b[p + 2] = 9000 & 255; b[p + 3] = 9000 >> 8; b[p + 4] = 9000 & 255; }), "image", "IMAGE_DECODE", "cannot code the", "a small JPEG declaring 9000x9000 (inside the pixel cap): refused before the decoder reserves memory"],
+  ["many-scans.jpg", manyScans(300), "image", "IMAGE_UNSUPPORTED", "more than 256 scans", "300 scans: a progressive decoder walks every block once per scan"],
   ["html-page.jpg", enc("<!doctype html><html><body><h1>403 Forbidden</h1></body></html>\n"), "image", "IMAGE_UNSUPPORTED", "text/HTML", "an error page saved as an image"],
 ];
 for (const [name, bytes, via, code, message, why] of imgs) put(`images/${name}`, bytes, { via, code, message, why });
@@ -301,7 +330,7 @@ cli.push(
   { args: ["classify", "{bad}/checkpoints/ok", "--model", ok, "--quiet"], exit: 1, message: "holds no PNG or JPEG image", why: "a directory with no image in it" },
   { args: ["classify", "{bad}/images/no-such.png", "--model", ok, "--quiet"], exit: 1, message: "no such file", why: "a missing image" },
   { args: ["classify", "{bad}/images/one-by-one.png", "--model", ok, "--quiet"], exit: 1, message: "too small", why: "a 1x1 image" },
-  { args: ["classify", "{bad}/images/html-page.jpg", "--model", ok, "--quiet"], exit: 1, message: "html-page.jpg: not a PNG or JPEG", why: "an HTML page" },
+  { args: ["classify", "{bad}/images/html-page.jpg", "--model", ok, "--quiet"], exit: 1, message: "html-page.jpg: not a PNG, JPEG, WebP, GIF or BMP", why: "an HTML page" },
   { args: ["classify", small, "--model", "{bad}/checkpoints/bad-preprocessor", "--quiet"], exit: 1, message: "preprocessor_config.json: field \"size\"", why: "a nonsense preprocessor_config.json" },
   { args: ["classify", small, "--model", "{bad}/checkpoints/bad-config", "--quiet"], exit: 1, message: "\"num_latents\" must be an integer", why: "a config.json that is valid JSON but nonsense" },
   { args: ["classify", small, "--model", "{bad}/checkpoints/wrong-shape", "--quiet"], exit: 1, message: LATENTS, why: "a checkpoint of the wrong shape" },

@@ -10,7 +10,10 @@ export { PerceiverForImageClassification, type ForwardOptions, type ForwardOutpu
 export {
   preprocess, preprocessBatch, imageProcessorConfigFromJson, defaultImageProcessorConfig, type ImageProcessorConfig,
 } from "./io/image/image-processor.js";
-export { decodeImage, fromPixels, readImageHeader, type RgbImage, type DecodeImageOptions } from "./io/image/decode.js";
+export {
+  decodeImage, decodeImageAsync, initImageDecoders, fromPixels, readImageHeader, sniffImageFormat, DEFAULT_MAX_PIXELS,
+  type RgbImage, type DecodeImageOptions, type ImageFormat, type ImageHeader, type WasmSource,
+} from "./io/image/decode.js";
 export { readSafetensors, writeSafetensors, SafetensorsFile, type SafetensorsTensor } from "./io/checkpoint/safetensors.js";
 export { readTorchBin, TorchStateDict } from "./io/checkpoint/torch-bin.js";
 export { topK, softmax, type Prediction } from "./perceiver/labels.js";

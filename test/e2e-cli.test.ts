@@ -1,6 +1,6 @@
 /**
  * End to end: the full-size synthetic checkpoint served by a local hub on 127.0.0.1, the built CLI
- * (dist/cli/main.js, made by `npm test`'s build step) run as a subprocess on chelsea.png, and its logits compared
+ * (dist/cli/main.js, made by `npm test`'s build step) run as a subprocess on chelsea.png and chelsea.jpg, and its logits compared
  * with PyTorch's float64 logits for the same file (test/fixtures/images/e2e_golden.safetensors).
  */
 import { existsSync } from "node:fs";
@@ -67,5 +67,17 @@ describe("perceiver classify, end to end at full size", () => {
     // the weights came through the CDN redirect into the huggingface_hub cache layout
     const snaps = join(cache, "models--deepmind--vision-perceiver-conv", "snapshots");
     expect(existsSync(snaps)).toBe(true);
+  }, 900_000);
+
+  it("matches PyTorch + Pillow's logits for chelsea.jpg within 1e-4 (the JPEG decoded as libjpeg-turbo does)", async () => {
+    const r = await runCli(["classify", fixture("images", "chelsea.jpg"), "--json", "--logits", "--top-k", "1"], {
+      built: true,
+      env: { HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: cache },
+      timeoutMs: 900_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const ref = (await readGolden("images", "e2e_golden.safetensors")).getFloat32("chelsea_jpg.full_logits_f64");
+    const s = expectClose("chelsea.jpg logits (CLI)", JSON.parse(r.stdout).logits, ref, 1e-4, 0);
+    console.log(`e2e: chelsea.jpg max |logits - full_logits_f64| = ${s.maxAbs.toExponential(2)}`);
   }, 900_000);
 });

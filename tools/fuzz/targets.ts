@@ -111,6 +111,12 @@ function imageTarget(fixtures: string): FuzzTarget {
     "images-extra/rgba.png", "images-extra/rgb_trns.png", "images/small.png",
     // EXIF orientation in an APP1 segment, an eXIf chunk, a "Raw profile type exif" text, a compressed XMP iTXt
     "images-extra/orient_6.jpg", "images-extra/orient_7.png", "images-extra/orient_rawprofile3.png", "images-extra/orient_itxt5.png",
+    // the other formats and JPEG modes (scripts/make_format_goldens.py)
+    "formats/baseline_411.jpg", "formats/progressive_restart_420.jpg", "formats/lossy.webp", "formats/lossless_alpha.webp",
+    "formats/lossy_alpha.webp", "formats/interlaced.gif", "formats/transparent.gif", "formats/palette8.bmp",
+    "formats/bilevel1.bmp", "formats/rgba32.bmp", "formats/topdown24.bmp", "formats/ycck_420.jpg", "formats/cmyk_progressive.jpg",
+    "formats/cmyk_restart.jpg", "formats/animated_offset.webp",
+    "formats/rle8.bmp", "formats/rle4.bmp", "formats/rgb565.bmp",
   ];
   const opts = { maxPixels: FUZZ_MAX_PIXELS, source: "fuzz-image" };
   return {

@@ -2,7 +2,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { PerceiverError } from "../../errors.js";
-import { decodeImage, type DecodeImageOptions, type RgbImage } from "./decode.js";
+import { decodeImage, decodeImageAsync, type DecodeImageOptions, type RgbImage } from "./decode.js";
 
 /** Largest file we read into memory (Node cannot hold a single Buffer above ~2 GiB anyway). */
 const MAX_FILE_BYTES = 2 ** 31 - 1;
@@ -30,7 +30,7 @@ export async function loadImageFile(path: string, opts: DecodeImageOptions = {})
   } catch (e) {
     throw e instanceof PerceiverError ? e : fsError(path, e);
   }
-  return decodeImage(bytes, { ...opts, source: opts.source ?? path });
+  return decodeImageAsync(bytes, { ...opts, source: opts.source ?? path });
 }
 
 /** Synchronous twin of loadImageFile. */
