@@ -16,10 +16,11 @@ import os from "node:os";
 import { parseArgs } from "node:util";
 import { add, gelu } from "../src/tensor/activations.js";
 import {
-  type GemmBackend, attentionHeads, getBackend, getThreads, linear, linearGelu, linearNaive, linearResidual, matmul,
-  matmulNaive, matmulTransB, matmulTransBNaive, matmulTransBSoftmax, packWeight, setBackend, setThreads,
+  type GemmBackend, attentionHeads, getBackend, getThreads, linear, linearGelu, linearResidual, matmul,
+  matmulTransB, matmulTransBSoftmax, packWeight, setBackend, setThreads,
 } from "../src/tensor/gemm.js";
 import { setAsmBlockForTests } from "../src/tensor/gemm-asm.js";
+import { linear as linearNaive, matmul as matmulNaive, matmulTransB as matmulTransBNaive } from "../src/tensor/reference/gemm.js";
 import { softmaxRows } from "../src/tensor/softmax.js";
 import { wasmGemmKernel, wasmGemmSupported } from "../src/tensor/wasm/gemm-wasm.js";
 import { randomArray } from "./common.js";
@@ -177,7 +178,7 @@ function epilogues(): void {
     ["softmax after Q·Kᵀ 512x512x128 (one head)", () => matmulTransBSoftmax(M, M, DH, q, 0, D, k, 0, D, p, 0, M, scale),
       () => { matmulTransB(M, M, DH, q, 0, D, k, 0, D, p, 0, M, scale); softmaxRows(p, 0, M, M, M); }],
     ["attention, 8 heads of 512x512x128", () => {
-      if (!attentionHeads(M, M, H, DH, DH, q, 0, D, k, 0, D, v, 0, D, out, 0, D, scale)) throw new Error("attentionHeads did not run");
+      if (!attentionHeads({ m: M, n: M, heads: H, dqk: DH, dv: DH, q, k, v, out, alpha: scale })) throw new Error("attentionHeads did not run");
     }, () => {
       for (let h = 0; h < H; h++) {
         matmulTransBSoftmax(M, M, DH, q, h * DH, D, k, h * DH, D, p, 0, M, scale);

@@ -16,18 +16,19 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { PerceiverError } from "../src/errors.js";
 import {
-  attentionHeads, attentionHeadsNaive, getBackend, linear, linearGelu, linearResidual, linearGeluNaive, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, matmulTransBSoftmax,
-  matmulTransBSoftmaxNaive, packWeight,
+  attentionHeads, getBackend, linear, linearGelu, linearResidual, matmul, matmulTransB, matmulTransBSoftmax, packWeight,
   releaseGemmScratch, setBackend,
 } from "../src/tensor/gemm.js";
+import * as ref from "../src/tensor/reference/index.js";
+import { ATTENTION_MAX_KEYS } from "../src/tensor/wasm/attention-wasm.js";
 import { Code, I32, sleb, uleb, wasmModule } from "../src/tensor/wasm/assembler.js";
 import { KC, SUB, gemmKernelModule } from "../src/tensor/wasm/gemm-kernel.js";
 import { add, gelu } from "../src/tensor/activations.js";
 import { softmaxRows } from "../src/tensor/softmax.js";
 import { layerNorm, layerNormRows } from "../src/tensor/layernorm.js";
-import { ATTENTION_MAX_KEYS, wasmGemmKernel, wasmGemmMemoryBytes, wasmGemmSupported } from "../src/tensor/wasm/gemm-wasm.js";
+import { wasmGemmKernel, wasmGemmMemoryBytes, wasmGemmSupported } from "../src/tensor/wasm/runtime.js";
 import {
-  ODD, REL, SENTINEL, abs, attentionPerHead, countBitDiffs, dense, expectOnlyRegionWritten, filled, rand, runLinear, runMatmul,
+  ODD, REL, SENTINEL, abs, attentionPerHead, countBitDiffs, dense, expectOnlyRegionWritten, filled, linearGeluRef, matmulTransBSoftmaxRef, rand, runLinear, runMatmul,
   runTransB, strided, worst,
 } from "./helpers/gemm.js";
 
@@ -189,14 +190,14 @@ describe("wasm backend", () => {
     const ctx = filled(T * C + 3), ctxWant = filled(T * C + 3), ctxScale = filled(T * C + 3);
     for (let h = 0; h < H; h++) {
       matmulTransB(T, S, dh, q, h * dh, C, kx, h * dh, C, got, h * T * S, S, 0.25);
-      matmulTransBNaive(T, S, dh, q, h * dh, C, kx, h * dh, C, want, h * T * S, S, 0.25);
-      matmulTransBNaive(T, S, dh, abs(q), h * dh, C, abs(kx), h * dh, C, scale, h * T * S, S, 0.25);
+      ref.matmulTransB(T, S, dh, q, h * dh, C, kx, h * dh, C, want, h * T * S, S, 0.25);
+      ref.matmulTransB(T, S, dh, abs(q), h * dh, C, abs(kx), h * dh, C, scale, h * T * S, S, 0.25);
     }
     expect(worst(got, want, scale)).toBeLessThanOrEqual(0);
     for (let h = 0; h < H; h++) {
       matmul(T, dh, S, got, h * T * S, S, v, h * dh, C, ctx, h * dh, C);
-      matmulNaive(T, dh, S, got, h * T * S, S, v, h * dh, C, ctxWant, h * dh, C);
-      matmulNaive(T, dh, S, abs(got), h * T * S, S, abs(v), h * dh, C, ctxScale, h * dh, C);
+      ref.matmul(T, dh, S, got, h * T * S, S, v, h * dh, C, ctxWant, h * dh, C);
+      ref.matmul(T, dh, S, abs(got), h * T * S, S, abs(v), h * dh, C, ctxScale, h * dh, C);
     }
     expect(worst(ctx, ctxWant, ctxScale)).toBeLessThanOrEqual(0);
     expectOnlyRegionWritten(ctx, T, C, 0, C);
@@ -210,8 +211,8 @@ describe("wasm backend", () => {
     const want = new Float32Array(n), scale = new Float32Array(n);
     for (const i of [0, 1, 255, 256, 511]) {
       const row = a.subarray(i * k, (i + 1) * k);
-      linearNaive(row, w, bias, want, 1, n, k);
-      linearNaive(abs(row), abs(w), abs(bias), scale, 1, n, k);
+      ref.linear(row, w, bias, want, 1, n, k);
+      ref.linear(abs(row), abs(w), abs(bias), scale, 1, n, k);
       expect(worst(out.subarray(i * n, (i + 1) * n), want, scale), `row ${i}`).toBeLessThanOrEqual(0);
     }
     const T = 512, C = 1024, dh = 128, h = 5, alpha = 1 / Math.sqrt(dh);
@@ -221,11 +222,11 @@ describe("wasm backend", () => {
     expectOnlyRegionWritten(ctx, T, dh, h * dh, C);
     const sw = new Float32Array(T), ss = new Float32Array(T), cw = new Float32Array(dh), cs = new Float32Array(dh);
     for (const i of [0, 3, 300, 511]) {
-      matmulTransBNaive(1, T, dh, a, i * C + h * dh, C, w, h * dh, C, sw, 0, T, alpha);
-      matmulTransBNaive(1, T, dh, abs(a), i * C + h * dh, C, abs(w), h * dh, C, ss, 0, T, alpha);
+      ref.matmulTransB(1, T, dh, a, i * C + h * dh, C, w, h * dh, C, sw, 0, T, alpha);
+      ref.matmulTransB(1, T, dh, abs(a), i * C + h * dh, C, abs(w), h * dh, C, ss, 0, T, alpha);
       expect(worst(s.subarray(i * T, (i + 1) * T), sw, ss), `scores row ${i}`).toBeLessThanOrEqual(0);
-      matmulNaive(1, dh, T, s, i * T, T, a, h * dh, C, cw, 0, dh);
-      matmulNaive(1, dh, T, abs(s), i * T, T, abs(a), h * dh, C, cs, 0, dh);
+      ref.matmul(1, dh, T, s, i * T, T, a, h * dh, C, cw, 0, dh);
+      ref.matmul(1, dh, T, abs(s), i * T, T, abs(a), h * dh, C, cs, 0, dh);
       expect(worst(ctx.subarray(i * C + h * dh, i * C + h * dh + dh), cw, cs), `P·V row ${i}`).toBeLessThanOrEqual(0);
     }
   });
@@ -287,9 +288,10 @@ describe("relaxed-SIMD (fma) kernel", () => {
     const script = `
       import * as g from ${src("gemm.ts")};
       import { wasmGemmKernel } from ${src("wasm/gemm-wasm.ts")};
+      import * as ref from ${src("reference/index.ts")};
       ${rand.toString()}
       const abs = (x) => x.map(Math.abs);
-      let worst = 0;
+      let worst = 0, modelDiffs = 0, modelChecked = 0;
       const check = (got, want, scale) => {
         for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / (${REL} * (1 + scale[i])));
       };
@@ -302,13 +304,19 @@ describe("relaxed-SIMD (fma) kernel", () => {
           check(got, want, scale);
         };
         run((o, a, b, bias) => g.linear(a.subarray(0, m * k), g.packWeight(b.subarray(0, n * k), n, k), bias, o, m),
-          (o, a, b, bias) => g.linearNaive(a.subarray(0, m * k), b.subarray(0, n * k), bias, o, m, n, k));
+          (o, a, b, bias) => ref.linear(a.subarray(0, m * k), b.subarray(0, n * k), bias, o, m, n, k));
         run((o, a, b) => g.matmulTransB(m, n, k, a, 3, k + 3, b, 0, k + 2, o, 1, n + 1, -0.7),
-          (o, a, b) => g.matmulTransBNaive(m, n, k, a, 3, k + 3, b, 0, k + 2, o, 1, n + 1, -0.7));
+          (o, a, b) => ref.matmulTransB(m, n, k, a, 3, k + 3, b, 0, k + 2, o, 1, n + 1, -0.7));
         run((o, a, b) => g.matmul(m, n, k, a, 3, k + 3, b, 1, n + 2, o, 0, n + 1),
-          (o, a, b) => g.matmulNaive(m, n, k, a, 3, k + 3, b, 1, n + 2, o, 0, n + 1));
+          (o, a, b) => ref.matmul(m, n, k, a, 3, k + 3, b, 1, n + 2, o, 0, n + 1));
+        // the mul-add kernel against the scalar model of its sums (unfused): bit for bit
+        const got = new Float32Array(m * (n + 1)), model = new Float32Array(got.length);
+        g.matmulTransB(m, n, k, a, 3, k + 3, b, 0, k + 2, got, 1, n + 1, -0.7);
+        ref.wasmGemmModel(1, m, n, k, a, 3, k + 3, b, 0, k + 2, null, model, 1, n + 1, -0.7, false);
+        for (let i = 0; i < got.length; i++) if (!Object.is(got[i], model[i])) modelDiffs++;
+        modelChecked += got.length;
       }
-      console.log(JSON.stringify({ kernel: wasmGemmKernel(), backend: g.getBackend(), worst }));
+      console.log(JSON.stringify({ kernel: wasmGemmKernel(), backend: g.getBackend(), worst, modelDiffs, modelChecked }));
     `;
     try {
       const file = join(dir, "fma-check.mjs");
@@ -323,6 +331,8 @@ describe("relaxed-SIMD (fma) kernel", () => {
       console.log(`${result.kernel} kernel in a child process: worst |got - want| / (1e-5·(1 + Σ|terms|)) = ${result.worst.toExponential(2)}`);
       expect(result.worst).toBeGreaterThan(0); // it did compute something
       expect(result.worst).toBeLessThanOrEqual(1);
+      expect(result.modelChecked).toBeGreaterThan(0);
+      expect(result.modelDiffs).toBe(0); // bit-identical to reference/wasm-sum-model.ts (unfused)
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -348,7 +358,7 @@ describe("matmulTransBSoftmax (attention probabilities)", () => {
         const size = s.oOff + m * s.ldo + 4;
         const got = filled(size), want = filled(size);
         matmulTransBSoftmax(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, got, s.oOff, s.ldo, 0.1);
-        matmulTransBSoftmaxNaive(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, want, s.oOff, s.ldo, 0.1);
+        matmulTransBSoftmaxRef(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, want, s.oOff, s.ldo, 0.1);
         expectOnlyRegionWritten(got, m, n, s.oOff, s.ldo);
         check(got, want, `m=${m} n=${n} k=${k}`);
         for (let i = 0; i < m; i++) {
@@ -365,7 +375,7 @@ describe("matmulTransBSoftmax (attention probabilities)", () => {
     const a = rand(m * k, 1), b = rand(n * k, 2);
     const got = new Float32Array(m * n), want = new Float32Array(m * n);
     matmulTransBSoftmax(m, n, k, a, 0, k, b, 0, k, got, 0, n, 0.1);
-    matmulTransBSoftmaxNaive(m, n, k, a, 0, k, b, 0, k, want, 0, n, 0.1);
+    matmulTransBSoftmaxRef(m, n, k, a, 0, k, b, 0, k, want, 0, n, 0.1);
     check(got, want, "wide rows");
   });
   it("wasm: the float32 exp stays within 4 float32 ulps of Math.exp over the whole range (exact scores)", () => {
@@ -401,7 +411,7 @@ describe("matmulTransBSoftmax (attention probabilities)", () => {
     const b = new Float32Array([1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0]);
     const got = new Float32Array(3 * n), want = new Float32Array(3 * n);
     matmulTransBSoftmax(3, n, k, a, 0, k, b, 0, k, got, 0, n, 1);
-    matmulTransBSoftmaxNaive(3, n, k, a, 0, k, b, 0, k, want, 0, n, 1);
+    matmulTransBSoftmaxRef(3, n, k, a, 0, k, b, 0, k, want, 0, n, 1);
     expect(got.subarray(n, 2 * n).every(Number.isNaN)).toBe(true);
     check(got.subarray(0, n), want.subarray(0, n), "row 0");
     check(got.subarray(2 * n), want.subarray(2 * n), "row 2 (scores up to 3000)");
@@ -416,7 +426,7 @@ describe("matmulTransBSoftmax (attention probabilities)", () => {
       b[at] = NaN;
       const got = new Float32Array(n), want = new Float32Array(n);
       matmulTransBSoftmax(1, n, 1, a, 0, 1, b, 0, 1, got, 0, n, 1);
-      matmulTransBSoftmaxNaive(1, n, 1, a, 0, 1, b, 0, 1, want, 0, n, 1);
+      matmulTransBSoftmaxRef(1, n, 1, a, 0, 1, b, 0, 1, want, 0, n, 1);
       expect(want.every(Number.isNaN), `naive, NaN at ${at}`).toBe(true);
       expect(got.every(Number.isNaN), `wasm, NaN at ${at}`).toBe(true);
     }
@@ -551,8 +561,8 @@ describe("linearGelu (the MLP's first layer)", () => {
         const a = rand(m * k, seed++), w = rand(n * k, seed++), bias = rand(n, seed++);
         const got = filled(m * n), want = filled(m * n), scale = filled(m * n);
         linearGelu(a, packWeight(w, n, k), bias, got, m);
-        linearGeluNaive(a, w, bias, want, m, n, k);
-        linearNaive(abs(a), abs(w), abs(bias), scale, m, n, k); // |gelu'| <= 1.13: the product's bound carries over
+        linearGeluRef(a, w, bias, want, m, n, k);
+        ref.linear(abs(a), abs(w), abs(bias), scale, m, n, k); // |gelu'| <= 1.13: the product's bound carries over
         for (let i = 0; i < got.length; i++) {
           expect(Math.abs(got[i] - want[i]), `m=${m} n=${n} k=${k} [${i}]`).toBeLessThanOrEqual(1.2 * REL * (1 + scale[i]));
         }
@@ -581,9 +591,9 @@ describe("attentionHeads (multi-head attention in wasm memory)", () => {
     for (const [m, n, heads, dqk, dv] of SHAPES_ATT) {
       const x = problem(m, n, heads, dqk, dv, (seed += 3));
       const got = x.out(), perHead = x.out(), naive = x.out();
-      expect(attentionHeads(m, n, heads, dqk, dv, x.q, 2, x.ldq, x.k, 1, x.ldk, x.v, 3, x.ldv, got, 4, x.ldo, 0.3)).toBe(true);
+      expect(attentionHeads({ m, n, heads, dqk, dv, q: x.q, qOff: 2, ldq: x.ldq, k: x.k, kOff: 1, ldk: x.ldk, v: x.v, vOff: 3, ldv: x.ldv, out: got, oOff: 4, ldo: x.ldo, alpha: 0.3 })).toBe(true);
       attentionPerHead(m, n, heads, dqk, dv, x.q, 2, x.ldq, x.k, 1, x.ldk, x.v, 3, x.ldv, perHead, 4, x.ldo, 0.3);
-      attentionHeadsNaive(m, n, heads, dqk, dv, x.q, 2, x.ldq, x.k, 1, x.ldk, x.v, 3, x.ldv, naive, 4, x.ldo, 0.3);
+      ref.attention({ m, n, heads, dqk, dv, q: x.q, qOff: 2, ldq: x.ldq, k: x.k, kOff: 1, ldk: x.ldk, v: x.v, vOff: 3, ldv: x.ldv, out: naive, oOff: 4, ldo: x.ldo, alpha: 0.3 });
       const shape = `m=${m} n=${n} heads=${heads} dqk=${dqk} dv=${dv}`;
       expect(countBitDiffs(got, perHead), shape).toBe(0);
       let err = 0;
@@ -601,7 +611,7 @@ describe("attentionHeads (multi-head attention in wasm memory)", () => {
     const q = rand(m * C, 940), kk = rand(n * C, 941), v = rand(n * C, 942);
     const got = new Float32Array(m * C), perHead = new Float32Array(m * C);
     releaseGemmScratch();
-    expect(attentionHeads(m, n, heads, d, d, q, 0, C, kk, 0, C, v, 0, C, got, 0, C, 0.1)).toBe(true);
+    expect(attentionHeads({ m, n, heads, dqk: d, dv: d, q, qOff: 0, ldq: C, k: kk, kOff: 0, ldk: C, v, vOff: 0, ldv: C, out: got, oOff: 0, ldo: C, alpha: 0.1 })).toBe(true);
     const staged = 5 * m * C * 4;
     expect(wasmGemmMemoryBytes()).toBeGreaterThan(staged);
     expect(wasmGemmMemoryBytes()).toBeLessThan(staged + 0.7e6);
@@ -613,18 +623,18 @@ describe("attentionHeads (multi-head attention in wasm memory)", () => {
     const x = problem(3, 5, 2, 4, 4, 950);
     setBackend("ts");
     const out = x.out();
-    expect(attentionHeads(3, 5, 2, 4, 4, x.q, 2, x.ldq, x.k, 1, x.ldk, x.v, 3, x.ldv, out, 4, x.ldo, 1)).toBe(false);
+    expect(attentionHeads({ m: 3, n: 5, heads: 2, dqk: 4, dv: 4, q: x.q, qOff: 2, ldq: x.ldq, k: x.k, kOff: 1, ldk: x.ldk, v: x.v, vOff: 3, ldv: x.ldv, out, oOff: 4, ldo: x.ldo, alpha: 1 })).toBe(false);
     expect(out.every((v) => v === SENTINEL)).toBe(true);
     setBackend("wasm");
     const n = ATTENTION_MAX_KEYS + 1;
     const k = rand(n * 4, 951), v = rand(n * 4, 952), q = rand(3 * 4, 953), o = filled(3 * 4);
-    expect(attentionHeads(3, n, 1, 4, 4, q, 0, 4, k, 0, 4, v, 0, 4, o, 0, 4, 1)).toBe(false);
+    expect(attentionHeads({ m: 3, n, heads: 1, dqk: 4, dv: 4, q, qOff: 0, ldq: 4, k, kOff: 0, ldk: 4, v, vOff: 0, ldv: 4, out: o, oOff: 0, ldo: 4, alpha: 1 })).toBe(false);
     expect(o.every((e) => e === SENTINEL)).toBe(true);
   });
 
   it("bad shapes throw SHAPE_MISMATCH before anything runs", () => {
     const q = rand(10, 1), k = rand(10, 2), v = rand(10, 3), out = filled(10);
-    const call = (m: number, ldq: number, ldo: number) => () => attentionHeads(m, 2, 1, 4, 4, q, 0, ldq, k, 0, 4, v, 0, 4, out, 0, ldo, 1);
+    const call = (m: number, ldq: number, ldo: number) => () => attentionHeads({ m, n: 2, heads: 1, dqk: 4, dv: 4, q, qOff: 0, ldq, k, kOff: 0, ldk: 4, v, vOff: 0, ldv: 4, out, oOff: 0, ldo, alpha: 1 });
     expect(call(3, 4, 4)).toThrow(/q \[3,4\]/); // 12 floats of q, 10 given
     expect(call(2, 4, 3)).toThrow(/row stride ldo=3/);
     expect(call(-1, 4, 4)).toThrow(PerceiverError);
@@ -696,11 +706,11 @@ describe("backend selection", () => {
     expect(g.getBackend()).toBe("ts");
     const a = rand(7 * 9, 1), w = rand(5 * 9, 2), got = new Float32Array(35), want = new Float32Array(35);
     g.linear(a, g.packWeight(w, 5, 9), null, got, 7);
-    g.linearNaive(a, w, null, want, 7, 5, 9);
+    ref.linear(a, w, null, want, 7, 5, 9);
     expect(countBitDiffs(got, want)).toBe(0);
   });
 
-  it("PERCEIVER_BACKEND=ts|wasm is read at load; unset means automatic; other values warn and keep the automatic choice", async () => {
+  it("PERCEIVER_BACKEND=wasm|ts|reference is read on first use; unset means automatic; another name is a typed error", async () => {
     const load = async (value: string) => {
       vi.stubEnv("PERCEIVER_BACKEND", value);
       vi.resetModules();
@@ -709,17 +719,31 @@ describe("backend selection", () => {
     expect(await load("")).toBe("wasm"); // automatic: WebAssembly SIMD exists in Node 20
     expect(await load("ts")).toBe("ts");
     expect(await load("wasm")).toBe("wasm");
-    const warn = vi.spyOn(process, "emitWarning").mockImplementation(() => {});
-    expect(await load("fast")).toBe("wasm");
-    expect(warn).toHaveBeenCalledWith(expect.stringContaining("PERCEIVER_BACKEND=fast ignored"));
+    expect(await load("reference")).toBe("reference");
+    const e = await load("fast").then(() => null, (err: unknown) => err);
+    expect((e as { name?: string }).name).toBe("PerceiverError");
+    expect((e as PerceiverError).code).toBe("INPUT_INVALID");
+    expect((e as Error).message).toMatch(/PERCEIVER_BACKEND: expected one of "wasm", "ts", "reference", got "fast"/);
+    // setBackend still works after a bad variable (and replaces it)
+    const g = await import("../src/tensor/gemm.js");
+    g.setBackend("ts");
+    expect(g.getBackend()).toBe("ts");
   });
 
-  it("PERCEIVER_BACKEND=wasm without WebAssembly SIMD warns and uses ts", async () => {
+  it("PERCEIVER_BACKEND=wasm without WebAssembly SIMD is a CONFIG_UNSUPPORTED error, not a fallback", async () => {
     vi.spyOn(WebAssembly, "validate").mockReturnValue(false);
-    const warn = vi.spyOn(process, "emitWarning").mockImplementation(() => {});
     vi.stubEnv("PERCEIVER_BACKEND", "wasm");
     vi.resetModules();
-    expect((await import("../src/tensor/gemm.js")).getBackend()).toBe("ts");
-    expect(warn).toHaveBeenCalledWith(expect.stringContaining("WebAssembly SIMD is not available"));
+    const g = await import("../src/tensor/gemm.js");
+    const e = (() => {
+      try {
+        g.getBackend();
+        return null;
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect((e as PerceiverError).code).toBe("CONFIG_UNSUPPORTED");
+    expect((e as Error).message).toMatch(/WebAssembly SIMD is not available/);
   });
 });

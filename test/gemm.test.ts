@@ -13,8 +13,9 @@ import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PerceiverError } from "../src/errors.js";
 import {
-  linear, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, packWeight, setBackend,
+  linear, matmul, matmulTransB, packWeight, setBackend,
 } from "../src/tensor/gemm.js";
+import * as ref from "../src/tensor/reference/index.js";
 import { ASM_GEMM_SOURCE, asmHeap, releaseAsmHeap, setAsmBlockForTests } from "../src/tensor/gemm-asm.js";
 import {
   ODD, SENTINEL, abs, countBitDiffs, dense, expectOnlyRegionWritten, filled, rand, runLinear, runMatmul,
@@ -97,7 +98,7 @@ for (const block of ["asm.js", "typescript"] as const) {
         const got = backing.subarray(30, 30 + m * n + 10);
         const want = filled(m * n);
         linear(a, packWeight(w, n, k), bias, got, m);
-        linearNaive(a, w, bias, want, m, n, k);
+        ref.linear(a, w, bias, want, m, n, k);
         expect(countBitDiffs(got.subarray(0, m * n), want)).toBe(0);
         expectOnlyRegionWritten(backing, 1, m * n, 30, m * n);
       });
@@ -111,7 +112,7 @@ for (const block of ["asm.js", "typescript"] as const) {
           linear(a, pw, null, got, m);
           // a differently shaped product in between reuses the same scratch
           runTransB(5, 3, 200, dense(5, 3, 200, true), 1, 7);
-          linearNaive(a, w, null, want, m, n, k);
+          ref.linear(a, w, null, want, m, n, k);
           expect(countBitDiffs(got, want), `m=${m}`).toBe(0);
         }
       });
@@ -140,7 +141,7 @@ for (const block of ["asm.js", "typescript"] as const) {
         const got = filled(H * T * S), want = filled(H * T * S);
         for (let h = 0; h < H; h++) {
           matmulTransB(T, S, dh, q, h * dh, C, kx, h * dh, C, got, h * T * S, S, 0.25);
-          matmulTransBNaive(T, S, dh, q, h * dh, C, kx, h * dh, C, want, h * T * S, S, 0.25);
+          ref.matmulTransB(T, S, dh, q, h * dh, C, kx, h * dh, C, want, h * T * S, S, 0.25);
         }
         expect(countBitDiffs(got, want)).toBe(0);
       });
@@ -163,7 +164,7 @@ for (const block of ["asm.js", "typescript"] as const) {
         const got = filled(T * C + 3), want = filled(T * C + 3);
         for (let h = 0; h < H; h++) {
           matmul(T, dh, S, p, h * T * S, S, v, h * dh, C, got, h * dh, C);
-          matmulNaive(T, dh, S, p, h * T * S, S, v, h * dh, C, want, h * dh, C);
+          ref.matmul(T, dh, S, p, h * T * S, S, v, h * dh, C, want, h * dh, C);
         }
         expect(countBitDiffs(got, want)).toBe(0);
         expectOnlyRegionWritten(got, T, C, 0, C);
@@ -200,8 +201,8 @@ for (const block of ["asm.js", "typescript"] as const) {
           const want = new Float32Array(n), scale = new Float32Array(n);
           for (const i of sampleRows(m)) {
             const row = a.subarray(i * k, (i + 1) * k);
-            linearNaive(row, w, bias, want, 1, n, k);
-            linearNaive(abs(row), abs(w), abs(bias), scale, 1, n, k);
+            ref.linear(row, w, bias, want, 1, n, k);
+            ref.linear(abs(row), abs(w), abs(bias), scale, 1, n, k);
             expect(worst(out.subarray(i * n, (i + 1) * n), want, scale), `row ${i}`).toBeLessThanOrEqual(0);
           }
         });
@@ -216,11 +217,11 @@ for (const block of ["asm.js", "typescript"] as const) {
         expectOnlyRegionWritten(ctx, T, dh, h * dh, C);
         const sw = new Float32Array(T), ss = new Float32Array(T), cw = new Float32Array(dh), cs = new Float32Array(dh);
         for (const i of sampleRows(T)) {
-          matmulTransBNaive(1, T, dh, q, i * C + h * dh, C, kx, h * dh, C, sw, 0, T, alpha);
-          matmulTransBNaive(1, T, dh, abs(q), i * C + h * dh, C, abs(kx), h * dh, C, ss, 0, T, alpha);
+          ref.matmulTransB(1, T, dh, q, i * C + h * dh, C, kx, h * dh, C, sw, 0, T, alpha);
+          ref.matmulTransB(1, T, dh, abs(q), i * C + h * dh, C, abs(kx), h * dh, C, ss, 0, T, alpha);
           expect(worst(s.subarray(i * T, (i + 1) * T), sw, ss), `scores row ${i}`).toBeLessThanOrEqual(0);
-          matmulNaive(1, dh, T, s, i * T, T, v, h * dh, C, cw, 0, dh);
-          matmulNaive(1, dh, T, abs(s), i * T, T, abs(v), h * dh, C, cs, 0, dh);
+          ref.matmul(1, dh, T, s, i * T, T, v, h * dh, C, cw, 0, dh);
+          ref.matmul(1, dh, T, abs(s), i * T, T, abs(v), h * dh, C, cs, 0, dh);
           expect(worst(ctx.subarray(i * C + h * dh, i * C + h * dh + dh), cw, cs), `P·V row ${i}`).toBeLessThanOrEqual(0);
         }
       });

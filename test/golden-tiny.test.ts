@@ -1,18 +1,20 @@
 /**
  * Golden tests against PyTorch dumps of the tiny real-format checkpoints (test/fixtures/tiny-conv*):
  * logits vs PyTorch's float64 run, and every dumped intermediate vs PyTorch fp32, so a failure names the layer.
- * Each checkpoint runs on every backend and thread count: the TypeScript kernels and the wasm kernel, each on 1
- * and on 2 threads (with every product split across the threads, since the tiny model's products are under the
- * usual thresholds; the test checks that splits happened).
+ * Each checkpoint runs on every backend and thread count: the reference loops (one thread), and the TypeScript
+ * kernels and the wasm kernel, each on 1 and on 2 threads (with every product split across the threads, since the
+ * tiny model's products are under the usual thresholds; the test checks that splits happened).
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { PerceiverForImageClassification, Tensor } from "../src/index.js";
-import { getBackend, getThreads, setBackend, setThreads, setTsSplitThreshold, tsSplitProducts } from "../src/tensor/gemm.js";
-import { setWasmSplitThreshold, wasmSplitBlocks } from "../src/tensor/wasm/gemm-wasm.js";
+import { getBackend, getThreads, setBackend, setThreads } from "../src/tensor/gemm.js";
+import { setTsSplitThreshold, tsSplitProducts } from "../src/tensor/gemm-ts.js";
+import { setWasmSplitThreshold, wasmSplitBlocks } from "../src/tensor/wasm/runtime.js";
 import { expectClose, fixture, readGolden } from "./helpers/golden.js";
 
-interface Mode { label: string; backend: "ts" | "wasm"; threads: number }
+interface Mode { label: string; backend: "ts" | "wasm" | "reference"; threads: number }
 const MODES: Mode[] = [
+  { label: "reference", backend: "reference", threads: 1 },
   { label: "wasm, 2 threads", backend: "wasm", threads: 2 },
   { label: "wasm, 1 thread", backend: "wasm", threads: 1 },
   { label: "ts, 2 threads", backend: "ts", threads: 2 },

@@ -2,13 +2,15 @@
  * Golden tests of the two sibling ImageNet checkpoints against PyTorch dumps of tiny real-format checkpoints:
  * tiny-fourier (PerceiverForImageClassificationFourier: raw pixels + Fourier features, 224x224 = 50176 tokens x 261)
  * and tiny-learned (PerceiverForImageClassificationLearned: conv 1x1 + learned positions, 32x32 = 1024 tokens x 512).
+ * Each runs on the default backend and on the reference loops.
  * Also: the row-chunked attention against the unchunked one.
  */
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { PerceiverError, PerceiverForImageClassification, Tensor } from "../src/index.js";
 import { ATTENTION_CHUNK_ROWS, attentionChunkRows, MultiHeadAttention } from "../src/layers/attention.js";
 import { Linear } from "../src/layers/linear.js";
 import { Scratch } from "../src/layers/scratch.js";
+import { setBackend } from "../src/tensor/gemm.js";
 import { expectClose, fixture, readGolden } from "./helpers/golden.js";
 
 // Tolerances (as in golden-tiny): logits vs float64 truth, absolute; intermediates |a-b| <= ATOL + RTOL·|b| vs fp32 torch.
@@ -30,15 +32,21 @@ const cases = [
   { name: "tiny-learned", architecture: "PerceiverForImageClassificationLearned", tokens: 32 * 32, kvDim: 512, withoutPos: 256 },
 ] as const;
 
-for (const c of cases) {
-  describe(`golden ${c.name}`, async () => {
+/** The default backend (wasm here), and the reference loops. */
+const BACKENDS = ["wasm", "reference"] as const;
+
+afterAll(() => setBackend("wasm"));
+
+for (const backend of BACKENDS) for (const c of cases) {
+  describe(`golden ${c.name} (${backend})`, async () => {
+    setBackend(backend);
     const model = await PerceiverForImageClassification.fromPretrained(fixture(c.name));
     const golden = await readGolden(c.name, "golden.safetensors");
     const pixels = new Tensor(golden.getFloat32("pixel_values"), golden.info("pixel_values").shape);
     const seen = new Map<string, Tensor>();
     const t0 = performance.now();
     const out = await model.forward(pixels, { outputAttentions: true, onIntermediate: (n, t) => seen.set(n, t) });
-    console.log(`${c.name}: forward of [${pixels.shape.join(",")}] took ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+    console.log(`${c.name} (${backend}): forward of [${pixels.shape.join(",")}] took ${((performance.now() - t0) / 1000).toFixed(2)} s`);
 
     it("is the architecture of config.json", () => {
       expect(model.config.architecture).toBe(c.architecture);
@@ -48,7 +56,7 @@ for (const c of cases) {
     it("logits match PyTorch float64 within 2e-6", () => {
       expect(out.logits.shape).toEqual(golden.info("logits_f64").shape);
       const s = expectClose("logits", out.logits.data, golden.getFloat32("logits_f64"), LOGITS_ATOL, 0);
-      console.log(`${c.name}: max |logits - logits_f64| = ${s.maxAbs.toExponential(2)}`);
+      console.log(`${c.name} (${backend}): max |logits - logits_f64| = ${s.maxAbs.toExponential(2)}`);
     });
 
     it("emits the preprocessor intermediates with their full shapes and no convnet", () => {
@@ -97,7 +105,7 @@ for (const c of cases) {
       expectClose("cross_attentions.0 (scaled floor)", actual, golden.getFloat32("cross_attentions.0"), ATOL / c.tokens, RTOL);
     });
 
-    if (c.name === "tiny-fourier") {
+    if (c.name === "tiny-fourier" && backend === "wasm") {
       it("refuses an image of more than 2^20 pixel tokens instead of running out of memory", async () => {
         const big = new Tensor(new Float32Array(3 * 1025 * 1024), [1, 3, 1025, 1024]);
         const e = await model.forward(big).then(() => null, (err: unknown) => err);
@@ -107,7 +115,7 @@ for (const c of cases) {
       });
     }
 
-    if (c.name === "tiny-learned") {
+    if (c.name === "tiny-learned" && backend === "wasm") {
       it("refuses an image whose pixel count differs from image_size² (HF without interpolate_pos_encoding)", async () => {
         const small = new Tensor(new Float32Array(1 * 3 * 30 * 30), [1, 3, 30, 30]);
         const e = await model.forward(small).then(() => null, (err: unknown) => err);

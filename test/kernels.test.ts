@@ -1,7 +1,8 @@
 /** Elementwise, normalization, softmax, convolution and pooling kernels against straightforward references. */
 import { describe, expect, it } from "vitest";
-import { erf, erfFast, gelu, geluNaive, relu } from "../src/tensor/activations.js";
-import { batchNorm2d, conv2d, conv2dGemm, maxPool2d } from "../src/tensor/conv.js";
+import { erf, erfFast, gelu, relu } from "../src/tensor/activations.js";
+import { batchNorm2d, conv2dGemm, maxPool2d } from "../src/tensor/conv.js";
+import * as ref from "../src/tensor/reference/index.js";
 import { getBackend, packWeight, setBackend } from "../src/tensor/gemm.js";
 import { layerNorm } from "../src/tensor/layernorm.js";
 import { copyBlock, repeatItemColumns, transposeInto } from "../src/tensor/layout.js";
@@ -71,7 +72,7 @@ describe("erf / gelu", () => {
     x.set([0, -0, 1e-30, -1e-30, 3.4e38, -3.4e38, 5.999, -8.4853], 0);
     const fast = new Float32Array(x.length), naive = new Float32Array(x.length);
     gelu(x, fast, x.length);
-    geluNaive(x, naive, x.length);
+    ref.gelu(x, naive, x.length);
     let diffs = 0; // outside the cancelling tail
     for (let i = 0; i < x.length; i++) {
       if (Object.is(fast[i], naive[i])) continue;
@@ -79,7 +80,7 @@ describe("erf / gelu", () => {
       const ulp = Math.abs(Math.fround(naive[i] * (1 + 2 ** -23)) - naive[i]) || 2 ** -149;
       expect(Math.abs(fast[i] - naive[i]), `x=${x[i]}`).toBeLessThanOrEqual(ulp + 2e-15 * Math.abs(x[i]));
     }
-    console.log(`gelu vs geluNaive: ${diffs} of ${x.length} differ where |gelu| > 1e-6 (all within the bound)`);
+    console.log(`gelu vs the reference gelu: ${diffs} of ${x.length} differ where |gelu| > 1e-6 (all within the bound)`);
     expect(diffs).toBeLessThan(x.length / 1000);
   });
   it("relu", () => {
@@ -166,17 +167,17 @@ describe("conv2d / maxPool2d / batchNorm2d", () => {
     it(`conv ${c}x${h}x${w} -> ${o}, k${k} s${s} pad ${pad.join(",")}`, () => {
       const x = rand(c * h * w, 3), wt = rand(o * c * k * k, 4), bias = rand(o, 5);
       for (const b of [null, bias]) {
-        const ref = conv2dReference(x, c, h, w, wt, o, k, k, b, s, pad);
-        const out = new Float32Array(o * ref.ho * ref.wo);
-        conv2d(x, c, h, w, wt, o, k, k, b, { stride: s, pad }, out);
-        for (let i = 0; i < out.length; i++) expect(Math.abs(out[i] - ref.out[i])).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(ref.out[i])));
+        const want = conv2dReference(x, c, h, w, wt, o, k, k, b, s, pad);
+        const out = new Float32Array(o * want.ho * want.wo);
+        ref.conv2d(x, c, h, w, wt, o, k, k, b, { stride: s, pad }, out);
+        for (let i = 0; i < out.length; i++) expect(Math.abs(out[i] - want.out[i])).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(want.out[i])));
       }
     });
-    it(`conv2dGemm (im2col + linear) matches conv2d, ${c}x${h}x${w} -> ${o}, k${k} s${s}, on both backends`, () => {
+    it(`conv2dGemm (im2col + linear) matches conv2d, ${c}x${h}x${w} -> ${o}, k${k} s${s}, on every backend`, () => {
       const x = rand(c * h * w, 3), wt = rand(o * c * k * k, 4), bias = rand(o, 5);
       const before = getBackend();
       try {
-        for (const backend of ["ts", "wasm"] as const) {
+        for (const backend of ["ts", "wasm", "reference"] as const) {
           setBackend(backend);
           for (const b of [null, bias]) {
             const twin = conv2dReference(x, c, h, w, wt, o, k, k, b, s, pad);
@@ -195,7 +196,7 @@ describe("conv2d / maxPool2d / batchNorm2d", () => {
     const c = 2, h = 70, w = 66, o = 5, k = 3;
     const x = rand(c * h * w, 8), wt = rand(o * c * k * k, 9);
     const twin = new Float32Array(o * 68 * 64), out = new Float32Array(twin.length);
-    conv2d(x, c, h, w, wt, o, k, k, null, { stride: 1, pad: [0, 0, 0, 0] }, twin);
+    ref.conv2d(x, c, h, w, wt, o, k, k, null, { stride: 1, pad: [0, 0, 0, 0] }, twin);
     conv2dGemm(x, c, h, w, packWeight(wt, o, c * k * k), k, k, null, { stride: 1, pad: [0, 0, 0, 0] }, out);
     for (let i = 0; i < out.length; i++) expect(Math.abs(out[i] - twin[i])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(twin[i])));
     expect(() => conv2dGemm(x, c, h, w, packWeight(wt, o, c * k * k), 5, 5, null, { stride: 1, pad: [0, 0, 0, 0] }, out))

@@ -8,11 +8,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { PerceiverError } from "../src/errors.js";
 import {
   attentionHeads, ensureThreads, getThreads, linear, linearResidual, linearGelu, matmul, matmulTransB, matmulTransBSoftmax, packWeight, setBackend, setThreads,
-  setTsSplitThreshold, tsSplitProducts,
 } from "../src/tensor/gemm.js";
+import { setTsSplitThreshold, tsSplitProducts } from "../src/tensor/gemm-ts.js";
 import { layerNormRows } from "../src/tensor/layernorm.js";
 import { Code, F32, I32, wasmModule } from "../src/tensor/wasm/assembler.js";
-import { setWasmSplitThreshold, wasmSplitBlocks, wasmThreads } from "../src/tensor/wasm/gemm-wasm.js";
+import { setWasmSplitThreshold, wasmSplitBlocks, wasmThreads } from "../src/tensor/wasm/runtime.js";
 import { MAX_JOBS, ThreadPool, availableCores, threadsUnavailableReason } from "../src/tensor/threads.js";
 import { SENTINEL, attentionPerHead, countBitDiffs as bitDiffs, rand } from "./helpers/gemm.js";
 
@@ -40,7 +40,7 @@ function products(m: number, n: number, k: number, seed: number): Float32Array[]
   const heads = 1 + (k % 3), dqk = 1 + (k % 13), dv = 1 + (n % 11), qkW = heads * dqk, vW = heads * dv;
   const q = rand(3 + m * qkW, seed + 6), kv = rand(n * heads * Math.max(dqk, dv), seed + 7);
   const o7 = new Float32Array(m * vW + 1).fill(SENTINEL);
-  if (!attentionHeads(m, n, heads, dqk, dv, q, 3, qkW, kv, 0, qkW, kv, 0, vW, o7, 1, vW, 0.37)) {
+  if (!attentionHeads({ m, n, heads, dqk, dv, q, qOff: 3, ldq: qkW, k: kv, kOff: 0, ldk: qkW, v: kv, vOff: 0, ldv: vW, out: o7, oOff: 1, ldo: vW, alpha: 0.37 })) {
     attentionPerHead(m, n, heads, dqk, dv, q, 3, qkW, kv, 0, qkW, kv, 0, vW, o7, 1, vW, 0.37);
   }
   const o8 = new Float32Array(m * n + 1).fill(SENTINEL);

@@ -27,7 +27,7 @@ export function printable(s: string, { keepNewlines = false } = {}): string {
 
 /** Help lines for the compute options every model command takes (see applyComputeOptions). */
 export const COMPUTE_HELP = `  --threads <n>               threads for the matrix products  [default: PERCEIVER_THREADS or all cores]
-  --backend <ts|wasm>         matrix product kernels           [default: PERCEIVER_BACKEND or wasm]`;
+  --backend <wasm|ts|reference>  kernels (reference: plain loops)  [default: PERCEIVER_BACKEND or wasm]`;
 
 /** Help line for --ignore-exif (every command that reads images). */
 export const IMAGE_HELP = `  --ignore-exif               keep the stored orientation (default: turn photos upright by
@@ -48,8 +48,8 @@ export const MODEL_COMMAND_OPTIONS = {
 /** Applies `--backend` and `--threads` (before the model is loaded); bad values are USAGE errors. */
 export async function applyComputeOptions(values: { threads?: string; backend?: string }): Promise<void> {
   if (values.backend !== undefined) {
-    if (values.backend !== "ts" && values.backend !== "wasm") {
-      throw new PerceiverError("USAGE", `--backend must be ts or wasm, got ${JSON.stringify(values.backend)}`);
+    if (values.backend !== "ts" && values.backend !== "wasm" && values.backend !== "reference") {
+      throw new PerceiverError("USAGE", `--backend must be wasm, ts or reference, got ${JSON.stringify(values.backend)}`);
     }
     setBackend(values.backend);
   }

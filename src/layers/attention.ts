@@ -79,7 +79,7 @@ export class MultiHeadAttention {
       this.key.forward(kv.subarray(b * tkv * this.key.inFeatures), tkv, K);
       this.value.forward(kv.subarray(b * tkv * this.value.inFeatures), tkv, V);
       // the wasm backend runs every head in wasm memory (bit-identical to the loop below)
-      if (!probs && attentionHeads(tq, tkv, heads, dqk, dv, Q, b * tq * qk, qk, K, 0, qk, V, 0, v, context, b * tq * v, v, scale)) {
+      if (!probs && attentionHeads({ m: tq, n: tkv, heads, dqk, dv, q: Q, qOff: b * tq * qk, k: K, v: V, out: context, oOff: b * tq * v, alpha: scale })) {
         continue;
       }
       for (let h = 0; h < heads; h++) {

@@ -1,12 +1,16 @@
-import { getBackend } from "./gemm.js";
-import { layerNormWasm } from "./wasm/gemm-wasm.js";
+import { getBackend } from "./backend.js";
+import * as ref from "./reference/layernorm.js";
+import { layerNormWasm } from "./wasm/layernorm-wasm.js";
 
-// x [rows, dim], weight [dim], bias [dim] -> out [rows, dim], as layerNorm (its TypeScript twin, bit-identical),
-// on the wasm backend when it is in use (rows split across its threads)
+// x [rows, dim], weight [dim], bias [dim] -> out [rows, dim]: layer norm of each row on the selected backend:
+// reference/layernorm.ts's two passes, `layerNorm` below (ts), or the wasm kernel (bit-identical to layerNorm,
+// rows split across its threads). out may alias x.
 export function layerNormRows(
   x: Float32Array, weight: Float32Array, bias: Float32Array, out: Float32Array, rows: number, dim: number, eps: number,
 ): void {
-  if (getBackend() === "wasm" && layerNormWasm(x, weight, bias, out, rows, dim, eps)) return;
+  const backend = getBackend();
+  if (backend === "reference") return ref.layerNorm(x, weight, bias, out, rows, dim, eps);
+  if (backend === "wasm" && layerNormWasm(x, weight, bias, out, rows, dim, eps)) return;
   layerNorm(x, weight, bias, out, rows, dim, eps);
 }
 

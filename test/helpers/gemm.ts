@@ -1,15 +1,31 @@
 /**
  * What the matrix-product tests share (test/gemm.test.ts for the TypeScript kernels, test/gemm-wasm.test.ts for
  * WebAssembly): seeded inputs, the tolerance, and runners that do one (strided) problem three times: the optimized
- * kernel, its naive twin, and the twin on absolute values (the scale of the tolerance).
+ * kernel, its reference (src/tensor/reference/), and the reference on absolute values (the scale of the tolerance).
  *
  * Tolerance: |got − want| ≤ REL · (1 + Σ|terms|) per output, Σ|terms| the same product on absolute values.
  * Every output buffer is larger than its region and pre-filled with SENTINEL, to catch stray writes.
  */
 import { expect } from "vitest";
-import {
-  linear, linearNaive, matmul, matmulNaive, matmulTransB, matmulTransBNaive, matmulTransBSoftmax, packWeight,
-} from "../../src/tensor/gemm.js";
+import { linear, matmul, matmulTransB, matmulTransBSoftmax, packWeight } from "../../src/tensor/gemm.js";
+import * as ref from "../../src/tensor/reference/index.js";
+
+/** The reference of matmulTransBSoftmax: the reference product, then the reference row softmax. */
+export function matmulTransBSoftmaxRef(
+  m: number, n: number, k: number, a: Float32Array, aOff: number, lda: number, b: Float32Array, bOff: number, ldb: number,
+  out: Float32Array, oOff: number, ldo: number, alpha: number,
+): void {
+  ref.matmulTransB(m, n, k, a, aOff, lda, b, bOff, ldb, out, oOff, ldo, alpha);
+  ref.softmaxRows(out, oOff, m, n, ldo);
+}
+
+/** The reference of linearGelu: the reference product, then the exact-erf GELU. */
+export function linearGeluRef(
+  a: Float32Array, w: Float32Array, bias: Float32Array | null, out: Float32Array, m: number, n: number, k: number,
+): void {
+  ref.linear(a, w, bias, out, m, n, k);
+  ref.gelu(out, out, m * n);
+}
 
 export const REL = 1e-5;
 export const SENTINEL = 777.25;
@@ -94,8 +110,8 @@ export function runLinear(m: number, n: number, k: number, withBias: boolean, se
   const bias = withBias ? rand(n, seed + 2) : null;
   const got = filled(m * n + 5), want = filled(m * n + 5), scale = filled(m * n + 5);
   linear(a, packWeight(w, n, k), bias, got, m);
-  linearNaive(a, w, bias, want, m, n, k);
-  linearNaive(abs(a), abs(w), bias && abs(bias), scale, m, n, k);
+  ref.linear(a, w, bias, want, m, n, k);
+  ref.linear(abs(a), abs(w), bias && abs(bias), scale, m, n, k);
   expectOnlyRegionWritten(got, m, n, 0, n);
   return [got, want, scale];
 }
@@ -105,8 +121,8 @@ export function runTransB(m: number, n: number, k: number, s: Strides, alpha: nu
   const size = s.oOff + m * s.ldo + 4;
   const got = filled(size), want = filled(size), scale = filled(size);
   matmulTransB(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, got, s.oOff, s.ldo, alpha);
-  matmulTransBNaive(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, want, s.oOff, s.ldo, alpha);
-  matmulTransBNaive(m, n, k, abs(a), s.aOff, s.lda, abs(b), s.bOff, s.ldb, scale, s.oOff, s.ldo, Math.abs(alpha));
+  ref.matmulTransB(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, want, s.oOff, s.ldo, alpha);
+  ref.matmulTransB(m, n, k, abs(a), s.aOff, s.lda, abs(b), s.bOff, s.ldb, scale, s.oOff, s.ldo, Math.abs(alpha));
   expectOnlyRegionWritten(got, m, n, s.oOff, s.ldo);
   return [got, want, scale];
 }
@@ -116,8 +132,8 @@ export function runMatmul(m: number, n: number, k: number, s: Strides, seed: num
   const size = s.oOff + m * s.ldo + 4;
   const got = filled(size), want = filled(size), scale = filled(size);
   matmul(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, got, s.oOff, s.ldo);
-  matmulNaive(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, want, s.oOff, s.ldo);
-  matmulNaive(m, n, k, abs(a), s.aOff, s.lda, abs(b), s.bOff, s.ldb, scale, s.oOff, s.ldo);
+  ref.matmul(m, n, k, a, s.aOff, s.lda, b, s.bOff, s.ldb, want, s.oOff, s.ldo);
+  ref.matmul(m, n, k, abs(a), s.aOff, s.lda, abs(b), s.bOff, s.ldb, scale, s.oOff, s.ldo);
   expectOnlyRegionWritten(got, m, n, s.oOff, s.ldo);
   return [got, want, scale];
 }
