@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { PerceiverError, PerceiverForImageClassification, Tensor } from "../src/index.js";
 import { ATTENTION_CHUNK_ROWS, attentionChunkRows, MultiHeadAttention } from "../src/layers/attention.js";
 import { Linear } from "../src/layers/linear.js";
-import { Scratch } from "../src/layers/scratch.js";
+import { LayerBuffers } from "../src/layers/scratch.js";
 import { setBackend } from "../src/tensor/gemm.js";
 import { expectClose, fixture, readGolden } from "./helpers/golden.js";
 
@@ -154,10 +154,10 @@ describe("row-chunked attention", () => {
       const q = rand(batch * tq * qDim);
       const kv = rand(batch * tkv * kvDim);
       const run = (chunkRows: number | undefined, withProbs: boolean) => {
-        const att = new MultiHeadAttention(wq, wk, wv, wo, heads, chunkRows);
+        const att = new MultiHeadAttention({ query: wq, key: wk, value: wv, output: wo, numHeads: heads, chunkRows });
         const o = new Float32Array(batch * tq * out);
         const p = withProbs ? new Float32Array(batch * heads * tq * tkv) : undefined;
-        att.forward(q, kv, batch, tq, tkv, o, new Scratch(), p);
+        att.forward({ q, kv, batch, tq, tkv, out: o, buffers: new LayerBuffers(), probs: p });
         return { o, p };
       };
       const whole = run(undefined, true);

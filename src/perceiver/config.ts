@@ -3,40 +3,13 @@
  * unknown keys are ignored; impossible values are rejected with a message naming the field.
  */
 import { PerceiverError } from "../errors.js";
-import { DEFAULT_MAX_WEIGHT_BYTES, weightCount } from "./memory.js";
+import { SUPPORTED_ARCHITECTURES, type ImageClassificationArchitecture, type PerceiverConfig } from "./config-type.js";
+import { weightCount } from "./weights.js";
 
-export type ImageClassificationArchitecture =
-  | "PerceiverForImageClassificationConvProcessing"
-  | "PerceiverForImageClassificationFourier"
-  | "PerceiverForImageClassificationLearned";
+export { SUPPORTED_ARCHITECTURES, type ImageClassificationArchitecture, type PerceiverConfig } from "./config-type.js";
 
-export const SUPPORTED_ARCHITECTURES: readonly ImageClassificationArchitecture[] = [
-  "PerceiverForImageClassificationConvProcessing", // deepmind/vision-perceiver-conv
-  "PerceiverForImageClassificationFourier", // deepmind/vision-perceiver-fourier
-  "PerceiverForImageClassificationLearned", // deepmind/vision-perceiver-learned
-];
-
-export interface PerceiverConfig {
-  architecture: ImageClassificationArchitecture;
-  numLatents: number; // num_latents
-  dLatents: number; // d_latents
-  dModel: number; // d_model (unused by the image classifiers: kv_dim comes from the preprocessor)
-  numBlocks: number; // num_blocks
-  numSelfAttendsPerBlock: number; // num_self_attends_per_block
-  numSelfAttentionHeads: number; // num_self_attention_heads
-  numCrossAttentionHeads: number; // num_cross_attention_heads
-  qkChannels: number | null; // qk_channels
-  vChannels: number | null; // v_channels
-  crossAttentionShapeForAttention: "kv" | "q"; // cross_attention_shape_for_attention
-  selfAttentionWideningFactor: number; // self_attention_widening_factor
-  crossAttentionWideningFactor: number; // cross_attention_widening_factor
-  hiddenAct: "gelu"; // hidden_act
-  useQueryResidual: boolean; // use_query_residual
-  layerNormEps: number; // layer_norm_eps: present in configs but unused by HF (every LayerNorm uses 1e-5)
-  imageSize: number; // image_size (the learned model has image_size² position embeddings)
-  numLabels: number; // len(id2label)
-  id2label: Record<number, string>;
-}
+/** Default cap on the weights a config may imply: 8 GiB of float32 (the ImageNet models need 0.2 GB). */
+export const DEFAULT_MAX_WEIGHT_BYTES = 8 * 2 ** 30;
 
 /** Limits that keep a hostile config from asking for absurd allocations (overridable). */
 export interface ConfigLimits {
@@ -199,32 +172,4 @@ export function parsePerceiverConfig(
       `over the limit of ${gb(limits.maxWeightBytes)} (maxWeightBytes); the largest part scales with "${big.field}"`, source);
   }
   return cfg;
-}
-
-/** Channel widths of one attention block, following HF PerceiverAttention's rules. */
-export interface AttentionShape {
-  qDim: number;
-  kvDim: number;
-  qkChannels: number;
-  vChannels: number;
-  outChannels: number;
-  numHeads: number;
-}
-
-/** HF PerceiverAttention.__init__: the 'kv'/'q' rule for cross-attention, q_dim defaults for self-attention. */
-export function attentionShape(
-  cfg: PerceiverConfig, opts: { cross: boolean; qDim: number; kvDim: number; numHeads: number; qkChannels: number | null; vChannels: number | null },
-  where: string,
-): AttentionShape {
-  let qk = opts.qkChannels;
-  let v = opts.vChannels;
-  if (opts.cross && qk === null) qk = cfg.crossAttentionShapeForAttention === "q" ? opts.qDim : opts.kvDim;
-  qk ??= opts.qDim;
-  v ??= qk;
-  // (the decoder's cross-attention has one head; the encoder's take theirs from these fields)
-  const heads = `num_heads (${opts.numHeads}, config field "${opts.cross ? "num_cross_attention_heads" : "num_self_attention_heads"}")`;
-  if (qk % opts.numHeads !== 0) throw new PerceiverError("CONFIG_INVALID", `${where}: qk_channels (${qk}) must be divisible by ${heads}`);
-  if (v % opts.numHeads !== 0) throw new PerceiverError("CONFIG_INVALID", `${where}: v_channels (${v}) must be divisible by ${heads}`);
-  const outChannels = opts.cross ? opts.qDim : v;
-  return { qDim: opts.qDim, kvDim: opts.kvDim, qkChannels: qk, vChannels: v, outChannels, numHeads: opts.numHeads };
 }

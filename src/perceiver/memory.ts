@@ -1,7 +1,7 @@
 /**
- * Memory a config implies, computed before anything is allocated: the weight count (parsePerceiverConfig refuses
- * a config whose weights alone would not fit a cap) and the activation bytes of one forward pass (the CLI and
- * model.forward refuse a batch that clearly cannot fit in the memory that is available).
+ * Memory a forward pass implies, computed before anything is allocated: the activation bytes of one forward pass
+ * (the CLI and model.forward refuse a batch that clearly cannot fit in the memory that is available). The weight
+ * count is weights.ts weightCount (re-exported here).
  *
  * Browser-safe: no Node import; the free memory is read through `process.getBuiltinModule("node:os")` when it
  * exists (Node >= 20.16), else it is unknown and only the hard limits apply.
@@ -9,13 +9,12 @@
 import { PerceiverError } from "../errors.js";
 import { attentionChunkRows } from "../layers/attention.js";
 import { conv2dOutputSize } from "../tensor/conv.js";
-import type { PerceiverConfig } from "./config.js";
-import { CONV_KERNEL, CONV_OUT_CHANNELS, FOURIER_CHANNELS } from "./preprocessor-conv.js";
-import { LEARNED_IN_CHANNELS, LEARNED_NUM_CHANNELS, LEARNED_OUT_CHANNELS, LEARNED_PROJECT_POS_DIM } from "./preprocessor-learned.js";
-import { PIXELS_NUM_CHANNELS } from "./preprocessor-pixels.js";
+import type { PerceiverConfig } from "./config-type.js";
+import { CONV_KERNEL, CONV_OUT_CHANNELS } from "./preprocessor-conv.js";
+import { LEARNED_PROJECT_POS_DIM } from "./preprocessor-learned.js";
+import { layerShapes } from "./shapes.js";
 
-/** Default cap on the weights a config may imply: 8 GiB of float32 (the ImageNet models need 0.2 GB). */
-export const DEFAULT_MAX_WEIGHT_BYTES = 8 * 2 ** 30;
+export { weightCount, type WeightCount } from "./weights.js";
 
 /** Most elements of one typed array in V8 (Node 20: 2^32); a bigger buffer cannot exist at all. */
 export const MAX_TYPED_ARRAY_LENGTH = 2 ** 32;
@@ -27,65 +26,6 @@ export type MemoryConfig = Pick<
   | "numCrossAttentionHeads" | "qkChannels" | "vChannels" | "crossAttentionShapeForAttention"
   | "selfAttentionWideningFactor" | "crossAttentionWideningFactor" | "imageSize" | "numLabels"
 >;
-
-/** input_preprocessor.num_channels = the encoder cross-attention's kv_dim (same as weights.ts preprocessorNumChannels). */
-export function kvDimOf(architecture: PerceiverConfig["architecture"]): number {
-  switch (architecture) {
-    case "PerceiverForImageClassificationConvProcessing": return CONV_OUT_CHANNELS + FOURIER_CHANNELS; // 322
-    case "PerceiverForImageClassificationFourier": return PIXELS_NUM_CHANNELS; // 261
-    case "PerceiverForImageClassificationLearned": return LEARNED_NUM_CHANNELS; // 512
-  }
-}
-
-/** q/k and v channels of the encoder cross-attention (HF PerceiverAttention's 'kv'/'q' rule). */
-export function crossAttentionChannels(cfg: MemoryConfig): { qk: number; v: number } {
-  const qk = cfg.qkChannels ?? (cfg.crossAttentionShapeForAttention === "q" ? cfg.dLatents : kvDimOf(cfg.architecture));
-  return { qk, v: cfg.vChannels ?? qk };
-}
-
-/** Parameters of one PerceiverLayer (attention + MLP), HF layout, biases included. */
-function layerParams(qDim: number, kvDim: number, qk: number, v: number, out: number, widening: number, cross: boolean): number {
-  const ln = 2 * qDim + (cross ? 2 * kvDim : 0) + 2 * qDim; // layernorm1 (+ layernorm2) + layernorm
-  const attn = qk * qDim + qk + qk * kvDim + qk + v * kvDim + v + out * v + out;
-  const mlp = widening * qDim * qDim + widening * qDim + qDim * widening * qDim + qDim;
-  return ln + attn + mlp;
-}
-
-/** Where the parameters of a config go, keyed by the config field that scales each part. */
-export interface WeightCount {
-  total: number;
-  /** parameters per group: preprocessor (image_size for the learned model), latents (num_latents), the
-   *  cross-attention, the self-attention layers (num_self_attends_per_block), the decoder, the classifier (num_labels) */
-  parts: { field: string; params: number }[];
-}
-
-/**
- * Number of parameters the checkpoint of `cfg` holds (exactly the sum over weights.ts expectedWeights), in floating
- * point so that absurd configs give huge numbers instead of wrapping.
- */
-export function weightCount(cfg: MemoryConfig): WeightCount {
-  const d = cfg.dLatents;
-  const kv = kvDimOf(cfg.architecture);
-  const cross = crossAttentionChannels(cfg);
-  const selfQk = cfg.qkChannels ?? d;
-  const selfV = cfg.vChannels ?? selfQk;
-  let pre = 0;
-  if (cfg.architecture === "PerceiverForImageClassificationConvProcessing") {
-    pre = CONV_OUT_CHANNELS * 3 * CONV_KERNEL * CONV_KERNEL + 4 * CONV_OUT_CHANNELS + 1; // conv, batchnorm, num_batches_tracked
-  } else if (cfg.architecture === "PerceiverForImageClassificationLearned") {
-    pre = LEARNED_OUT_CHANNELS * LEARNED_IN_CHANNELS + LEARNED_OUT_CHANNELS + cfg.imageSize * cfg.imageSize * LEARNED_OUT_CHANNELS +
-      LEARNED_PROJECT_POS_DIM * LEARNED_OUT_CHANNELS + LEARNED_PROJECT_POS_DIM;
-  }
-  const parts = [
-    { field: "image_size", params: pre },
-    { field: "num_latents", params: cfg.numLatents * d },
-    { field: "cross_attention_widening_factor", params: layerParams(d, kv, cross.qk, cross.v, d, cfg.crossAttentionWideningFactor, true) },
-    { field: "num_self_attends_per_block", params: cfg.numSelfAttendsPerBlock * layerParams(d, d, selfQk, selfV, selfV, cfg.selfAttentionWideningFactor, false) },
-    { field: "d_latents", params: d + layerParams(d, d, d, d, d, 1, true) }, // decoder query + decoding cross-attention
-    { field: "num_labels", params: cfg.numLabels * d + cfg.numLabels },
-  ];
-  return { total: parts.reduce((s, p) => s + p.params, 0), parts };
-}
 
 /** The input of one forward pass: pixelValues [batch, 3, height, width]. */
 export interface ForwardShape {
@@ -117,7 +57,8 @@ export function estimateForwardMemory(cfg: MemoryConfig, shape: ForwardShape): M
   const { batch: B, height: H, width: W } = shape;
   const N = cfg.numLatents;
   const D = cfg.dLatents;
-  const kv = kvDimOf(cfg.architecture);
+  const shapes = layerShapes(cfg, false);
+  const kv = shapes.kvDim;
   let largest = 0;
   let total = 0;
   const buf = (n: number) => {
@@ -150,9 +91,9 @@ export function estimateForwardMemory(cfg: MemoryConfig, shape: ForwardShape): M
 
   // the layers' shared working buffers, each sized by its largest use (encoder cross-attention, self-attention,
   // decoder cross-attention: one query per image against the N latents, which it layer-norms in place)
-  const c = crossAttentionChannels(cfg);
-  const qk = cfg.qkChannels ?? D;
-  const v = cfg.vChannels ?? qk;
+  const c = { qk: shapes.encoderCross.qkChannels, v: shapes.encoderCross.vChannels };
+  const qk = shapes.encoderSelf.qkChannels;
+  const v = shapes.encoderSelf.vChannels;
   buf(B * N * D); // layer.normed
   buf(B * N * D); // layer.attnOut
   // the queries, then the MLP hidden activations (one buffer)

@@ -1,9 +1,17 @@
 /**
  * Fourier position encoding of HF `PerceiverFourierPositionEncoding` (generate_fourier_features), computed with
- * torch's float32 arithmetic so it matches PyTorch to 1 ulp (spec §2.4): the 28π amplification of the highest band
- * makes a float64 formula differ by up to 1e-5.
+ * torch's float32 arithmetic so it matches PyTorch to 1 ulp: the 28π amplification of the highest band makes a
+ * float64 formula differ by up to 1e-5.
  */
 const f32 = Math.fround;
+
+/**
+ * Channels of the encoding for `numDims` index dims and `numBands` bands (PerceiverFourierPositionEncoding
+ * .output_size with concat_pos and sine and cosine): the positions, then sin and cos of each band per dim.
+ */
+export function fourierChannels(numDims: number, numBands: number): number {
+  return numDims * (2 * numBands + 1);
+}
 
 /** torch.linspace(start, end, steps) in float32: the first half counts up from start, the second half down from end. */
 export function linspaceF32(start: number, end: number, steps: number): Float32Array {
@@ -44,7 +52,7 @@ export function linearPositions(indexDims: readonly number[]): Float32Array {
  * with frequency bands linspace(1, max_resolution[d]/2, numBands).
  */
 export function fourierPositionEncoding(indexDims: readonly number[], numBands: number, maxResolution: readonly number[]): Float32Array {
-  const channels = indexDims.length * (2 * numBands + 1);
+  const channels = fourierChannels(indexDims.length, numBands);
   const out = new Float32Array(indexDims.reduce((a, b) => a * b, 1) * channels);
   fourierPositionEncodingInto(indexDims, numBands, maxResolution, out, 0, channels);
   return out;

@@ -9,8 +9,8 @@ import { relu } from "../tensor/activations.js";
 import { batchNorm2d, conv2dGemm, conv2dOutputSize, maxPool2d } from "../tensor/conv.js";
 import { packWeight, type PackedWeight } from "../tensor/gemm.js";
 import { repeatItemColumns, transposeInto } from "../tensor/layout.js";
-import { Scratch } from "../layers/scratch.js";
-import { fourierPositionEncodingInto } from "./position-encoding.js";
+import { GrowingBuffer } from "../layers/scratch.js";
+import { fourierChannels, fourierPositionEncodingInto } from "./position-encoding.js";
 import type { Preprocessor, PreprocessorOutput } from "./preprocessor.js";
 
 export interface ConvPreprocessorWeights {
@@ -28,18 +28,23 @@ export const FOURIER_MAX_RESOLUTION = [56, 56] as const;
 const BN_EPS = 1e-5;
 
 /** 2 coords + 2·2·64 sin/cos = 258 */
-export const FOURIER_CHANNELS = 2 * (2 * FOURIER_NUM_BANDS + 1);
+export const FOURIER_CHANNELS = fourierChannels(2, FOURIER_NUM_BANDS);
+/** HF num_channels: 64 conv features + 258 Fourier = 322 (the cross-attention kv_dim) */
+export const CONV_NUM_CHANNELS = CONV_OUT_CHANNELS + FOURIER_CHANNELS;
 
 export class ConvPreprocessor implements Preprocessor {
   readonly inChannels = 3;
   readonly outChannels = CONV_OUT_CHANNELS;
-  readonly numChannels = CONV_OUT_CHANNELS + FOURIER_CHANNELS;
+  readonly numChannels = CONV_NUM_CHANNELS;
+  /** the encoder inputs [B·T, 322], read (and layer-normed in place) by the cross-attention before the next forward */
+  private readonly inputs = new GrowingBuffer();
+  /** one image's pooled features [64, gh·gw] */
+  private readonly pooled = new GrowingBuffer();
   /**
-   * the encoder inputs (read, and layer-normed in place, by the cross-attention before the next forward) and the
-   * pooled features, reused by every forward; the conv output lives in each item's own rows of the inputs until
-   * its tokens are written there (a separate buffer only for images so small that it does not fit)
+   * one image's conv output [64, ch·cw], only for images so small that it does not fit in the image's own rows of
+   * the inputs (where it lives otherwise, until its tokens are written there)
    */
-  private readonly scratch = new Scratch();
+  private readonly convApart = new GrowingBuffer();
   /** convWeight [64, 3·7·7] packed once for conv2dGemm */
   private readonly convPacked: PackedWeight;
 
@@ -78,9 +83,9 @@ export class ConvPreprocessor implements Preprocessor {
 
     const itemFloats = tokens * nc;
     const convFloats = o * ch * cw;
-    const inputs = this.scratch.get("inputs", batch * itemFloats);
-    const pooled = this.scratch.get("pooled", o * tokens);
-    const convApart = convFloats > itemFloats ? this.scratch.get("conv", convFloats) : null;
+    const inputs = this.inputs.take(batch * itemFloats);
+    const pooled = this.pooled.take(o * tokens);
+    const convApart = convFloats > itemFloats ? this.convApart.take(convFloats) : null;
     for (let b = 0; b < batch; b++) {
       const x = pixels.subarray(b * c * h * w, (b + 1) * c * h * w);
       const conv = convApart ?? inputs.subarray(b * itemFloats, b * itemFloats + convFloats);

@@ -11,14 +11,14 @@
  */
 import { PerceiverError } from "../errors.js";
 import { repeatItemColumns, transposeInto } from "../tensor/layout.js";
-import { fourierPositionEncodingInto } from "./position-encoding.js";
+import { fourierChannels, fourierPositionEncodingInto } from "./position-encoding.js";
 import type { Preprocessor, PreprocessorOutput } from "./preprocessor.js";
 
 export const PIXELS_IN_CHANNELS = 3;
 export const PIXELS_FOURIER_NUM_BANDS = 64;
 export const PIXELS_FOURIER_MAX_RESOLUTION = [224, 224] as const;
 /** 2 coords + 2·2·64 sin/cos = 258 (PerceiverFourierPositionEncoding.output_size()) */
-export const PIXELS_FOURIER_CHANNELS = 2 * (2 * PIXELS_FOURIER_NUM_BANDS + 1);
+export const PIXELS_FOURIER_CHANNELS = fourierChannels(2, PIXELS_FOURIER_NUM_BANDS);
 /** HF num_channels: ceil(in_channels / spatial_downsample) + 258 = 261 (the cross-attention kv_dim) */
 export const PIXELS_NUM_CHANNELS = PIXELS_IN_CHANNELS + PIXELS_FOURIER_CHANNELS;
 /**

@@ -4,46 +4,12 @@
  */
 import { PerceiverError } from "../errors.js";
 import type { StateDict } from "../io/checkpoint/state-dict.js";
-import { attentionShape, type AttentionShape, type PerceiverConfig } from "./config.js";
-import { CONV_KERNEL, CONV_OUT_CHANNELS, FOURIER_CHANNELS } from "./preprocessor-conv.js";
-import { LEARNED_IN_CHANNELS, LEARNED_NUM_CHANNELS, LEARNED_OUT_CHANNELS, LEARNED_PROJECT_POS_DIM } from "./preprocessor-learned.js";
-import { PIXELS_NUM_CHANNELS } from "./preprocessor-pixels.js";
+import type { PerceiverConfig } from "./config-type.js";
+import { CONV_KERNEL, CONV_OUT_CHANNELS } from "./preprocessor-conv.js";
+import { LEARNED_IN_CHANNELS, LEARNED_OUT_CHANNELS, LEARNED_PROJECT_POS_DIM } from "./preprocessor-learned.js";
+import { layerShapes, type AttentionShape, type ShapeConfig } from "./shapes.js";
 
 export type ExpectedWeights = Map<string, readonly number[]>;
-
-/** The attention shapes of the three kinds of PerceiverLayer in the image classifier. */
-export interface LayerShapes {
-  encoderCross: AttentionShape;
-  encoderSelf: AttentionShape;
-  decoderCross: AttentionShape;
-  kvDim: number;
-}
-
-/** input_preprocessor.num_channels, the encoder cross-attention's kv_dim (config.d_model is not used). */
-export function preprocessorNumChannels(cfg: PerceiverConfig): number {
-  switch (cfg.architecture) {
-    case "PerceiverForImageClassificationConvProcessing":
-      return CONV_OUT_CHANNELS + FOURIER_CHANNELS; // 64 conv + 258 Fourier = 322
-    case "PerceiverForImageClassificationFourier":
-      return PIXELS_NUM_CHANNELS; // 3 pixels + 258 Fourier = 261
-    case "PerceiverForImageClassificationLearned":
-      return LEARNED_NUM_CHANNELS; // 256 conv1x1 + 256 projected positions = 512
-  }
-}
-
-export function layerShapes(cfg: PerceiverConfig): LayerShapes {
-  const kvDim = preprocessorNumChannels(cfg);
-  const d = cfg.dLatents;
-  return {
-    kvDim,
-    // PerceiverEncoder.cross_attention
-    encoderCross: attentionShape(cfg, { cross: true, qDim: d, kvDim, numHeads: cfg.numCrossAttentionHeads, qkChannels: cfg.qkChannels, vChannels: cfg.vChannels }, "encoder.cross_attention"),
-    // PerceiverEncoder.self_attends.i
-    encoderSelf: attentionShape(cfg, { cross: false, qDim: d, kvDim: d, numHeads: cfg.numSelfAttentionHeads, qkChannels: cfg.qkChannels, vChannels: cfg.vChannels }, "encoder.self_attends"),
-    // PerceiverClassificationDecoder -> PerceiverBasicDecoder(num_channels=d_latents, num_heads=1, qk/v=None)
-    decoderCross: attentionShape(cfg, { cross: true, qDim: d, kvDim: d, numHeads: 1, qkChannels: null, vChannels: null }, "decoder.decoding_cross_attention"),
-  };
-}
 
 function addLayer(m: ExpectedWeights, prefix: string, s: AttentionShape, cross: boolean, widening: number): void {
   const a = `${prefix}.attention`;
@@ -70,7 +36,7 @@ function addLayer(m: ExpectedWeights, prefix: string, s: AttentionShape, cross: 
 }
 
 /** The input_preprocessor's keys of each architecture (HF PerceiverImagePreprocessor as its __init__ builds it). */
-function addPreprocessor(m: ExpectedWeights, cfg: PerceiverConfig): void {
+function addPreprocessor(m: ExpectedWeights, cfg: WeightConfig): void {
   const pre = "perceiver.input_preprocessor";
   switch (cfg.architecture) {
     case "PerceiverForImageClassificationConvProcessing": // prep_type "conv": Conv2DDownsample, Fourier positions
@@ -90,10 +56,18 @@ function addPreprocessor(m: ExpectedWeights, cfg: PerceiverConfig): void {
   }
 }
 
-/** Every state-dict key of the image classifier (cfg.architecture picks the preprocessor) with its shape. */
-export function expectedWeights(cfg: PerceiverConfig): ExpectedWeights {
+/** The fields of the config the weights depend on. */
+export type WeightConfig = ShapeConfig & Pick<
+  PerceiverConfig, "numLatents" | "numSelfAttendsPerBlock" | "selfAttentionWideningFactor" | "crossAttentionWideningFactor" | "imageSize" | "numLabels"
+>;
+
+/**
+ * Every state-dict key of the image classifier (cfg.architecture picks the preprocessor) with its shape.
+ * check = false skips the heads-divide-channels checks (weightCount of a config still being validated).
+ */
+export function expectedWeights(cfg: WeightConfig, check = true): ExpectedWeights {
   const m: ExpectedWeights = new Map();
-  const s = layerShapes(cfg);
+  const s = layerShapes(cfg, check);
   addPreprocessor(m, cfg);
   m.set("perceiver.embeddings.latents", [cfg.numLatents, cfg.dLatents]);
   addLayer(m, "perceiver.encoder.cross_attention", s.encoderCross, true, cfg.crossAttentionWideningFactor);
@@ -106,6 +80,38 @@ export function expectedWeights(cfg: PerceiverConfig): ExpectedWeights {
   m.set(`${dec}.final_layer.weight`, [cfg.numLabels, cfg.dLatents]);
   m.set(`${dec}.final_layer.bias`, [cfg.numLabels]);
   return m;
+}
+
+/** Where the parameters of a config go, keyed by the config field that scales each part. */
+export interface WeightCount {
+  total: number;
+  /** parameters per group: preprocessor (image_size for the learned model), latents (num_latents), the
+   *  cross-attention, the self-attention layers (num_self_attends_per_block), the decoder, the classifier (num_labels) */
+  parts: { field: string; params: number }[];
+}
+
+/** The config field that scales the weights under each key prefix (first match). */
+const PARTS: [prefix: string, field: string][] = [
+  ["perceiver.input_preprocessor.", "image_size"],
+  ["perceiver.embeddings.", "num_latents"],
+  ["perceiver.encoder.cross_attention.", "cross_attention_widening_factor"],
+  ["perceiver.encoder.self_attends.", "num_self_attends_per_block"],
+  ["perceiver.decoder.decoder.final_layer.", "num_labels"],
+  ["perceiver.decoder.", "d_latents"],
+];
+
+/**
+ * Number of parameters the checkpoint of `cfg` holds: the sum over expectedWeights, grouped by PARTS, in floating
+ * point so that absurd configs give huge numbers instead of wrapping. (parsePerceiverConfig calls it before the
+ * heads are checked against every layer, so it counts without those checks.)
+ */
+export function weightCount(cfg: WeightConfig): WeightCount {
+  const parts = PARTS.map(([, field]) => ({ field, params: 0 }));
+  for (const [name, shape] of expectedWeights(cfg, false)) {
+    const i = PARTS.findIndex(([prefix]) => name.startsWith(prefix));
+    parts[i].params += shape.reduce((a, b) => a * b, 1);
+  }
+  return { total: parts.reduce((t, p) => t + p.params, 0), parts };
 }
 
 const fmt = (shape: readonly number[]) => `[${shape.join(",")}]`;

@@ -4,7 +4,7 @@
  *
  * Small functions on purpose: V8 optimizes a loop only once it has run for a while, counted against the whole
  * function's size, so the same loop inlined in a long method ran mostly unoptimized at each call and boxed every
- * float it read (3 MB of young-generation garbage per forward pass for the conv features alone).
+ * float it read (garbage for the collector on every call).
  */
 
 // src [rows, cols] (from sOff) -> dst [cols, rows] with row stride ld (from dOff): dst[dOff + j·ld + i] = src[sOff + i·cols + j]
@@ -18,7 +18,7 @@ export function transposeInto(
 }
 
 // src [rows, cols] (row stride sld, from sOff) -> dst [rows, cols] (row stride dld, from dOff): one set() when both
-// are dense, else a plain loop (a subarray view per row was young-generation garbage: tens of thousands per pass)
+// are dense, else a plain loop (a subarray view per row would be garbage for the collector)
 export function copyBlock(
   src: Float32Array, sOff: number, sld: number, dst: Float32Array, dOff: number, dld: number, rows: number, cols: number,
 ): void {

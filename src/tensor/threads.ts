@@ -28,7 +28,7 @@ export const MAX_JOBS = 64;
 const SLOTS_AT = 64;
 /** A worker that has not answered after this long is taken for dead (a job lasts milliseconds). */
 const JOB_TIMEOUT_MS = 60_000;
-/** Polls (Atomics.load) a waiting thread makes before it sleeps in Atomics.wait: roughly 50-200 µs. */
+/** Polls (Atomics.load) a waiting thread makes before it sleeps in Atomics.wait (a short spin). */
 const SPIN = 20_000;
 /** Starting workers (spawn + compile) may take this long before the pool gives up. */
 const START_TIMEOUT_MS = 30_000;
@@ -72,7 +72,7 @@ const onInit = (d) => {
   let seq = Atomics.load(ctl, 0);
   send({ ready: true });
   for (;;) {
-    // spin a little first: rounds of one product come back to back, and waking a sleeping thread costs ~100 µs
+    // spin a little first: rounds of one product come back to back, and waking a sleeping thread is slow
     for (let i = 0; i < d.spin && Atomics.load(ctl, 0) === seq; i++);
     Atomics.wait(ctl, 0, seq);
     if (Atomics.load(ctl, 3) !== 0) return;

@@ -4,7 +4,7 @@
  * LayerNorm weight 1 / bias 0, the trainable query ~ N(0, initializer_range)).
  */
 import type { PerceiverConfig } from "../config.js";
-import { layerShapes } from "../weights.js";
+import { layerShapes } from "../shapes.js";
 import { Rng } from "./rng.js";
 
 /** The state-dict prefix of every decoder parameter. */

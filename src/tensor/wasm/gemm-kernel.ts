@@ -30,6 +30,7 @@
  *    logits end 1.4e-6 from PyTorch's float64 run, as close as PyTorch's own float32 run (1.3e-6); a float64 C
  *    would cost 2 promotions, a shuffle and 2 float64 adds per run and accumulator instead of 2 float32 adds, and
  *    twice the memory, which keeps the model's 512-row products from running as one round.
+ *    reference/wasm-sum-model.ts is this arithmetic in scalar JavaScript (the tests hold the kernel to it).
  *  - The driver calls block once per K chunk of at most KC steps (an A row chunk must fit the fixed stride):
  *    `accumulate` continues C from the previous chunk instead of starting from the bias, and `finish`
  *    writes alpha·C after the last chunk (the product in float64, rounded once to float32).
