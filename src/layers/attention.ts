@@ -9,7 +9,7 @@ export const ATTENTION_CHUNK_ROWS = 64;
  * [512, 512]; the conv model's cross-attention [512, 3025] goes in chunks (less peak memory, for staging K and V
  * once per chunk).
  */
-export const ATTENTION_UNCHUNKED_LIMIT = 1 << 20;
+const ATTENTION_UNCHUNKED_LIMIT = 1 << 20;
 
 /** Query rows per score chunk: all of them for small products, else ATTENTION_CHUNK_ROWS. */
 export function attentionChunkRows(tq: number, tkv: number): number {

@@ -9,7 +9,7 @@ import { weightCount } from "./weights.js";
 export { SUPPORTED_ARCHITECTURES, type ImageClassificationArchitecture, type PerceiverConfig } from "./config-type.js";
 
 /** Default cap on the weights a config may imply: 8 GiB of float32 (the ImageNet models need 0.2 GB). */
-export const DEFAULT_MAX_WEIGHT_BYTES = 8 * 2 ** 30;
+const DEFAULT_MAX_WEIGHT_BYTES = 8 * 2 ** 30;
 
 /** Limits that keep a hostile config from asking for absurd allocations (overridable). */
 export interface ConfigLimits {

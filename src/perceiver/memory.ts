@@ -17,7 +17,7 @@ import { layerShapes } from "./shapes.js";
 export { weightCount, type WeightCount } from "./weights.js";
 
 /** Most elements of one typed array in V8 (Node 20: 2^32); a bigger buffer cannot exist at all. */
-export const MAX_TYPED_ARRAY_LENGTH = 2 ** 32;
+const MAX_TYPED_ARRAY_LENGTH = 2 ** 32;
 
 /** The fields of config.json the estimates depend on (a PerceiverConfig fits). */
 export type MemoryConfig = Pick<

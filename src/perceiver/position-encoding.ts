@@ -30,7 +30,7 @@ export function linspaceF32(start: number, end: number, steps: number): Float32A
  * Positions on an index grid (build_linear_positions): for index dims (d0, d1, …) each token t (row-major) gets one
  * coordinate per dim from linspace(-1, 1, d). -> [numTokens, dims]
  */
-export function linearPositions(indexDims: readonly number[]): Float32Array {
+function linearPositions(indexDims: readonly number[]): Float32Array {
   const axes = indexDims.map((d) => linspaceF32(-1, 1, d));
   const n = indexDims.reduce((a, b) => a * b, 1);
   const nd = indexDims.length;

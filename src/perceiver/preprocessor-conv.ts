@@ -28,7 +28,7 @@ export const FOURIER_MAX_RESOLUTION = [56, 56] as const;
 const BN_EPS = 1e-5;
 
 /** 2 coords + 2·2·64 sin/cos = 258 */
-export const FOURIER_CHANNELS = fourierChannels(2, FOURIER_NUM_BANDS);
+const FOURIER_CHANNELS = fourierChannels(2, FOURIER_NUM_BANDS);
 /** HF num_channels: 64 conv features + 258 Fourier = 322 (the cross-attention kv_dim) */
 export const CONV_NUM_CHANNELS = CONV_OUT_CHANNELS + FOURIER_CHANNELS;
 

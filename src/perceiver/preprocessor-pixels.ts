@@ -14,18 +14,18 @@ import { repeatItemColumns, transposeInto } from "../tensor/layout.js";
 import { fourierChannels, fourierPositionEncodingInto } from "./position-encoding.js";
 import type { Preprocessor, PreprocessorOutput } from "./preprocessor.js";
 
-export const PIXELS_IN_CHANNELS = 3;
-export const PIXELS_FOURIER_NUM_BANDS = 64;
-export const PIXELS_FOURIER_MAX_RESOLUTION = [224, 224] as const;
+const PIXELS_IN_CHANNELS = 3;
+const PIXELS_FOURIER_NUM_BANDS = 64;
+const PIXELS_FOURIER_MAX_RESOLUTION = [224, 224] as const;
 /** 2 coords + 2·2·64 sin/cos = 258 (PerceiverFourierPositionEncoding.output_size()) */
-export const PIXELS_FOURIER_CHANNELS = fourierChannels(2, PIXELS_FOURIER_NUM_BANDS);
+const PIXELS_FOURIER_CHANNELS = fourierChannels(2, PIXELS_FOURIER_NUM_BANDS);
 /** HF num_channels: ceil(in_channels / spatial_downsample) + 258 = 261 (the cross-attention kv_dim) */
 export const PIXELS_NUM_CHANNELS = PIXELS_IN_CHANNELS + PIXELS_FOURIER_CHANNELS;
 /**
  * Most pixels per image (1024x1024, 21x the 224x224 the model was trained on): every pixel is a 261-channel token,
  * and the encoder keeps about four such [H·W, 261] arrays per image (inputs, LN2(inputs), K, V: 4.4 GB here).
  */
-export const PIXELS_MAX_TOKENS = 1 << 20;
+const PIXELS_MAX_TOKENS = 1 << 20;
 
 export class PixelsPreprocessor implements Preprocessor {
   readonly outChannels = PIXELS_IN_CHANNELS;

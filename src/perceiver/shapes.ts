@@ -10,7 +10,7 @@ import { LEARNED_NUM_CHANNELS } from "./preprocessor-learned.js";
 import { PIXELS_NUM_CHANNELS } from "./preprocessor-pixels.js";
 
 /** HF input_preprocessor.num_channels: the encoder cross-attention's kv_dim (config.d_model is not used). */
-export function preprocessorNumChannels(architecture: ImageClassificationArchitecture): number {
+function preprocessorNumChannels(architecture: ImageClassificationArchitecture): number {
   switch (architecture) {
     case "PerceiverForImageClassificationConvProcessing": return CONV_NUM_CHANNELS; // 64 conv + 258 Fourier = 322
     case "PerceiverForImageClassificationFourier": return PIXELS_NUM_CHANNELS; // 3 pixels + 258 Fourier = 261
@@ -42,7 +42,7 @@ export interface AttentionShapeOptions {
 }
 
 /** HF PerceiverAttention.__init__: the 'kv'/'q' rule for cross-attention, q_dim defaults for self-attention. */
-export function attentionShape(
+function attentionShape(
   cfg: Pick<PerceiverConfig, "crossAttentionShapeForAttention">, opts: AttentionShapeOptions, where: string,
 ): AttentionShape {
   let qk = opts.qkChannels;

@@ -34,7 +34,7 @@ export function packA(a: Float32Array, aOff: number, lda: number, mc: number, k:
 
 // b [N,K] rows (stride ldb, from bOff), columns [jc, jc+nc) of the product
 //   -> h from d: panels of NR, k-major, zero-padded
-export function packBTrans(b: Float32Array, bOff: number, ldb: number, jc: number, nc: number, k: number, h: Float32Array, d0: number): void {
+function packBTrans(b: Float32Array, bOff: number, ldb: number, jc: number, nc: number, k: number, h: Float32Array, d0: number): void {
   const padded = Math.ceil(nc / NR) * NR;
   for (let jj = 0; jj < padded; jj++) {
     let d = d0 + (jj - (jj % NR)) * k + (jj % NR);
@@ -48,7 +48,7 @@ export function packBTrans(b: Float32Array, bOff: number, ldb: number, jc: numbe
 }
 
 // b [K,N] rows (stride ldb, from bOff), columns [jc, jc+nc) -> h from d0: panels of NR, k-major, zero-padded
-export function packB(b: Float32Array, bOff: number, ldb: number, jc: number, nc: number, k: number, h: Float32Array, d0: number): void {
+function packB(b: Float32Array, bOff: number, ldb: number, jc: number, nc: number, k: number, h: Float32Array, d0: number): void {
   for (let j0 = 0; j0 < nc; j0 += NR) {
     const w = Math.min(NR, nc - j0);
     let d = d0 + j0 * k;

@@ -52,10 +52,6 @@ export function numel(shape: readonly number[]): number {
   return n;
 }
 
-export function shapeEquals(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
 /** Index of the first element of x that is NaN or infinite, or -1 (a small function: see layout.ts). */
 export function indexOfNonFinite(x: Float32Array): number {
   for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return i;

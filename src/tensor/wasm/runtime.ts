@@ -27,7 +27,7 @@ const JOBS_PER_THREAD = 8;
 /** Exports the pool's workers may call, by index. */
 const EXPORTS = ["transpose", "softmax", "gelu", "layernorm", "product", "panelize", "attend", "addRows", "stageRows", "copyRows"];
 export const TRANSPOSE = EXPORTS.indexOf("transpose");
-export const SOFTMAX = EXPORTS.indexOf("softmax");
+const SOFTMAX = EXPORTS.indexOf("softmax");
 export const GELU = EXPORTS.indexOf("gelu");
 export const LAYERNORM = EXPORTS.indexOf("layernorm");
 export const PRODUCT = EXPORTS.indexOf("product");
