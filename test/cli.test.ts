@@ -86,6 +86,13 @@ describe("perceiver CLI", () => {
     const ts = await runCli(["classify", CAT, "--model", TINY, "--json", "--logits", "--backend", "ts"]);
     expect(ts.code, ts.stderr).toBe(0);
     JSON.parse(ts.stdout).logits.forEach((v: number, i: number) => expect(Math.abs(v - ref[i])).toBeLessThanOrEqual(1e-5));
+    // --backend reference (the plain loops) is within 1e-5 too; an unknown PERCEIVER_BACKEND is an error, not a fallback
+    const plain = await runCli(["classify", CAT, "--model", TINY, "--json", "--logits", "--backend", "reference"]);
+    expect(plain.code, plain.stderr).toBe(0);
+    JSON.parse(plain.stdout).logits.forEach((v: number, i: number) => expect(Math.abs(v - ref[i])).toBeLessThanOrEqual(1e-5));
+    const bad = await runCli(["classify", CAT, "--model", TINY], { env: { PERCEIVER_BACKEND: "gpu" } });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/PERCEIVER_BACKEND: expected one of "wasm", "ts", "reference", got "gpu"/);
     expect((await runCli(["classify", "--help"])).stdout).toMatch(/--threads <n>/);
   });
 

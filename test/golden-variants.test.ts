@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { PerceiverError, PerceiverForImageClassification, Tensor } from "../src/index.js";
 import { ATTENTION_CHUNK_ROWS, attentionChunkRows, MultiHeadAttention } from "../src/layers/attention.js";
 import { Linear } from "../src/layers/linear.js";
-import { LayerBuffers } from "../src/layers/scratch.js";
+import { LayerBuffers } from "../src/layers/buffers.js";
 import { setBackend } from "../src/tensor/gemm.js";
 import { expectClose, fixture, readGolden } from "./helpers/golden.js";
 

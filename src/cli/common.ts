@@ -27,7 +27,7 @@ export function printable(s: string, { keepNewlines = false } = {}): string {
 
 /** Help lines for the compute options every model command takes (see applyComputeOptions). */
 export const COMPUTE_HELP = `  --threads <n>               threads for the matrix products  [default: PERCEIVER_THREADS or all cores]
-  --backend <wasm|ts|reference>  kernels (reference: plain loops)  [default: PERCEIVER_BACKEND or wasm]`;
+  --backend <name>            kernels: wasm, ts or reference   [default: PERCEIVER_BACKEND or wasm]`;
 
 /** Help line for --ignore-exif (every command that reads images). */
 export const IMAGE_HELP = `  --ignore-exif               keep the stored orientation (default: turn photos upright by

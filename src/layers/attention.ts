@@ -1,6 +1,6 @@
 import { attentionHeads, matmul, matmulTransBSoftmax } from "../tensor/gemm.js";
 import type { Linear } from "./linear.js";
-import type { LayerBuffers } from "./scratch.js";
+import type { LayerBuffers } from "./buffers.js";
 
 /** Query rows per chunk of attention scores once Tq·Tkv exceeds ATTENTION_UNCHUNKED_LIMIT. */
 export const ATTENTION_CHUNK_ROWS = 64;

@@ -1,5 +1,5 @@
 import type { Linear } from "./linear.js";
-import type { LayerBuffers } from "./scratch.js";
+import type { LayerBuffers } from "./buffers.js";
 
 export interface MlpForward {
   /** [rows, dim]; must not be in buffers.queriesThenMlpHidden */

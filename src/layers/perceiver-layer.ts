@@ -1,7 +1,7 @@
 import type { MultiHeadAttention } from "./attention.js";
 import type { LayerNorm } from "./layernorm.js";
 import type { Mlp } from "./mlp.js";
-import { LayerBuffers } from "./scratch.js";
+import { LayerBuffers } from "./buffers.js";
 
 export interface PerceiverLayerWeights {
   /** LN1 of the queries' input [qDim] */

@@ -94,15 +94,15 @@ export function estimateForwardMemory(cfg: MemoryConfig, shape: ForwardShape): M
   const c = { qk: shapes.encoderCross.qkChannels, v: shapes.encoderCross.vChannels };
   const qk = shapes.encoderSelf.qkChannels;
   const v = shapes.encoderSelf.vChannels;
-  buf(B * N * D); // layer.normed
-  buf(B * N * D); // layer.attnOut
+  buf(B * N * D); // LayerBuffers.normed
+  buf(B * N * D); // LayerBuffers.attnOut
   // the queries, then the MLP hidden activations (one buffer)
   buf(B * N * Math.max(c.qk, qk, D, D * Math.max(cfg.crossAttentionWideningFactor, cfg.selfAttentionWideningFactor)));
-  buf(Math.max(T * c.qk, N * qk, N * D)); // attn.k (one item)
-  buf(Math.max(T * c.v, N * v, N * D)); // attn.v (one item)
-  buf(B * N * Math.max(c.v, v)); // attn.context
+  buf(Math.max(T * c.qk, N * qk, N * D)); // LayerBuffers.keys (one image)
+  buf(Math.max(T * c.v, N * v, N * D)); // LayerBuffers.values (one image)
+  buf(B * N * Math.max(c.v, v)); // LayerBuffers.context
   if (shape.outputAttentions) buf(B * cfg.numCrossAttentionHeads * N * T);
-  buf(Math.max(attentionChunkRows(N, T) * T, attentionChunkRows(N, N) * N)); // attn.scores
+  buf(Math.max(attentionChunkRows(N, T) * T, attentionChunkRows(N, N) * N)); // LayerBuffers.scores
   if (shape.outputHiddenStates) buf((1 + cfg.numBlocks * cfg.numSelfAttendsPerBlock) * B * N * D);
 
   // decoder: the query, logits, attention

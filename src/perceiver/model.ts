@@ -21,7 +21,7 @@ import { LayerNorm } from "../layers/layernorm.js";
 import { Linear } from "../layers/linear.js";
 import { Mlp } from "../layers/mlp.js";
 import { PerceiverLayer } from "../layers/perceiver-layer.js";
-import { LayerBuffers } from "../layers/scratch.js";
+import { LayerBuffers } from "../layers/buffers.js";
 import { ensureThreads } from "../tensor/gemm.js";
 import { Tensor, indexOfNonFinite } from "../tensor/tensor.js";
 import type { PerceiverConfig } from "./config-type.js";

@@ -9,7 +9,7 @@ import { relu } from "../tensor/activations.js";
 import { batchNorm2d, conv2dGemm, conv2dOutputSize, maxPool2d } from "../tensor/conv.js";
 import { packWeight, type PackedWeight } from "../tensor/gemm.js";
 import { repeatItemColumns, transposeInto } from "../tensor/layout.js";
-import { GrowingBuffer } from "../layers/scratch.js";
+import { GrowingBuffer } from "../layers/buffers.js";
 import { fourierChannels, fourierPositionEncodingInto } from "./position-encoding.js";
 import type { Preprocessor, PreprocessorOutput } from "./preprocessor.js";
 
