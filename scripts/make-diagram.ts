@@ -14,7 +14,7 @@ import { parsePerceiverConfig, type PerceiverConfig } from "../src/perceiver/con
 import { flopBudget } from "../src/perceiver/flops.js";
 import { ConvPreprocessor, CONV_KERNEL, CONV_OUT_CHANNELS } from "../src/perceiver/preprocessor-conv.js";
 import { conv2dOutputSize } from "../src/tensor/conv.js";
-import { layerShapes } from "../src/perceiver/weights.js";
+import { layerShapes } from "../src/perceiver/shapes.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const DIAGRAM_PATH = join(ROOT, "docs", "images", "conv-model.svg");

@@ -1,7 +1,7 @@
 import { layerNormRows } from "../tensor/layernorm.js";
 
 /** torch's nn.LayerNorm default eps: what every HF Perceiver LayerNorm uses (config.layer_norm_eps is ignored). */
-const TORCH_LAYERNORM_EPS = 1e-5;
+export const TORCH_LAYERNORM_EPS = 1e-5;
 
 /** nn.LayerNorm over the last dimension. */
 export class LayerNorm {

@@ -8,10 +8,10 @@
  * (the learned model's positions_projection, computed once and kept) is not per image and is left out too.
  */
 import { conv2dOutputSize } from "../tensor/conv.js";
-import type { AttentionShape, PerceiverConfig } from "./config.js";
+import type { PerceiverConfig } from "./config-type.js";
 import { ConvPreprocessor, CONV_KERNEL, CONV_OUT_CHANNELS } from "./preprocessor-conv.js";
 import { LEARNED_IN_CHANNELS, LEARNED_OUT_CHANNELS } from "./preprocessor-learned.js";
-import { layerShapes } from "./weights.js";
+import { layerShapes, type AttentionShape } from "./shapes.js";
 
 /** One matrix product (or a convolution written as one): out [m, n] = a [m, k] · b [k, n], `count` times. */
 export interface FlopTerm {
