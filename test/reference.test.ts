@@ -7,6 +7,7 @@
  *    |got − want| ≤ 1e-5·(1 + Σ|terms|) of the reference;
  *  - setBackend("reference") routes every operation to the reference loops, on one thread.
  */
+import { spawnSync } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
 import { PerceiverError } from "../src/errors.js";
 import {
@@ -17,6 +18,7 @@ import { B_PLAIN, B_TRANS } from "../src/tensor/gemm-kinds.js";
 import { layerNormRows } from "../src/tensor/layernorm.js";
 import * as ref from "../src/tensor/reference/index.js";
 import { wasmGemmKernel } from "../src/tensor/wasm/runtime.js";
+import { ROOT } from "./helpers/cli.js";
 import { abs, attentionPerHead, countBitDiffs, linearGeluRef, matmulTransBSoftmaxRef, rand, worst } from "./helpers/gemm.js";
 
 const ODD_M = [1, 3, 5, 13];
@@ -214,4 +216,13 @@ describe("the reference backend", () => {
     expect(getBackend()).toBe("ts");
     setBackend("wasm");
   });
+
+  it("examples/reference-step.ts (the documented walk through a tiny checkpoint) prints every stage's shape", () => {
+    const r = spawnSync(process.execPath, ["--import", "tsx", "examples/reference-step.ts"], { cwd: ROOT, encoding: "utf8", timeout: 300_000 });
+    expect(r.status, r.stderr).toBe(0);
+    for (const line of [
+      /^pixels +\[1,3,224,224\]$/m, /^convnet +\[1,64,55,55\]$/m, /^preprocessor +\[1,3025,322\]$/m,
+      /^cross_attention +\[1,16,64\]$/m, /^self_attend_1\.call1 +\[1,16,64\]$/m, /^decoder +\[1,64\]$/m, /^logits \[1,10\]$/m,
+    ]) expect(r.stdout).toMatch(line);
+  }, 300_000);
 });
