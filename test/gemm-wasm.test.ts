@@ -1,8 +1,8 @@
 /**
- * The WebAssembly SIMD backend of the matrix products (src/tensor/wasm/) against the naive twins, plus the
+ * The WebAssembly SIMD backend of the matrix products (src/tensor/wasm/) against the reference loops, plus the
  * assembler, wasm memory handling and backend selection.
  *
- * Tolerance (every comparison with a naive twin): |got − want| ≤ 1e-5 · (1 + Σ|terms|) per output, where Σ|terms|
+ * Tolerance (every comparison with a reference): |got − want| ≤ 1e-5 · (1 + Σ|terms|) per output, where Σ|terms|
  * is the same product on absolute values (|bias| + Σ_p |a·b|, times |alpha|). The kernel sums runs of SUB = 64
  * products and adds the runs into a float32 C, so its error is at most about (SUB + K/SUB)·2^-24·Σ|terms|
  * (5e-6·Σ|terms| for K = 1024); one test pins down that the runs really are summed separately.
@@ -111,7 +111,7 @@ describe("wasm backend", () => {
   beforeAll(() => setBackend("wasm"));
   afterAll(() => setBackend("wasm"));
 
-  it("linear matches linearNaive on odd shapes, with and without bias", () => {
+  it("linear matches the reference linear on odd shapes, with and without bias", () => {
     let seed = 1;
     for (const m of ODD) for (const n of ODD) for (const k of ODD_K) for (const withBias of [false, true]) {
       const [got, want, scale] = runLinear(m, n, k, withBias, seed++);
@@ -280,7 +280,7 @@ describe("relaxed-SIMD (fma) kernel", () => {
   // Every test above ran the kernel this process picked: "fma" (f32x4.relaxed_madd; on Node 20 gemm-wasm.ts turns
   // V8's --experimental-wasm-relaxed-simd on itself). The plain mul-add kernel, used where Relaxed SIMD is missing
   // (or with PERCEIVER_WASM_FMA=0 on Node 20), runs the same products in a child process here.
-  it("the kernel in use is fma here; mul-add (child process, PERCEIVER_WASM_FMA=0) also matches the naive twins", () => {
+  it("the kernel in use is fma here; mul-add (child process, PERCEIVER_WASM_FMA=0) also matches the reference loops", () => {
     expect(wasmGemmKernel()).toBe("fma");
     const nodeMajor = Number(process.versions.node.split(".")[0]);
     const dir = mkdtempSync(join(tmpdir(), "perceiver-fma-"));
@@ -348,7 +348,7 @@ describe("matmulTransBSoftmax (attention probabilities)", () => {
     }
   };
   for (const backend of ["wasm", "ts"] as const) {
-    it(`${backend}: matches its naive twin on odd shapes, strided, rows summing to 1`, () => {
+    it(`${backend}: matches its reference on odd shapes, strided, rows summing to 1`, () => {
       setBackend(backend);
       let seed = 300;
       for (const m of [1, 3, 13, 129]) for (const n of [1, 3, 7, 130, 3025]) for (const k of [1, 7, 33, 515]) {
@@ -489,7 +489,7 @@ describe("wasm: results in out's row layout (n a multiple of 8, dense out: no re
       for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) if (!Object.is(dense[i * n + j], wide[i * (n + 1) + j])) diffs++;
       expect(diffs, `transB m=${m} n=${n} k=${k}`).toBe(0);
       expect([...dense.subarray(m * n)]).toEqual([SENTINEL, SENTINEL, SENTINEL]);
-      // linear against its naive twin (on this shape), then the GELU and residual epilogues against linear followed
+      // linear against its reference (on this shape), then the GELU and residual epilogues against linear followed
       // by the TypeScript step
       const [got, want, scale] = runLinear(m, n, k, true, seed++);
       expect(worst(got, want, scale), `linear m=${m} n=${n} k=${k}`).toBeLessThanOrEqual(0);
@@ -554,7 +554,7 @@ describe("linearGelu (the MLP's first layer)", () => {
     }
   });
   for (const backend of ["wasm", "ts"] as const) {
-    it(`${backend}: matches linearGeluNaive on odd shapes`, () => {
+    it(`${backend}: matches the reference linearGelu on odd shapes`, () => {
       setBackend(backend);
       let seed = 600;
       for (const m of [1, 7, 129]) for (const n of [3, 13, 129]) for (const k of [1, 33, 300]) {
@@ -585,7 +585,7 @@ describe("attentionHeads (multi-head attention in wasm memory)", () => {
   // keys crossing KC chunks, one head and eight
   const SHAPES_ATT = [[1, 1, 1, 1, 1], [5, 7, 3, 5, 3], [130, 257, 2, 13, 9], [300, 600, 3, 33, 17], [64, 2000, 1, 256, 256], [129, 64, 8, 128, 128]];
 
-  it("wasm: bit-identical to matmulTransBSoftmax then matmul per head, close to the naive twin, writes only its region", () => {
+  it("wasm: bit-identical to matmulTransBSoftmax then matmul per head, close to the reference, writes only its region", () => {
     setBackend("wasm");
     let seed = 900;
     for (const [m, n, heads, dqk, dv] of SHAPES_ATT) {

@@ -1,5 +1,5 @@
 /**
- * The optimized matrix products against their naive twins.
+ * The optimized matrix products against their reference loops.
  *
  * Tolerance (every comparison): |got − want| ≤ 1e-5 · (1 + Σ|terms|) per output, where Σ|terms| is the same
  * product on absolute values (|bias| + Σ_p |a·b|, times |alpha|). By design (one double accumulator per output,
@@ -66,7 +66,7 @@ for (const block of ["asm.js", "typescript"] as const) {
     // ---------------------------------------------------------------------------------------------------------------
 
     describe("linear", () => {
-      it("matches linearNaive on odd shapes, with and without bias", () => {
+      it("matches the reference linear on odd shapes, with and without bias", () => {
         let seed = 1;
         for (const m of ODD) for (const n of ODD) for (const k of ODD) for (const withBias of [false, true]) {
           const [got, want, scale] = runLinear(m, n, k, withBias, seed++);
@@ -119,7 +119,7 @@ for (const block of ["asm.js", "typescript"] as const) {
     });
 
     describe("matmulTransB", () => {
-      it("matches matmulTransBNaive on odd shapes, dense and strided with offsets, alpha != 1", () => {
+      it("matches the reference matmulTransB on odd shapes, dense and strided with offsets, alpha != 1", () => {
         let seed = 1000;
         for (const m of ODD) for (const n of ODD) for (const k of ODD) {
           for (const [layout, alpha] of [[dense, 1], [strided, 0.08838834764831845], [strided, -1.5]] as const) {
@@ -148,7 +148,7 @@ for (const block of ["asm.js", "typescript"] as const) {
     });
 
     describe("matmul", () => {
-      it("matches matmulNaive on odd shapes, dense and strided with offsets", () => {
+      it("matches the reference matmul on odd shapes, dense and strided with offsets", () => {
         let seed = 5000;
         for (const m of ODD) for (const n of ODD) for (const k of ODD) {
           for (const layout of [dense, strided]) {
@@ -171,7 +171,7 @@ for (const block of ["asm.js", "typescript"] as const) {
       });
     });
 
-    describe("bit-exactness (same summation order as the naive twins)", () => {
+    describe("bit-exactness (same summation order as the reference loops)", () => {
       it("all three kernels equal their twins bit for bit on mixed odd shapes", () => {
         const shapes = [[1, 1, 1], [3, 129, 7], [129, 3, 13], [13, 7, 129], [7, 13, 3], [6, 5, 1], [129, 129, 129]];
         const gotVsWant = ([got, want]: Float32Array[]) => countBitDiffs(got, want);
@@ -186,7 +186,7 @@ for (const block of ["asm.js", "typescript"] as const) {
       });
     });
 
-    describe("model-size shapes (sampled rows against the naive twins)", () => {
+    describe("model-size shapes (sampled rows against the reference loops)", () => {
       /** Rows 0, 1, last, and a spread in between. */
       const sampleRows = (m: number) => [...new Set([0, 1, 2, 3, Math.floor(m / 3), Math.floor(m / 2) + 1, m - 2, m - 1])];
 

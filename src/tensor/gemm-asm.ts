@@ -17,7 +17,8 @@
  * Threads: see startTsThreads below (workers cannot share an asm.js heap; each copies its part of the operands).
  *
  * Arithmetic: one double accumulator per output, starting from the bias, adding float32·float32 products (exact in
- * double) in the order p = 0..K-1, rounded once to float32 on store: bit-for-bit the naive twins' result.
+ * double) in the order p = 0..K-1, rounded once to float32 on store: bit-for-bit the result of the reference loops
+ * (reference/gemm.ts).
  */
 
 import { PerceiverError } from "../errors.js";
