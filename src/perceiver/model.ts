@@ -149,7 +149,7 @@ export class PerceiverForImageClassification {
     await ensureThreads();
     const { batch, z } = this.encode(pixelValues, options, new ForwardTrace(options, this.numLayerApplications));
     const { numLatents: N, dLatents: D } = this.config;
-    const pooled = new Float32Array(batch * D);
+    const pooled = new Float32Array(batch * D); // [B, D]
     const sum = new Float64Array(D);
     for (let b = 0; b < batch; b++) {
       sum.fill(0);

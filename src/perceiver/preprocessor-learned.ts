@@ -89,9 +89,9 @@ export class LearnedPreprocessor implements Preprocessor {
       );
     }
     const pos = this.positionEncoding();
-    const inputs = new Float32Array(batch * tokens * nc);
-    const nhwc = new Float32Array(TOKEN_CHUNK * c);
-    const feats = new Float32Array(TOKEN_CHUNK * oc);
+    const inputs = new Float32Array(batch * tokens * nc); // [B·H·W, 512]
+    const nhwc = new Float32Array(TOKEN_CHUNK * c); // a chunk of pixels as rows [chunk, 3]
+    const feats = new Float32Array(TOKEN_CHUNK * oc); // their conv 1x1 features [chunk, 256]
     for (let b = 0; b < batch; b++) {
       const x = b * c * tokens;
       for (let t0 = 0; t0 < tokens; t0 += TOKEN_CHUNK) {

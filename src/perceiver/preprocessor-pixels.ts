@@ -47,7 +47,7 @@ export class PixelsPreprocessor implements Preprocessor {
       throw new PerceiverError("INPUT_INVALID", `PixelsPreprocessor: a ${h}x${w} image is ${tokens} pixel tokens, over the limit of ${PIXELS_MAX_TOKENS} (the model expects 224x224)`);
     }
     const nc = this.numChannels;
-    const inputs = new Float32Array(batch * tokens * nc);
+    const inputs = new Float32Array(batch * tokens * nc); // [B·H·W, 261]
     // the position encoding after the 3 colors of each token: item 0's computed, the others copied from it
     fourierPositionEncodingInto([h, w], PIXELS_FOURIER_NUM_BANDS, PIXELS_FOURIER_MAX_RESOLUTION, inputs, c, nc);
     repeatItemColumns(inputs, batch, tokens, nc, c);
