@@ -86,15 +86,18 @@ describe("perceiver CLI", () => {
     const ts = await runCli(["classify", CAT, "--model", TINY, "--json", "--logits", "--backend", "ts"]);
     expect(ts.code, ts.stderr).toBe(0);
     JSON.parse(ts.stdout).logits.forEach((v: number, i: number) => expect(Math.abs(v - ref[i])).toBeLessThanOrEqual(1e-5));
-    // --backend reference (the plain loops) is within 1e-5 too; an unknown PERCEIVER_BACKEND is an error, not a fallback
+    expect((await runCli(["classify", "--help"])).stdout).toMatch(/--threads <n>/);
+  });
+
+  it("--backend reference (the plain loops) agrees within 1e-5; an unknown PERCEIVER_BACKEND is an error, not a fallback", async () => {
+    const ref = await libraryLogits(TINY, CAT);
     const plain = await runCli(["classify", CAT, "--model", TINY, "--json", "--logits", "--backend", "reference"]);
     expect(plain.code, plain.stderr).toBe(0);
     JSON.parse(plain.stdout).logits.forEach((v: number, i: number) => expect(Math.abs(v - ref[i])).toBeLessThanOrEqual(1e-5));
     const bad = await runCli(["classify", CAT, "--model", TINY], { env: { PERCEIVER_BACKEND: "gpu" } });
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/PERCEIVER_BACKEND: expected one of "wasm", "ts", "reference", got "gpu"/);
-    expect((await runCli(["classify", "--help"])).stdout).toMatch(/--threads <n>/);
-  });
+  }, 120_000);
 
   it("turns a photo upright by its EXIF orientation, unless --ignore-exif", async () => {
     const photo = fixture("images-extra", "orient_6.png"); // stored 23x11, EXIF orientation 6 (90° clockwise)
