@@ -1,6 +1,6 @@
 /**
- * The source's import graph: no import circles (static or dynamic imports; `import type` is erased and does not
- * count), and the main entry `perceiver-ts` (src/index.ts) reaches no Node built-in through static imports, so it
+ * The source's import graph: no import circles (static, dynamic or type-only imports: `import type` is erased at
+ * run time, but a reader still has to hold both files in mind at once), and the main entry `perceiver-ts` (src/index.ts) reaches no Node built-in through static imports, so it
  * loads in a browser; Node-only code is reached only through dynamic imports behind runtime checks.
  */
 import { readFileSync, readdirSync, statSync } from "node:fs";
@@ -14,6 +14,8 @@ interface Imports {
   static: string[];
   dynamic: string[];
   builtins: string[];
+  /** `import type` / `export type` */
+  types: string[];
 }
 
 function sourceFiles(dir: string, out: string[] = []): string[] {
@@ -28,12 +30,13 @@ function sourceFiles(dir: string, out: string[] = []): string[] {
 function importsOf(file: string): Imports {
   const text = readFileSync(file, "utf8");
   const local = (spec: string) => resolve(dirname(file), spec.replace(/\.js$/, ".ts"));
-  const out: Imports = { static: [], dynamic: [], builtins: [] };
+  const out: Imports = { static: [], dynamic: [], builtins: [], types: [] };
   // `import x from "..."`, `import "..."`, `export ... from "..."`, but not `import type` / `export type`
   for (const m of text.matchAll(/^\s*(?:import|export)\s+(?!type\b)(?:[^'";]*?\sfrom\s+)?["']([^"']+)["']/gm)) {
     if (m[1].startsWith(".")) out.static.push(local(m[1]));
     else if (m[1].startsWith("node:")) out.builtins.push(m[1]);
   }
+  for (const m of text.matchAll(/^\s*(?:import|export)\s+type\b[^'";]*?\sfrom\s+["'](\.[^"']+)["']/gm)) out.types.push(local(m[1]));
   for (const m of text.matchAll(/\bimport\(\s*["'](\.[^"']+)["']\s*\)/g)) out.dynamic.push(local(m[1]));
   return out;
 }
@@ -51,7 +54,7 @@ describe("import graph of src/", () => {
       state.set(f, 1);
       stack.push(f);
       const g = graph.get(f);
-      for (const d of g ? [...g.static, ...g.dynamic] : []) {
+      for (const d of g ? [...g.static, ...g.dynamic, ...g.types] : []) {
         if (state.get(d) === 1) cycles.push([...stack.slice(stack.indexOf(d)), d].map(rel).join(" -> "));
         else if (!state.has(d)) visit(d);
       }

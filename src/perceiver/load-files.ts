@@ -12,7 +12,7 @@ import type { StateDict } from "../io/checkpoint/state-dict.js";
 import { parsePerceiverConfig, type PerceiverConfig } from "./config.js";
 import { downloadModelFiles, looksLikeRepoId } from "../io/hub/hub-model.js";
 import { defaultImageProcessorConfig, imageProcessorConfigFromJson, type ImageProcessorConfig } from "../io/image/image-processor.js";
-import type { LoadOptions, PretrainedParts, ProgressCallback } from "./pretrained.js";
+import type { LoadOptions, PretrainedParts, ProgressCallback } from "./pretrained-types.js";
 import { expectedWeights } from "./weights.js";
 
 export interface ModelFiles {

@@ -22,7 +22,7 @@ import { defaultImageProcessorConfig, imageProcessorConfigFromJson } from "../io
 import { fetchFile } from "../io/web/fetch-file.js";
 import { openFileCache } from "../io/web/file-cache.js";
 import { parsePerceiverConfig } from "./config.js";
-import type { LoadOptions, NamedBlob, PretrainedParts } from "./pretrained.js";
+import type { LoadOptions, NamedBlob, PretrainedParts } from "./pretrained-types.js";
 import { expectedWeights } from "./weights.js";
 
 export const DEFAULT_WEB_ENDPOINT = "https://huggingface.co";
