@@ -122,3 +122,38 @@ describe("docs/reference/errors.md", () => {
     expect(new Set(documented).size).toBe(documented.length);
   });
 });
+
+/** The names in the `export { ... }` and `export type { ... }` lists of an entry file's source. */
+function exportedNames(source: string): string[] {
+  const names: string[] = [];
+  for (const m of source.matchAll(/^export\s+(?:type\s+)?\{([^}]*)\}/gm)) {
+    for (const item of m[1].split(",")) {
+      const name = item.trim().replace(/^type\s+/, "").split(/\s+as\s+/).pop()!.trim();
+      if (name) names.push(name);
+    }
+  }
+  return names;
+}
+
+/** The names of `names` that `doc` does not mention as a whole word. */
+function unmentioned(names: readonly string[], doc: string): string[] {
+  return names.filter((n) => !new RegExp(`(?<![\\w$])${n.replace(/\$/g, "\\$")}(?![\\w$])`).test(doc));
+}
+
+describe("docs/reference/api.md", () => {
+  it("names every export of src/index.ts and src/node.ts", () => {
+    const api = read("docs/reference/api.md");
+    for (const entry of ["src/index.ts", "src/node.ts"]) {
+      const names = exportedNames(read(entry));
+      expect(names.length, entry).toBeGreaterThan(entry === "src/index.ts" ? 80 : 15);
+      expect(unmentioned(names, api), `${entry} exports these, docs/reference/api.md does not mention them`).toEqual([]);
+    }
+  });
+
+  it("reads export lists, type-only exports and renames, and finds a name the page lacks", () => {
+    const src = 'export { a, type B, c as d } from "./x.js";\nexport type { E } from "./y.js";\nexport {\n  f,\n  g,\n} from "./z.js";\n';
+    expect(exportedNames(src)).toEqual(["a", "B", "d", "E", "f", "g"]);
+    // a word inside a longer name does not count: `topKx` does not mention topK
+    expect(unmentioned(["topK", "pipeline", "f"], "`topKx`, `pipeline()`, f")).toEqual(["topK"]);
+  });
+});
