@@ -3,7 +3,7 @@
  *
  *   npm run try                  the full-size vision-perceiver-conv architecture (48.6M parameters, 195 MB) with
  *                                deterministic synthetic weights, generated into weights/full-synthetic/ (reused)
- *   npm run try -- --tiny        the committed tiny checkpoint test/fixtures/tiny-conv (10 labels, 56x56 inputs)
+ *   npm run try -- --tiny        the committed tiny checkpoint test/fixtures/tiny-conv (10 labels; fed 224x224, a 55x55 grid)
  *   npm run try -- --image <f>   another image (default samples/cat.png)
  *
  * It runs `perceiver classify`, `perceiver embed` and `perceiver attention-map` on the image (PNGs into

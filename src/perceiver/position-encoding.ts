@@ -1,7 +1,7 @@
 /**
  * Fourier position encoding of HF `PerceiverFourierPositionEncoding` (generate_fourier_features), computed with
  * torch's float32 arithmetic so it matches PyTorch to 1 ulp: the 28π amplification of the highest band makes a
- * float64 formula differ by up to 1e-5.
+ * float64 formula differ by up to 1e-5 (docs/numerics.md, "Fourier features in float32").
  */
 const f32 = Math.fround;
 
