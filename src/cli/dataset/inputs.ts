@@ -4,8 +4,9 @@
  * typo costs nothing.
  *
  * - A file named on the command line or in the list is always taken (if it is not an image, its record says so).
- * - A directory contributes the image files below it: a known image extension, or (any other name) PNG/JPEG
- *   magic bytes. Names starting with "." are skipped, as `ls` and glob do; symbolic links are followed (a link
+ * - A directory contributes the image files below it: a known image extension, or (any other name) the magic
+ *   bytes of a format the decoders read (sniffImageFormat). A taken file the decoders cannot read (TIFF) fails
+ *   later, as an error record. Names starting with "." are skipped, as `ls` and glob do; symbolic links are followed (a link
  *   cycle is walked once).
  * - A glob pattern (`*`, `?`, `[...]`, `{a,b}`, `**`) matches files only; dot files only when the pattern says so;
  *   `**` does not descend into linked directories (as in bash).

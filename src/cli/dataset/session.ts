@@ -26,7 +26,7 @@ export const DATASET_OPTIONS = {
 } as const;
 
 /** Help lines of the dataset options. */
-export const DATASET_HELP = `Inputs: image files, directories (walked recursively: PNG/JPEG files by extension or content, sorted),
+export const DATASET_HELP = `Inputs: image files, directories (walked recursively: image files by extension or content, sorted),
 glob patterns (quoted, e.g. 'val/**/*.JPEG'), in any mix.
   --files-from <list|->       also the paths in LIST, one per line (- reads them from stdin)
   --out <file.jsonl>          write one JSON record per image as it completes (a failed image:
