@@ -213,7 +213,7 @@ export function toDiskError(e: unknown, p: string, action: string): unknown {
     code === "ENOSPC" || code === "EDQUOT"
       ? "the disk is full: free some space or point HF_HUB_CACHE at another disk"
       : code === "EACCES" || code === "EPERM" || code === "EROFS"
-        ? "no permission to write there: fix its permissions or point HF_HUB_CACHE (or --cache-dir) at a writable folder"
+        ? "no permission to write there: fix its permissions or point HF_HUB_CACHE (or HubOptions.cacheDir) at a writable folder"
         : (e as Error).message;
   return new PerceiverError("HUB_DISK", `could not ${action} at ${p} (${code}): ${hint}`, { cause: e });
 }
