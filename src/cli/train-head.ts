@@ -123,7 +123,7 @@ export async function trainHead(argv: string[]): Promise<number> {
   const count = train.images.length + (val?.images.length ?? 0);
   const bytes = count * N * Dl * 4;
   if (bytes > 0.8 * totalmem()) {
-    throw new PerceiverError("MEMORY_LIMIT", `${count} images x ${N}x${Dl} latents need ${(bytes / 2 ** 30).toFixed(1)} GiB in memory, more than this machine has (${(totalmem() / 2 ** 30).toFixed(1)} GiB): use fewer images`);
+    throw new PerceiverError("MEMORY_LIMIT", `${count} images x ${N}x${Dl} latents need ${(bytes / 2 ** 30).toFixed(1)} GiB in memory, more than the total memory (${(totalmem() / 2 ** 30).toFixed(1)} GiB): use fewer images`);
   }
 
   await mkdir(outDir, { recursive: true });
