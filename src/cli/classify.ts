@@ -2,14 +2,13 @@
 import { PerceiverError } from "../errors.js";
 import { topK } from "../perceiver/labels.js";
 import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
-import { defaultImageProcessorConfig } from "../io/image/image-processor.js";
-import { checkForwardMemory } from "../perceiver/memory.js";
 import { parseCommandArgs } from "./args.js";
-import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt, printable } from "./common.js";
+import { applyComputeOptions, positiveInt, printable } from "./common.js";
 import { terminalJson, terminalText } from "./terminal-text.js";
 import type { JsonRecord } from "./dataset/jsonl.js";
-import { runDataset } from "./dataset/run.js";
-import { DATASET_HELP, DATASET_OPTIONS, describePlan, openRun, planDataset, summaryLine } from "./dataset/session.js";
+import {
+  batchMemoryCheck, DATASET_HELP, DATASET_OPTIONS, describePlan, loadDatasetModel, planDataset, runPlan, summaryLine,
+} from "./dataset/session.js";
 
 export const CLASSIFY_HELP = `Usage: perceiver classify <image|dir|glob...> [options]
 
@@ -24,12 +23,6 @@ Options:
                               ("seconds": the image's share of its batch's forward pass); --out
                               records have the same fields
   --logits                    with --json or --out: include the raw logits
-${IMAGE_HELP}
-${COMPUTE_HELP}
-  --quiet                     no progress output on stderr
-  --debug                     print stack traces on errors
-  -h, --help                  show this help
-
 ${DATASET_HELP}
 
 Exit code: 0 when every image was classified, 1 when any failed (after all the others are done), 2 on a
@@ -45,7 +38,6 @@ export function perImageTime(seconds: number, batch: number): string {
 
 export async function classify(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs("classify", argv, {
-    ...MODEL_COMMAND_OPTIONS,
     ...DATASET_OPTIONS,
     "top-k": { type: "string" },
     json: { type: "boolean", default: false },
@@ -62,49 +54,32 @@ export async function classify(argv: string[]): Promise<number> {
   const plan = await planDataset("classify", positionals, values, (r) => Array.isArray(r.top_k) && r.true_label === undefined);
   describePlan(plan, values.quiet);
 
-  const { model, processorConfig, seconds } = await loadCliModel({ model: values.model, revision: values.revision, showProgress: plan.showProgress });
-  if (!values.quiet && !values.json) console.error(`model loaded in ${seconds.toFixed(1)} s`);
-  // Refuse a batch that cannot fit before decoding anything (images are resized to one size), and again per batch.
-  const memoryOpts = { where: "classify", hint: "use a smaller --batch-size" };
-  if (processorConfig.doResize ?? defaultImageProcessorConfig.doResize) {
-    const { height, width } = processorConfig.size ?? defaultImageProcessorConfig.size;
-    checkForwardMemory(model.config, { batch: Math.max(1, Math.min(plan.batchSize, plan.todo.length)), height, width }, memoryOpts);
-  }
+  const { model, processorConfig } = await loadDatasetModel(plan, values, !values.quiet && !values.json);
+  const checkBatch = batchMemoryCheck("classify", model, processorConfig, plan);
 
   const n = model.config.numLabels;
-  const run = openRun(plan, { out: values.out, resume: values.resume, processorConfig, exifOrientation: !values["ignore-exif"], label: "classify" });
-  const { writer, progress } = run;
-  let result;
-  try {
-    result = await runDataset({
-      files: plan.todo,
-      pool: run.pool,
-      batchSize: plan.batchSize,
-      progress,
-      async compute(pixels, files, onLayer) {
-        const [b, , h, w] = pixels.shape;
-        checkForwardMemory(model.config, { batch: b, height: h, width: w }, memoryOpts);
-        const t = performance.now();
-        const { logits } = await model.forward(pixels, { onProgress: onLayer });
-        const perImage = (performance.now() - t) / 1000 / b;
-        return files.map((file, i) => {
-          const row = logits.data.subarray(i * n, (i + 1) * n);
-          const rec: JsonRecord = { file, seconds: Number(perImage.toFixed(3)), batch: b, top_k: topK(row, topKCount, model.config.id2label) };
-          if (values.logits) rec.logits = Array.from(row);
-          return rec;
-        });
-      },
-      emit(rec) {
-        writer?.write(rec);
-        if (rec.error !== undefined) progress.print(`perceiver: error: ${printable((rec.error as { message: string }).message)}\n`, process.stderr);
-        if (values.json) progress.print(`${terminalJson(rec)}\n`);
-        else if (rec.error === undefined && !writer) progress.print(table(rec));
-      },
-      afterBatch: () => writer?.sync(),
-    });
-  } finally {
-    await run.close();
-  }
+  const result = await runPlan(plan, {
+    label: "classify",
+    processorConfig,
+    values,
+    async compute(pixels, files, onLayer) {
+      checkBatch(pixels.shape);
+      const b = pixels.shape[0];
+      const t = performance.now();
+      const { logits } = await model.forward(pixels, { onProgress: onLayer });
+      const perImage = (performance.now() - t) / 1000 / b;
+      return files.map((file, i) => {
+        const row = logits.data.subarray(i * n, (i + 1) * n);
+        const rec: JsonRecord = { file, seconds: Number(perImage.toFixed(3)), batch: b, top_k: topK(row, topKCount, model.config.id2label) };
+        if (values.logits) rec.logits = Array.from(row);
+        return rec;
+      });
+    },
+    onRecord(rec, print, writing) {
+      if (values.json) print(`${terminalJson(rec)}\n`);
+      else if (rec.error === undefined && !writing) print(table(rec));
+    },
+  });
   if (!values.quiet) console.error(summaryLine("classify", result, plan));
   return result.failed > 0 ? 1 : 0;
 }

@@ -3,10 +3,9 @@ import { PerceiverError } from "../errors.js";
 import { writeSafetensorsFile } from "../io/checkpoint/safetensors-node.js";
 import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
 import { parseCommandArgs } from "./args.js";
-import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, printable } from "./common.js";
+import { applyComputeOptions, printable } from "./common.js";
 import { checkOutputFile, type JsonRecord } from "./dataset/jsonl.js";
-import { runDataset } from "./dataset/run.js";
-import { DATASET_HELP, DATASET_OPTIONS, describePlan, openRun, planDataset, summaryLine } from "./dataset/session.js";
+import { DATASET_HELP, DATASET_OPTIONS, describePlan, loadDatasetModel, planDataset, runPlan, summaryLine } from "./dataset/session.js";
 
 export const EMBED_HELP = `Usage: perceiver embed <image|dir|glob...> [options]
 
@@ -22,19 +21,12 @@ Options:
   --latents                   with --json or --out: also "latents", the full [num_latents][d_latents] array
   --features-out <file>       write the pooled features of all images done as one .safetensors file:
                               tensor "pooled" F32 [N, d_latents], row i the image metadata "files"[i]
-${IMAGE_HELP}
-${COMPUTE_HELP}
-  --quiet                     no progress output on stderr
-  --debug                     print stack traces on errors
-  -h, --help                  show this help
-
 ${DATASET_HELP}
 
 Without --json, prints per image its dimension, L2 norm and first 8 values. Exit code 1 when any image failed.`;
 
 export async function embed(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs("embed", argv, {
-    ...MODEL_COMMAND_OPTIONS,
     ...DATASET_OPTIONS,
     json: { type: "boolean", default: false },
     latents: { type: "boolean", default: false },
@@ -58,44 +50,32 @@ export async function embed(argv: string[]): Promise<number> {
   }
   describePlan(plan, values.quiet);
 
-  const { model, processorConfig, seconds } = await loadCliModel({ model: values.model, revision: values.revision, showProgress: plan.showProgress });
-  if (!values.quiet && !values.json) console.error(`model loaded in ${seconds.toFixed(1)} s`);
+  const { model, processorConfig } = await loadDatasetModel(plan, values, !values.quiet && !values.json);
 
   const D = model.config.dLatents;
   const N = model.config.numLatents;
-  const run = openRun(plan, { out: values.out, resume: values.resume, processorConfig, exifOrientation: !values["ignore-exif"], label: "embed" });
-  const { writer, progress } = run;
-  let result;
-  try {
-    result = await runDataset({
-      files: plan.todo,
-      pool: run.pool,
-      batchSize: plan.batchSize,
-      progress,
-      async compute(pixels, files, onLayer) {
-        const f = await model.extractFeatures(pixels, { onProgress: onLayer });
-        return files.map((file, i) => {
-          const pooled = f.pooled.data.subarray(i * D, (i + 1) * D);
-          if (featuresOut !== undefined) features.set(file, pooled.slice());
-          const rec: JsonRecord = { file, dim: D, pooled: Array.from(pooled) };
-          if (values.latents) {
-            const z = f.latents.data;
-            rec.latents = Array.from({ length: N }, (_, n) => Array.from(z.subarray((i * N + n) * D, (i * N + n + 1) * D)));
-          }
-          return rec;
-        });
-      },
-      emit(rec) {
-        writer?.write(rec);
-        if (rec.error !== undefined) progress.print(`perceiver: error: ${printable((rec.error as { message: string }).message)}\n`, process.stderr);
-        if (values.json) progress.print(`${JSON.stringify(rec)}\n`);
-        else if (rec.error === undefined && !writer) progress.print(`${printable(rec.file)}  ${describe(rec.pooled as number[])}\n`);
-      },
-      afterBatch: () => writer?.sync(),
-    });
-  } finally {
-    await run.close();
-  }
+  const result = await runPlan(plan, {
+    label: "embed",
+    processorConfig,
+    values,
+    async compute(pixels, files, onLayer) {
+      const f = await model.extractFeatures(pixels, { onProgress: onLayer });
+      return files.map((file, i) => {
+        const pooled = f.pooled.data.subarray(i * D, (i + 1) * D);
+        if (featuresOut !== undefined) features.set(file, pooled.slice());
+        const rec: JsonRecord = { file, dim: D, pooled: Array.from(pooled) };
+        if (values.latents) {
+          const z = f.latents.data;
+          rec.latents = Array.from({ length: N }, (_, n) => Array.from(z.subarray((i * N + n) * D, (i * N + n + 1) * D)));
+        }
+        return rec;
+      });
+    },
+    onRecord(rec, print, writing) {
+      if (values.json) print(`${JSON.stringify(rec)}\n`);
+      else if (rec.error === undefined && !writing) print(`${printable(rec.file)}  ${describe(rec.pooled as number[])}\n`);
+    },
+  });
   if (featuresOut !== undefined) {
     // rows in input order: this shard's images that have features (failed ones have none)
     const files = plan.mine.filter((f) => features.has(f));

@@ -1,15 +1,14 @@
 /** `perceiver eval <dir...>`: top-1 / top-5 accuracy of the model on a labelled image folder. */
 import { PerceiverError } from "../errors.js";
 import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
-import { defaultImageProcessorConfig } from "../io/image/image-processor.js";
-import { checkForwardMemory } from "../perceiver/memory.js";
 import { topK } from "../perceiver/labels.js";
 import { parseCommandArgs } from "./args.js";
-import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, loadCliModel, positiveInt, printable } from "./common.js";
+import { applyComputeOptions, positiveInt } from "./common.js";
 import { EvalTally, mergeEvalOutputs, outcomeOf, summaryText } from "./dataset/accuracy.js";
 import type { JsonRecord } from "./dataset/jsonl.js";
-import { runDataset } from "./dataset/run.js";
-import { DATASET_HELP, DATASET_OPTIONS, describePlan, openRun, planDataset, summaryLine } from "./dataset/session.js";
+import {
+  batchMemoryCheck, DATASET_HELP, DATASET_OPTIONS, describePlan, loadDatasetModel, planDataset, runPlan, summaryLine,
+} from "./dataset/session.js";
 import { directoryInputs, trueLabels } from "./dataset/true-labels.js";
 
 export const EVAL_HELP = `Usage: perceiver eval <dir...> [options]
@@ -30,12 +29,6 @@ Options:
   --json                      print the summary as one line {"n", "top1", "top5", "failed"}: images
                               evaluated, accuracies as fractions, images that could not be read
   --merge                     the positionals are --out files of shards: print their combined summary
-${IMAGE_HELP}
-${COMPUTE_HELP}
-  --quiet                     no progress output on stderr
-  --debug                     print stack traces on errors
-  -h, --help                  show this help
-
 ${DATASET_HELP}
 
 --out records are classify's with the true label: {"file", "true_label": {"index", "label"}, "top_k", ...}.
@@ -43,7 +36,6 @@ Exit code 1 when any image failed. ImageNet and cluster recipes: docs/datasets.m
 
 export async function evaluate(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs("eval", argv, {
-    ...MODEL_COMMAND_OPTIONS,
     ...DATASET_OPTIONS,
     labels: { type: "string" },
     "label-map": { type: "string" },
@@ -67,53 +59,35 @@ export async function evaluate(argv: string[]): Promise<number> {
   for (const f of [...tally.outcomes.keys()]) if (!mine.has(f)) tally.outcomes.delete(f);
   describePlan(plan, values.quiet);
 
-  const { model, processorConfig, seconds } = await loadCliModel({ model: values.model, revision: values.revision, showProgress: plan.showProgress });
-  if (!values.quiet) console.error(`model loaded in ${seconds.toFixed(1)} s`);
+  const { model, processorConfig } = await loadDatasetModel(plan, values, !values.quiet);
   const space = { numLabels: model.config.numLabels, id2label: model.config.id2label };
   const truth = await trueLabels(plan.todo, await directoryInputs(positionals), space, { labelsFile: values.labels, labelMapFile: values["label-map"] });
   if (!values.quiet && truth.layout === "imagefolder") {
     const m = truth.matched;
     console.error(`class folders: ${m.byName} by label, ${m.bySynset} by synset id, ${m.byMap} by --label-map`);
   }
-  const memoryOpts = { where: "eval", hint: "use a smaller --batch-size" };
-  if (processorConfig.doResize ?? defaultImageProcessorConfig.doResize) {
-    const { height, width } = processorConfig.size ?? defaultImageProcessorConfig.size;
-    checkForwardMemory(model.config, { batch: Math.max(1, Math.min(plan.batchSize, plan.todo.length)), height, width }, memoryOpts);
-  }
+  const checkBatch = batchMemoryCheck("eval", model, processorConfig, plan);
 
   const n = model.config.numLabels;
-  const run = openRun(plan, { out: values.out, resume: values.resume, processorConfig, exifOrientation: !values["ignore-exif"], label: "eval" });
-  const { writer, progress } = run;
-  let result;
-  try {
-    result = await runDataset({
-      files: plan.todo,
-      pool: run.pool,
-      batchSize: plan.batchSize,
-      prefail: truth.missing,
-      progress,
-      async compute(pixels, files, onLayer) {
-        const [b, , h, w] = pixels.shape;
-        checkForwardMemory(model.config, { batch: b, height: h, width: w }, memoryOpts);
-        const t = performance.now();
-        const { logits } = await model.forward(pixels, { onProgress: onLayer });
-        const perImage = (performance.now() - t) / 1000 / b;
-        return files.map((file, i): JsonRecord => {
-          const label = truth.labels.get(file)!;
-          const top_k = topK(logits.data.subarray(i * n, (i + 1) * n), topKCount, model.config.id2label);
-          return { file, true_label: { index: label, label: model.config.id2label[label] ?? `LABEL_${label}` }, seconds: Number(perImage.toFixed(3)), batch: b, top_k };
-        });
-      },
-      emit(rec) {
-        writer?.write(rec);
-        tally.add(rec.file, rec.error === undefined ? outcomeOf(rec) : null);
-        if (rec.error !== undefined) progress.print(`perceiver: error: ${printable((rec.error as { message: string }).message)}\n`, process.stderr);
-      },
-      afterBatch: () => writer?.sync(),
-    });
-  } finally {
-    await run.close();
-  }
+  const result = await runPlan(plan, {
+    label: "eval",
+    processorConfig,
+    values,
+    prefail: truth.missing,
+    async compute(pixels, files, onLayer) {
+      checkBatch(pixels.shape);
+      const b = pixels.shape[0];
+      const t = performance.now();
+      const { logits } = await model.forward(pixels, { onProgress: onLayer });
+      const perImage = (performance.now() - t) / 1000 / b;
+      return files.map((file, i): JsonRecord => {
+        const label = truth.labels.get(file)!;
+        const top_k = topK(logits.data.subarray(i * n, (i + 1) * n), topKCount, model.config.id2label);
+        return { file, true_label: { index: label, label: model.config.id2label[label] ?? `LABEL_${label}` }, seconds: Number(perImage.toFixed(3)), batch: b, top_k };
+      });
+    },
+    onRecord: (rec) => tally.add(rec.file, rec.error === undefined ? outcomeOf(rec) : null),
+  });
   const summary = tally.summary();
   if (!values.quiet) console.error(summaryLine("eval", result, plan));
   console.log(values.json ? JSON.stringify(summary) : summaryText(summary));

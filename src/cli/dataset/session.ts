@@ -1,20 +1,24 @@
 /**
- * What classify, embed and eval share around the model: the input and output options, expanding and checking
- * the inputs and the --out file before the model is loaded, --shard and --resume, the decode pool, the progress
- * bar, and the summary line.
+ * What classify, embed and eval share around their own logic: the options, expanding and checking the inputs and
+ * the --out file before the model is loaded, --shard and --resume, loading the model, the memory check before
+ * decoding, the run (decode pool, --out, progress bar, error lines), and the summary line.
  */
 import { PerceiverError } from "../../errors.js";
-import { positiveInt } from "../common.js";
+import { defaultImageProcessorConfig, type ImageProcessorConfig } from "../../io/image/image-processor.js";
+import { checkForwardMemory } from "../../perceiver/memory.js";
+import type { PerceiverForImageClassification } from "../../perceiver/model.js";
+import { COMPUTE_HELP, IMAGE_HELP, loadCliModel, MODEL_COMMAND_OPTIONS, positiveInt, printable } from "../common.js";
 import { progressEnabled } from "../progress.js";
 import { DecodePool, defaultDecodeWorkers } from "./decode-pool.js";
 import { expandInputs } from "./inputs.js";
 import { checkOutputFile, isErrorRecord, JsonlWriter, repairForResume, type JsonRecord } from "./jsonl.js";
 import { DatasetProgress } from "./progress-bar.js";
+import { runDataset, type DatasetRunOptions, type DatasetRunResult } from "./run.js";
 import { parseShard, shardFiles, type Shard } from "./shard.js";
-import type { ImageProcessorConfig } from "../../io/image/image-processor.js";
 
-/** parseArgs entries of the dataset options. */
+/** parseArgs entries of a dataset command: the model command's, then the dataset options. */
 export const DATASET_OPTIONS = {
+  ...MODEL_COMMAND_OPTIONS,
   "files-from": { type: "string" },
   out: { type: "string" },
   resume: { type: "boolean", default: false },
@@ -25,8 +29,14 @@ export const DATASET_OPTIONS = {
   "decode-workers": { type: "string" },
 } as const;
 
-/** Help lines of the dataset options. */
-export const DATASET_HELP = `Inputs: image files, directories (walked recursively: image files by extension or content, sorted),
+/** Help lines of a dataset command after its own options: image, compute and output switches, then the inputs. */
+export const DATASET_HELP = `${IMAGE_HELP}
+${COMPUTE_HELP}
+  --quiet                     no progress output on stderr
+  --debug                     print stack traces on errors
+  -h, --help                  show this help
+
+Inputs: image files, directories (walked recursively: image files by extension or content, sorted),
 glob patterns (quoted, e.g. 'val/**/*.JPEG'), in any mix.
   --files-from <list|->       also the paths in LIST, one per line (- reads them from stdin)
   --out <file.jsonl>          write one JSON record per image as it completes (a failed image:
@@ -127,23 +137,86 @@ export function describePlan(plan: DatasetPlan, quiet: boolean): void {
   if (parts.length) console.error(parts.join("; "));
 }
 
-/** The pool, the writer and the bar of a run; `close` ends them all. */
-export function openRun(
+/**
+ * `--model` / `--revision` -> the model and its image processor settings, loaded after planDataset (a bad input
+ * costs no download); "model loaded in" on stderr when `log`.
+ */
+export async function loadDatasetModel(
   plan: DatasetPlan,
-  opts: { out?: string; resume: boolean; processorConfig: Partial<ImageProcessorConfig>; exifOrientation: boolean; label: string },
-): { pool: DecodePool; writer: JsonlWriter | null; progress: DatasetProgress; close(): Promise<void> } {
-  const writer = opts.out === undefined ? null : JsonlWriter.open(opts.out, opts.resume);
-  const workers = plan.todo.length > 1 ? Math.min(plan.decodeWorkers, plan.todo.length) : 0;
-  const pool = DecodePool.create({ workers, processorConfig: opts.processorConfig, exifOrientation: opts.exifOrientation });
-  const progress = new DatasetProgress(plan.showProgress, plan.todo.length, opts.label);
-  return {
-    pool, writer, progress,
-    async close() {
-      progress.stop();
-      writer?.close();
-      await pool.close();
-    },
+  values: { model?: string; revision?: string },
+  log: boolean,
+): Promise<{ model: PerceiverForImageClassification; processorConfig: Partial<ImageProcessorConfig> }> {
+  const { model, processorConfig, seconds } = await loadCliModel({ model: values.model, revision: values.revision, showProgress: plan.showProgress });
+  if (log) console.error(`model loaded in ${seconds.toFixed(1)} s`);
+  return { model, processorConfig };
+}
+
+/**
+ * Refuses a batch that cannot fit before any image is decoded (when images are resized to one size), and returns
+ * the check the command repeats on each batch's pixels [B, 3, H, W]; both name --batch-size as the way out.
+ */
+export function batchMemoryCheck(
+  command: string,
+  model: PerceiverForImageClassification,
+  processorConfig: Partial<ImageProcessorConfig>,
+  plan: DatasetPlan,
+): (shape: readonly number[]) => void {
+  const memoryOpts = { where: command, hint: "use a smaller --batch-size" };
+  if (processorConfig.doResize ?? defaultImageProcessorConfig.doResize) {
+    const { height, width } = processorConfig.size ?? defaultImageProcessorConfig.size;
+    checkForwardMemory(model.config, { batch: Math.max(1, Math.min(plan.batchSize, plan.todo.length)), height, width }, memoryOpts);
+  }
+  return ([b, , h, w]) => {
+    checkForwardMemory(model.config, { batch: b, height: h, width: w }, memoryOpts);
   };
+}
+
+export interface PlanRunOptions {
+  /** the command, for the progress bar */
+  label: string;
+  processorConfig: Partial<ImageProcessorConfig>;
+  /** --out, --resume, --ignore-exif */
+  values: { out?: string; resume: boolean; "ignore-exif": boolean };
+  prefail?: DatasetRunOptions["prefail"];
+  compute: DatasetRunOptions["compute"];
+  /**
+   * The command's own use of each record, in list order, after --out and a failed image's error line: `print`
+   * writes to stdout around the progress bar; `writing` says whether --out takes the records.
+   */
+  onRecord?(record: JsonRecord, print: (text: string) => void, writing: boolean): void;
+}
+
+/**
+ * Runs the plan's images through `compute`: the decode pool, the progress bar and --out (each record written as
+ * it comes, the file fsync'ed after each batch); a failed image's error is printed on stderr (also under --quiet).
+ */
+export async function runPlan(plan: DatasetPlan, opts: PlanRunOptions): Promise<DatasetRunResult> {
+  const { values } = opts;
+  const writer = values.out === undefined ? null : JsonlWriter.open(values.out, values.resume);
+  const workers = plan.todo.length > 1 ? Math.min(plan.decodeWorkers, plan.todo.length) : 0;
+  const pool = DecodePool.create({ workers, processorConfig: opts.processorConfig, exifOrientation: !values["ignore-exif"] });
+  const progress = new DatasetProgress(plan.showProgress, plan.todo.length, opts.label);
+  const print = (text: string) => progress.print(text);
+  try {
+    return await runDataset({
+      files: plan.todo,
+      pool,
+      batchSize: plan.batchSize,
+      prefail: opts.prefail,
+      progress,
+      compute: opts.compute,
+      emit(rec) {
+        writer?.write(rec);
+        if (rec.error !== undefined) progress.print(`perceiver: error: ${printable((rec.error as { message: string }).message)}\n`, process.stderr);
+        opts.onRecord?.(rec, print, writer !== null);
+      },
+      afterBatch: () => writer?.sync(),
+    });
+  } finally {
+    progress.stop();
+    writer?.close();
+    await pool.close();
+  }
 }
 
 /** The summary line: images, time, rate, failures. */
