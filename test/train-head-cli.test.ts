@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { main } from "../src/cli/main.js";
-import { readImageFolder } from "../src/cli/train-head-data.js";
+import { readImageFolder } from "../src/cli/dataset/image-folder.js";
 import { fixture } from "./helpers/golden.js";
 
 const TINY = fixture("tiny-conv");
@@ -132,6 +132,26 @@ describe("perceiver train-head", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/zz\.png: .*finished images stay cached/);
   }, 120_000);
+});
+
+describe("readImageFolder (the ImageFolder reader of train-head and eval)", () => {
+  it("finds images as a directory input does: by extension in any case or by content, hidden entries and other files skipped, code-unit order", async () => {
+    const root = join(dir, "rules");
+    const png = fixture("train", "data", "train", "red", "red_00.png");
+    for (const d of ["a", "b/sub", ".hidden"]) await mkdir(join(root, d), { recursive: true });
+    await copyFile(png, join(root, "a", "UPPER.PNG"));
+    await copyFile(png, join(root, "a", "no-extension")); // PNG bytes without a name that says so
+    await copyFile(png, join(root, "a", ".dot.png"));
+    await writeFile(join(root, "a", "notes.txt"), "not an image");
+    await copyFile(png, join(root, "b", "y.png"));
+    await copyFile(png, join(root, "b", "sub", "z.png"));
+    await copyFile(png, join(root, ".hidden", "h.png"));
+    await copyFile(png, join(root, "top.png")); // directly in the root: no class
+    const folder = await readImageFolder(root);
+    expect(folder.classes).toEqual(["a", "b"]);
+    expect(folder.images.map((im) => [im.relPath, im.label])).toEqual([["a/UPPER.PNG", 0], ["a/no-extension", 0], ["b/sub/z.png", 1], ["b/y.png", 1]]);
+    expect(folder.images[0].path).toBe(join(root, "a", "UPPER.PNG"));
+  });
 });
 
 describe("trainDecoder input checks", () => {

@@ -1,6 +1,6 @@
 /**
  * `perceiver train-head <dir> --model M --out OUTDIR`: train a new classification decoder on an ImageFolder.
- * 1. walk the class folders (train-head-data.ts); 2. compute each image's final latents once, cached under OUTDIR
+ * 1. walk the class folders (dataset/image-folder.ts); 2. compute each image's final latents once, cached under OUTDIR
  * (latent-cache.ts, resumable); 3. trainDecoder on the frozen latents; 4. write OUTDIR as a Hugging Face checkpoint
  * (config.json with the class names, model.safetensors with the encoder unchanged and the new decoder,
  * preprocessor_config.json copied from the base) and train_log.json.
@@ -20,14 +20,15 @@ import { parseCommandArgs } from "./args.js";
 import { COMPUTE_HELP, IMAGE_HELP, MODEL_COMMAND_OPTIONS, applyComputeOptions, positiveInt, printable } from "./common.js";
 import { LatentCache } from "./latent-cache.js";
 import { downloadProgress, progressEnabled } from "./progress.js";
-import { readImageFolder, type FolderImage } from "./train-head-data.js";
+import { readImageFolder, type FolderImage } from "./dataset/image-folder.js";
 
 const D = TRAIN_DEFAULTS;
 export const TRAIN_HEAD_HELP = `Usage: perceiver train-head <dir> --out <outdir> [options]
 
 Train a new classifier head (a Hugging Face PerceiverClassificationDecoder: trainable query, cross-attention
 layer, final layer with one output per class) on the frozen features of a pretrained model. <dir> holds one
-sub-folder of images per class (.png/.jpg); the folder names become the labels.
+sub-folder of images per class (found as classify finds them in a folder: by extension or content, hidden
+files skipped); the folder names become the labels.
 
 Each image's final latents are computed once and cached in <outdir>/latents-cache (a stopped run resumes
 there). <outdir> becomes a complete checkpoint: perceiver classify --model <outdir> uses it, and so does

@@ -54,11 +54,18 @@ async function looksLikeImage(path: string): Promise<boolean> {
   }
 }
 
-/** The image files below `dir`, sorted; `seen` holds the real paths of directories already walked (link cycles). */
-async function walk(dir: string, seen: Set<string>): Promise<string[]> {
+/** A directory walk: the real paths of directories already walked (link cycles), and the images found so far. */
+interface WalkState {
+  seen: Set<string>;
+  found: number;
+  max: number;
+}
+
+/** The image files below `dir`, sorted; more than `st.max` in all is an INPUT_INVALID error. */
+async function walk(dir: string, st: WalkState): Promise<string[]> {
   const real = await realpath(dir);
-  if (seen.has(real)) return [];
-  seen.add(real);
+  if (st.seen.has(real)) return [];
+  st.seen.add(real);
   const out: string[] = [];
   let entries;
   try {
@@ -76,10 +83,21 @@ async function walk(dir: string, seen: Set<string>): Promise<string[]> {
       isDir = s?.isDirectory() ?? false;
       isFile = s?.isFile() ?? false;
     }
-    if (isDir) out.push(...(await walk(path, seen)));
-    else if (isFile && (IMAGE_EXTENSIONS.has(extensionOf(entry.name)) || (await looksLikeImage(path)))) out.push(path);
+    if (isDir) out.push(...(await walk(path, st)));
+    else if (isFile && (IMAGE_EXTENSIONS.has(extensionOf(entry.name)) || (await looksLikeImage(path)))) {
+      out.push(path);
+      if (++st.found > st.max) throw new PerceiverError("INPUT_INVALID", `${dir}: more than ${st.max} images`);
+    }
   }
   return out.sort(compareCodeUnits);
+}
+
+/**
+ * The image files below the directory `dir` as a directory input contributes them (see the file comment), sorted;
+ * more than `max` is an INPUT_INVALID error (a guard against pointing at a whole disk).
+ */
+export function imageFilesUnder(dir: string, { max = Infinity }: { max?: number } = {}): Promise<string[]> {
+  return walk(dir, { seen: new Set(), found: 0, max });
 }
 
 function fsError(path: string, e: unknown, what: string): PerceiverError {
@@ -139,12 +157,12 @@ export async function expandInputs(args: readonly string[], opts: ExpandInputsOp
       out.push(p);
     }
   };
-  const seenDirs = new Set<string>();
+  const walked: WalkState = { seen: new Set(), found: 0, max: Infinity };
   for (const { arg, fromList } of items) {
     const s = await stat(arg).catch((e: unknown) => e as Error);
     if (!(s instanceof Error)) {
       if (s.isDirectory()) {
-        const files = await walk(arg, seenDirs);
+        const files = await walk(arg, walked);
         if (files.length === 0) throw new PerceiverError("INPUT_INVALID", `${arg}: the directory holds no PNG or JPEG image`);
         files.forEach(add);
       } else {

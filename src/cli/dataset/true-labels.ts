@@ -15,10 +15,10 @@
  * given as in --labels.
  */
 import { readFile, stat } from "node:fs/promises";
-import { relative, sep, basename, dirname, isAbsolute } from "node:path";
 import { PerceiverError } from "../../errors.js";
 import { imagenetClassOfSynset } from "../../perceiver/imagenet-synsets.js";
 import { printable } from "../common.js";
+import { classFolderOf, pathUnderRoot } from "./image-folder.js";
 import type { RecordError } from "./run.js";
 
 export interface LabelSpace {
@@ -102,16 +102,6 @@ export interface TrueLabels {
   matched: { byMap: number; byName: number; bySynset: number };
 }
 
-/** The root directory of `file` among `roots` (the longest that contains it), and the path below it. */
-function underRoot(file: string, roots: readonly string[]): string | null {
-  let best: string | null = null;
-  for (const r of roots) {
-    const rel = relative(r, file);
-    if (rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) && (best === null || rel.length < best.length)) best = rel;
-  }
-  return best === null ? null : best.split(sep).join("/");
-}
-
 /** Directories among the inputs (ImageFolder roots, and what --labels paths are relative to). */
 export async function directoryInputs(inputs: readonly string[]): Promise<string[]> {
   const out: string[] = [];
@@ -132,7 +122,7 @@ export async function trueLabels(
     const pairs = await readPairs(opts.labelsFile, "--labels");
     const bad: string[] = [];
     for (const file of files) {
-      const key = underRoot(file, roots) ?? file.replace(/\\/g, "/").replace(/^\.\//, "");
+      const key = pathUnderRoot(file, roots) ?? file.replace(/\\/g, "/").replace(/^\.\//, "");
       const text = pairs.get(key);
       if (text === undefined) {
         missing.set(file, { code: "LABEL_MISSING", message: `${file}: no line for ${key} in --labels ${opts.labelsFile}` });
@@ -149,9 +139,8 @@ export async function trueLabels(
   const classOf = new Map<string, number | undefined>();
   const unmatched: string[] = [];
   for (const file of files) {
-    const rel = underRoot(file, roots);
-    const folder = rel === null ? basename(dirname(file)) : rel.includes("/") ? rel.slice(0, rel.indexOf("/")) : null;
-    if (folder === null || folder === "" || folder === ".") {
+    const folder = classFolderOf(file, roots);
+    if (folder === null) {
       missing.set(file, { code: "LABEL_MISSING", message: `${file}: not in a class folder (an ImageFolder has <root>/<class>/<image>; for a flat folder give --labels FILE)` });
       continue;
     }
