@@ -13,6 +13,7 @@
  * Every failure is a PerceiverError; downloads and decoded sizes are bounded.
  */
 import { PerceiverError } from "../errors.js";
+import { concatBytes } from "../io/image/common.js";
 import { DEFAULT_MAX_PIXELS, decodeImage, fromPixels, type RgbImage } from "../io/image/decode.js";
 import { isNodeRuntime } from "../perceiver/pretrained.js";
 
@@ -195,13 +196,7 @@ async function fetchBytes(url: string, opts: ImageInputOptions): Promise<Uint8Ar
       }
       chunks.push(r.value);
     }
-    const out = new Uint8Array(size);
-    let off = 0;
-    for (const c of chunks) {
-      out.set(c, off);
-      off += c.length;
-    }
-    return out;
+    return concatBytes(chunks);
   } finally {
     clearTimeout(timer);
   }

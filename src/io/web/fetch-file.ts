@@ -12,6 +12,7 @@
  * No Node built-ins.
  */
 import { PerceiverError } from "../../errors.js";
+import { concatBytes } from "../image/common.js";
 
 export interface FetchFileOptions {
   /** Name of the file in messages and progress, e.g. "config.json". */
@@ -117,7 +118,7 @@ export async function fetchFile(url: string, opts: FetchFileOptions): Promise<Ui
   const flush = async () => {
     if (!opts.onSegment || total === null) return;
     while (pendingBytes >= segmentBytes) {
-      const all = concat(pending, pendingBytes);
+      const all = concatBytes(pending);
       const seg = all.slice(0, segmentBytes);
       const rest = all.subarray(segmentBytes);
       pending = rest.length ? [rest] : [];
@@ -241,7 +242,7 @@ export async function fetchFile(url: string, opts: FetchFileOptions): Promise<Ui
     if (total === null) total = loaded; // the size was not announced: what arrived is the file
   }
   report(true);
-  const bytes = concat(chunks, loaded);
+  const bytes = concatBytes(chunks);
   const sha = SHA256_ETAG.exec(etag ?? "");
   if (sha && globalThis.crypto?.subtle) {
     const digest = new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
@@ -251,15 +252,4 @@ export async function fetchFile(url: string, opts: FetchFileOptions): Promise<Ui
     }
   }
   return bytes;
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
