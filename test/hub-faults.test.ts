@@ -9,13 +9,13 @@ import { createHash } from "node:crypto";
 import { existsSync, promises as fsp } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import * as os from "node:os";
 import * as path from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { PerceiverError } from "../src/errors.js";
+import { describe, expect, it } from "vitest";
 import { Prng } from "../tools/fuzz/prng.js";
-import { hfHubDownload, type HubOptions } from "../src/io/hub/hub.js";
-import { fakeCommit, gitBlobSha1, sha256Hex, startFakeHub, type FakeHub } from "./helpers/fake-hub.js";
+import { hfHubDownload } from "../src/io/hub/hub.js";
+import { fakeCommit, gitBlobSha1, sha256Hex } from "./helpers/fake-hub.js";
+import { perceiverErrorOf } from "./helpers/errors.js";
+import { useFakeHub } from "./helpers/hub-suite.js";
 
 const C1 = fakeCommit("faults-1");
 const WEIGHTS = new Prng(11).bytes(50_000); // LFS: served by the CDN, ETag = sha256
@@ -23,34 +23,8 @@ const CONFIG = JSON.stringify({ model_type: "perceiver", d_latents: 8, note: "x"
 const REPO = "org/faulty";
 const REPO_DIR = "models--org--faulty";
 
-let tmpRoot: string;
-let hub: FakeHub;
-
-beforeAll(async () => {
-  tmpRoot = await fsp.mkdtemp(path.join(os.tmpdir(), "perceiver-hub-faults-"));
-  hub = await startFakeHub({ repos: { [REPO]: { commits: { [C1]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } } }, refs: { main: C1 } } } });
-});
-afterAll(async () => {
-  await hub?.close();
-  if (tmpRoot) await fsp.rm(tmpRoot, { recursive: true, force: true });
-});
-beforeEach(() => {
-  hub.setFaults({});
-  hub.clearRequests();
-});
-
-const freshCache = () => fsp.mkdtemp(path.join(tmpRoot, "cache-"));
-const opts = (cacheDir: string, extra: HubOptions = {}): HubOptions => ({ endpoint: hub.endpoint, cacheDir, env: { HOME: tmpRoot }, retryDelayMs: 1, ...extra });
-
-async function failure(p: Promise<unknown>): Promise<PerceiverError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(PerceiverError);
-    return e as PerceiverError;
-  }
-  throw new Error("expected a PerceiverError, got success");
-}
+const suite = useFakeHub("hub-faults", { [REPO]: { commits: { [C1]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } } }, refs: { main: C1 } } }, { retryDelayMs: 1 });
+const { freshCache, opts } = suite;
 
 /**
  * The cache invariant: every file under blobs/ is complete and correct (named by its sha256 or git sha1), every
@@ -93,13 +67,13 @@ describe("connections dropped at random points", () => {
       const cache = await freshCache();
       const cut = rng.int(WEIGHTS.length);
       // one cut, no retries: the call fails, the partial file is a prefix, nothing is reachable yet
-      hub.setFaults({ dropAfterBytes: cut, dropTimes: 1 });
-      const e = await failure(hfHubDownload(REPO, "model.safetensors", opts(cache, { maxRetries: 0 })));
+      suite.hub.setFaults({ dropAfterBytes: cut, dropTimes: 1 });
+      const e = await perceiverErrorOf(hfHubDownload(REPO, "model.safetensors", opts(cache, { maxRetries: 0 })));
       expect(e.code, `cut at ${cut}`).toBe("HUB_NETWORK");
       await expectCacheSound(cache);
       expect(existsSync(path.join(cache, REPO_DIR, "snapshots", C1, "model.safetensors"))).toBe(false);
       // three more cuts at random points of the resumed transfers, then it goes through within one call
-      hub.setFaults({ dropAfterBytes: rng.int(WEIGHTS.length >> 2) + 1, dropTimes: 3 });
+      suite.hub.setFaults({ dropAfterBytes: rng.int(WEIGHTS.length >> 2) + 1, dropTimes: 3 });
       const p = await hfHubDownload(REPO, "model.safetensors", opts(cache, { maxRetries: 5 }));
       expect(sha256Hex(await fsp.readFile(p))).toBe(sha256Hex(WEIGHTS));
       await expectCacheSound(cache);
@@ -110,8 +84,8 @@ describe("connections dropped at random points", () => {
     const rng = new Prng(7);
     for (let k = 0; k < 5; k++) {
       const cache = await freshCache();
-      hub.setFaults({ dropAfterBytes: rng.int(CONFIG.length), dropTimes: 1 });
-      const e = await failure(hfHubDownload(REPO, "config.json", opts(cache, { maxRetries: 0 })));
+      suite.hub.setFaults({ dropAfterBytes: rng.int(CONFIG.length), dropTimes: 1 });
+      const e = await perceiverErrorOf(hfHubDownload(REPO, "config.json", opts(cache, { maxRetries: 0 })));
       expect(["HUB_NETWORK", "HUB_INTEGRITY"]).toContain(e.code);
       await expectCacheSound(cache);
       expect(existsSync(path.join(cache, REPO_DIR, "snapshots", C1, "config.json"))).toBe(false);
@@ -122,14 +96,14 @@ describe("connections dropped at random points", () => {
 describe("corruption", () => {
   it("a small (non-LFS) file with a flipped byte is caught by its git sha1 ETag", async () => {
     const cache = await freshCache();
-    hub.setFaults({ corruptAt: 17 });
-    const e = await failure(hfHubDownload(REPO, "config.json", opts(cache)));
+    suite.hub.setFaults({ corruptAt: 17 });
+    const e = await perceiverErrorOf(hfHubDownload(REPO, "config.json", opts(cache)));
     expect(e.code).toBe("HUB_INTEGRITY");
     expect(e.message).toContain("config.json");
     expect(e.message).toMatch(/sha1/);
     await expectCacheSound(cache);
     expect(existsSync(path.join(cache, REPO_DIR, "snapshots", C1, "config.json"))).toBe(false);
-    hub.setFaults({});
+    suite.hub.setFaults({});
     expect(await fsp.readFile(await hfHubDownload(REPO, "config.json", opts(cache)), "utf8")).toBe(CONFIG);
   });
 
@@ -140,9 +114,9 @@ describe("corruption", () => {
     const junk = WEIGHTS.slice(0, 20_000);
     junk[1234] ^= 0x40; // a bad sector, or another program's bytes
     await fsp.writeFile(path.join(blobs, `${sha256Hex(WEIGHTS)}.incomplete`), junk);
-    const e = await failure(hfHubDownload(REPO, "model.safetensors", opts(cache)));
+    const e = await perceiverErrorOf(hfHubDownload(REPO, "model.safetensors", opts(cache)));
     expect(e.code).toBe("HUB_INTEGRITY");
-    expect(hub.requests.some((r) => r.headers.range === "bytes=20000-")).toBe(true); // it did resume
+    expect(suite.hub.requests.some((r) => r.headers.range === "bytes=20000-")).toBe(true); // it did resume
     await expectCacheSound(cache);
     expect(await fsp.readdir(blobs)).toEqual([]);
     const p = await hfHubDownload(REPO, "model.safetensors", opts(cache));
@@ -158,7 +132,7 @@ describe("disk failures during the transfer", () => {
     const cache = await freshCache();
     await fsp.mkdir(path.dirname(blobPath(cache)), { recursive: true });
     await fsp.symlink("/dev/full", `${blobPath(cache)}.incomplete`);
-    const e = await failure(hfHubDownload(REPO, "model.safetensors", opts(cache)));
+    const e = await perceiverErrorOf(hfHubDownload(REPO, "model.safetensors", opts(cache)));
     expect(e.code).toBe("HUB_DISK");
     expect(e.message).toMatch(/is a symlink .* refusing to write through it/);
     expect(e.message).toContain(`${sha256Hex(WEIGHTS)}.incomplete`);
@@ -173,7 +147,7 @@ describe("disk failures during the transfer", () => {
   it("a directory where the partial file goes is HUB_DISK naming it", async () => {
     const cache = await freshCache();
     await fsp.mkdir(`${blobPath(cache)}.incomplete`, { recursive: true });
-    const e = await failure(hfHubDownload(REPO, "model.safetensors", opts(cache)));
+    const e = await perceiverErrorOf(hfHubDownload(REPO, "model.safetensors", opts(cache)));
     expect(e.code).toBe("HUB_DISK");
     expect(e.message).toContain(".incomplete");
     expect(existsSync(blobPath(cache))).toBe(false);
@@ -183,7 +157,7 @@ describe("disk failures during the transfer", () => {
   it("a directory where the blob goes: the finished download cannot be moved into place, HUB_DISK", async () => {
     const cache = await freshCache();
     await fsp.mkdir(path.join(blobPath(cache), "in-the-way"), { recursive: true });
-    const e = await failure(hfHubDownload(REPO, "model.safetensors", opts(cache)));
+    const e = await perceiverErrorOf(hfHubDownload(REPO, "model.safetensors", opts(cache)));
     expect(e.code).toBe("HUB_DISK");
     expect(e.message).toContain("move the finished download into place");
     expect(existsSync(path.join(cache, REPO_DIR, "snapshots", C1, "model.safetensors"))).toBe(false);
@@ -193,7 +167,7 @@ describe("disk failures during the transfer", () => {
   it("a directory where the snapshot entry goes: HUB_DISK, and the blob itself is intact", async () => {
     const cache = await freshCache();
     await fsp.mkdir(path.join(cache, REPO_DIR, "snapshots", C1, "model.safetensors", "in-the-way"), { recursive: true });
-    const e = await failure(hfHubDownload(REPO, "model.safetensors", opts(cache)));
+    const e = await perceiverErrorOf(hfHubDownload(REPO, "model.safetensors", opts(cache)));
     expect(e.code).toBe("HUB_DISK");
     expect(e.message).toContain(path.join("snapshots", C1, "model.safetensors"));
     expect(createHash("sha256").update(await fsp.readFile(blobPath(cache))).digest("hex")).toBe(sha256Hex(WEIGHTS));
@@ -214,7 +188,7 @@ describe("a hub that answers nonsense", () => {
     try {
       const cache = await freshCache();
       const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const e = await failure(hfHubDownload(REPO, "model.safetensors", { ...opts(cache), endpoint }));
+      const e = await perceiverErrorOf(hfHubDownload(REPO, "model.safetensors", { ...opts(cache), endpoint }));
       expect(e.code).toBe("HUB_HTTP");
       expect(e.message).toContain("invalid Location");
       expect(existsSync(path.join(cache, REPO_DIR, "blobs"))).toBe(false);

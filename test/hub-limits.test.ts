@@ -8,49 +8,23 @@ import { createHash } from "node:crypto";
 import { existsSync, promises as fsp } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import * as os from "node:os";
 import * as path from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { PerceiverError } from "../src/errors.js";
-import { defaultMaxFileBytes, hfHubDownload, type HubOptions } from "../src/io/hub/hub.js";
+import { describe, expect, it } from "vitest";
+import { defaultMaxFileBytes, hfHubDownload } from "../src/io/hub/hub.js";
 import { Prng } from "../tools/fuzz/prng.js";
 import { runCli } from "./helpers/cli.js";
-import { fakeCommit, gitBlobSha1, sha256Hex, startFakeHub, type FakeHub } from "./helpers/fake-hub.js";
+import { fakeCommit, gitBlobSha1, sha256Hex } from "./helpers/fake-hub.js";
+import { perceiverErrorOf } from "./helpers/errors.js";
+import { useFakeHub } from "./helpers/hub-suite.js";
 
 const C1 = fakeCommit("limits-1");
 const WEIGHTS = new Prng(5).bytes(50_000);
 const REPO = "org/limits";
 const REPO_DIR = "models--org--limits";
 
-let tmpRoot: string;
-let hub: FakeHub;
-
-beforeAll(async () => {
-  tmpRoot = await fsp.mkdtemp(path.join(os.tmpdir(), "perceiver-hub-limits-"));
-  hub = await startFakeHub({ repos: { [REPO]: { commits: { [C1]: { files: { "config.json": "{}", "model.safetensors": WEIGHTS } } }, refs: { main: C1 } } } });
-});
-afterAll(async () => {
-  await hub?.close();
-  if (tmpRoot) await fsp.rm(tmpRoot, { recursive: true, force: true });
-});
-beforeEach(() => {
-  hub.setFaults({});
-  hub.clearRequests();
-});
-
-const freshCache = () => fsp.mkdtemp(path.join(tmpRoot, "cache-"));
-const opts = (cacheDir: string, extra: HubOptions = {}): HubOptions => ({ endpoint: hub.endpoint, cacheDir, env: { HOME: tmpRoot }, retryDelayMs: 1, ...extra });
-const cdnGets = () => hub.requests.filter((r) => r.server === "hub" && r.method === "GET" && r.url.startsWith("/cdn/"));
-
-async function failure(p: Promise<unknown>): Promise<PerceiverError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(PerceiverError);
-    return e as PerceiverError;
-  }
-  throw new Error("expected a PerceiverError, got success");
-}
+const suite = useFakeHub("hub-limits", { [REPO]: { commits: { [C1]: { files: { "config.json": "{}", "model.safetensors": WEIGHTS } } }, refs: { main: C1 } } }, { retryDelayMs: 1 });
+const { freshCache, opts } = suite;
+const cdnGets = () => suite.hub.requests.filter((r) => r.server === "hub" && r.method === "GET" && r.url.startsWith("/cdn/"));
 
 /** A one-repo hub written by hand: `head` and `get` answer /org/raw/resolve/main/<file>. */
 async function rawHub(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<{ endpoint: string; close: () => Promise<void> }> {
@@ -77,31 +51,31 @@ function trickle(res: http.ServerResponse, ms: number): void {
 describe("deadline and retry budget", () => {
   it("a body that trickles a byte every 50 ms ends at the overall deadline (HUB_TIMEOUT), the partial file kept", async () => {
     const cache = await freshCache();
-    hub.setFaults({ throttle: { chunkBytes: 1, delayMs: 50 } }); // never idle for downloadTimeoutMs, never done
+    suite.hub.setFaults({ throttle: { chunkBytes: 1, delayMs: 50 } }); // never idle for downloadTimeoutMs, never done
     const t0 = Date.now();
-    const e = await failure(hfHubDownload(REPO, "model.safetensors", opts(cache, { deadlineMs: 1500, downloadTimeoutMs: 1000 })));
+    const e = await perceiverErrorOf(hfHubDownload(REPO, "model.safetensors", opts(cache, { deadlineMs: 1500, downloadTimeoutMs: 1000 })));
     expect(e.code).toBe("HUB_TIMEOUT");
     expect(e.message).toMatch(/did not finish within 1\.5 s \(the overall deadline; set PERCEIVER_HUB_DEADLINE/);
     expect(Date.now() - t0).toBeLessThan(4000);
     const partial = path.join(cache, REPO_DIR, "blobs", `${sha256Hex(WEIGHTS)}.incomplete`);
     expect((await fsp.stat(partial)).size).toBeGreaterThan(0);
-    hub.setFaults({});
+    suite.hub.setFaults({});
     const p = await hfHubDownload(REPO, "model.safetensors", opts(cache)); // resumes
     expect(sha256Hex(await fsp.readFile(p))).toBe(sha256Hex(WEIGHTS));
-    expect(hub.requests.at(-1)?.headers.range).toMatch(/^bytes=[1-9]\d*-$/);
+    expect(suite.hub.requests.at(-1)?.headers.range).toMatch(/^bytes=[1-9]\d*-$/);
   }, 20_000);
 
   it("the deadline comes from PERCEIVER_HUB_DEADLINE (seconds) when no option is given", async () => {
     const cache = await freshCache();
-    hub.setFaults({ throttle: { chunkBytes: 1, delayMs: 50 } });
-    const e = await failure(hfHubDownload(REPO, "model.safetensors", { ...opts(cache), env: { HOME: tmpRoot, PERCEIVER_HUB_DEADLINE: "1" } }));
+    suite.hub.setFaults({ throttle: { chunkBytes: 1, delayMs: 50 } });
+    const e = await perceiverErrorOf(hfHubDownload(REPO, "model.safetensors", { ...opts(cache), env: { HOME: suite.root, PERCEIVER_HUB_DEADLINE: "1" } }));
     expect(e.message).toMatch(/within 1 s/);
   }, 20_000);
 
   it("a server that sends one byte per attempt and drops the connection exhausts the retry budget", async () => {
     const cache = await freshCache();
-    hub.setFaults({ dropAfterBytes: 1 });
-    const e = await failure(hfHubDownload(REPO, "model.safetensors", opts(cache, { maxRetries: 3 })));
+    suite.hub.setFaults({ dropAfterBytes: 1 });
+    const e = await perceiverErrorOf(hfHubDownload(REPO, "model.safetensors", opts(cache, { maxRetries: 3 })));
     expect(e.code).toBe("HUB_NETWORK");
     expect(cdnGets()).toHaveLength(4); // the first attempt and 3 retries: 1 byte each is not progress
   }, 20_000);
@@ -127,7 +101,7 @@ describe("size cap", () => {
     });
     try {
       const cache = await freshCache();
-      const e = await failure(hfHubDownload("org/raw", "config.json", { endpoint: srv.endpoint, cacheDir: cache, env: { HOME: tmpRoot }, maxFileBytes: 1 << 20 }));
+      const e = await perceiverErrorOf(hfHubDownload("org/raw", "config.json", { endpoint: srv.endpoint, cacheDir: cache, env: { HOME: suite.root }, maxFileBytes: 1 << 20 }));
       expect(e.code).toBe("HUB_HTTP");
       expect(e.message).toMatch(/config\.json of org\/raw \(revision main\) is at least \d+ bytes, over the 1048576-byte limit/);
       expect(existsSync(path.join(cache, "models--org--raw", "blobs", `${etag}.incomplete`))).toBe(false);
@@ -140,7 +114,7 @@ describe("size cap", () => {
 
   it("an announced size over the cap is refused before any byte is fetched", async () => {
     const cache = await freshCache();
-    const e = await failure(hfHubDownload(REPO, "model.safetensors", opts(cache, { maxFileBytes: 1000 })));
+    const e = await perceiverErrorOf(hfHubDownload(REPO, "model.safetensors", opts(cache, { maxFileBytes: 1000 })));
     expect(e.code).toBe("HUB_HTTP");
     expect(e.message).toMatch(/is at least 50000 bytes, over the 1000-byte limit/);
     expect(cdnGets()).toHaveLength(0);
@@ -159,7 +133,7 @@ describe("integrity", () => {
     });
     try {
       const cache = await freshCache();
-      const e = await failure(hfHubDownload("org/raw", "model.safetensors", { endpoint: srv.endpoint, cacheDir: cache, env: { HOME: tmpRoot } }));
+      const e = await perceiverErrorOf(hfHubDownload("org/raw", "model.safetensors", { endpoint: srv.endpoint, cacheDir: cache, env: { HOME: suite.root } }));
       expect(e.code).toBe("HUB_INTEGRITY");
       expect(e.message).toMatch(/its sha256 is [0-9a-f]{64}, the hub's ETag says [0-9A-F]{64}/);
     } finally {
@@ -220,7 +194,7 @@ describe("the CLI exits promptly when a body never ends", () => {
 
 describe("no cache write follows a planted symlink", () => {
   async function victim(): Promise<{ dir: string; file: string }> {
-    const dir = await fsp.mkdtemp(path.join(tmpRoot, "outside-"));
+    const dir = await fsp.mkdtemp(path.join(suite.root, "outside-"));
     const file = path.join(dir, "precious.txt");
     await fsp.writeFile(file, "precious");
     return { dir, file };
@@ -232,7 +206,7 @@ describe("no cache write follows a planted symlink", () => {
     const blobs = path.join(cache, REPO_DIR, "blobs");
     await fsp.mkdir(blobs, { recursive: true });
     await fsp.symlink(v.file, path.join(blobs, `${sha256Hex(WEIGHTS)}.incomplete`));
-    const e = await failure(hfHubDownload(REPO, "model.safetensors", opts(cache)));
+    const e = await perceiverErrorOf(hfHubDownload(REPO, "model.safetensors", opts(cache)));
     expect(e.code).toBe("HUB_DISK");
     expect(e.message).toMatch(/is a symlink/);
     expect(await fsp.readFile(v.file, "utf8")).toBe("precious");
@@ -243,7 +217,7 @@ describe("no cache write follows a planted symlink", () => {
     const v = await victim();
     await fsp.mkdir(path.join(cache, REPO_DIR, "snapshots"), { recursive: true });
     await fsp.symlink(v.dir, path.join(cache, REPO_DIR, "snapshots", C1));
-    const e = await failure(hfHubDownload(REPO, "config.json", opts(cache)));
+    const e = await perceiverErrorOf(hfHubDownload(REPO, "config.json", opts(cache)));
     expect(e.code).toBe("HUB_DISK");
     expect(e.message).toContain(path.join("snapshots", C1));
     expect(await fsp.readdir(v.dir)).toEqual(["precious.txt"]);
@@ -255,7 +229,7 @@ describe("no cache write follows a planted symlink", () => {
     await fsp.mkdir(path.join(cache, REPO_DIR, ".no_exist"), { recursive: true });
     await fsp.symlink(v.dir, path.join(cache, REPO_DIR, ".no_exist", C1));
     // asking for "precious.txt", which the repo lacks, would mark .no_exist/<commit>/precious.txt
-    const e = await failure(hfHubDownload(REPO, "precious.txt", opts(cache)));
+    const e = await perceiverErrorOf(hfHubDownload(REPO, "precious.txt", opts(cache)));
     expect(e.code).toBe("HUB_DISK");
     expect(await fsp.readFile(v.file, "utf8")).toBe("precious");
   });
@@ -264,11 +238,11 @@ describe("no cache write follows a planted symlink", () => {
     const cache = await freshCache();
     const v = await victim();
     await fsp.symlink(v.dir, path.join(cache, REPO_DIR));
-    expect((await failure(hfHubDownload(REPO, "config.json", opts(cache)))).code).toBe("HUB_DISK");
+    expect((await perceiverErrorOf(hfHubDownload(REPO, "config.json", opts(cache)))).code).toBe("HUB_DISK");
     expect(await fsp.readdir(v.dir)).toEqual(["precious.txt"]);
 
     const real = await freshCache();
-    const linked = path.join(tmpRoot, `linked-${path.basename(real)}`);
+    const linked = path.join(suite.root, `linked-${path.basename(real)}`);
     await fsp.symlink(real, linked);
     const p = await hfHubDownload(REPO, "config.json", opts(linked));
     expect(await fsp.readFile(p, "utf8")).toBe("{}");

@@ -8,10 +8,11 @@ import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { PerceiverError } from "../src/errors.js";
-import { hfHubDownload, hubFileExists, hubFileUrl, repoFolderName, resolveCacheDir, type HubOptions } from "../src/io/hub/hub.js";
+import { describe, expect, it } from "vitest";
+import { hfHubDownload, hubFileExists, hubFileUrl, repoFolderName, resolveCacheDir } from "../src/io/hub/hub.js";
 import { FAKE_HUB_TOKEN, fakeCommit, sha256Hex, startFakeHub, type FakeHub, type FakeRepo } from "./helpers/fake-hub.js";
+import { perceiverErrorOf } from "./helpers/errors.js";
+import { useFakeHub } from "./helpers/hub-suite.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const C1 = fakeCommit("tiny-1");
@@ -51,27 +52,8 @@ const REPOS: Record<string, FakeRepo> = {
   "org/gated": { access: "gated", commits: { [CP]: { files: { "config.json": CONFIG_1 } } }, refs: { main: CP } },
 };
 
-let tmpRoot: string;
-let hub: FakeHub;
-
-async function freshCache(): Promise<string> {
-  return fsp.mkdtemp(path.join(tmpRoot, "cache-"));
-}
-
-/** Options for a hermetic call: no HF_* from the real environment, no token file from the real home. */
-function opts(cacheDir: string, extra: HubOptions = {}, h: FakeHub = hub): HubOptions {
-  return { endpoint: h.endpoint, cacheDir, env: { HOME: tmpRoot }, retryDelayMs: 5, ...extra };
-}
-
-async function catchErr(p: Promise<unknown>): Promise<PerceiverError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(PerceiverError);
-    return e as PerceiverError;
-  }
-  throw new Error("expected a PerceiverError, got success");
-}
+const suite = useFakeHub("hub-test", REPOS, { renames: { "org/old-name": "org/tiny" }, retryDelayMs: 5 });
+const { freshCache, opts } = suite;
 
 const sha256File = async (p: string) => sha256Hex(await fsp.readFile(p));
 
@@ -108,21 +90,6 @@ async function closedPort(): Promise<number> {
 
 const cdnGets = (h: FakeHub) => h.requests.filter((r) => r.method === "GET" && r.url.startsWith("/cdn/"));
 
-beforeAll(async () => {
-  tmpRoot = await fsp.mkdtemp(path.join(os.tmpdir(), "perceiver-hub-test-"));
-  hub = await startFakeHub({ repos: REPOS }, { renames: { "org/old-name": "org/tiny" } });
-});
-
-afterAll(async () => {
-  await hub?.close();
-  if (tmpRoot) await fsp.rm(tmpRoot, { recursive: true, force: true });
-});
-
-beforeEach(() => {
-  hub.setFaults({});
-  hub.clearRequests();
-});
-
 describe("cache layout", () => {
   it("stores blobs by ETag, relative symlinks in snapshots/{commit}, and refs/{revision}", async () => {
     const cache = await freshCache();
@@ -137,15 +104,15 @@ describe("cache layout", () => {
     expect(weights).toBe(path.join(repoDir, "snapshots", C1, "model.safetensors"));
     expect(notes).toBe(path.join(repoDir, "snapshots", C1, "sub", "dir", "notes.txt"));
 
-    const cfgInfo = hub.file("org/tiny", C1, "config.json");
-    const wInfo = hub.file("org/tiny", C1, "model.safetensors");
+    const cfgInfo = suite.hub.file("org/tiny", C1, "config.json");
+    const wInfo = suite.hub.file("org/tiny", C1, "model.safetensors");
     expect(cfgInfo.lfs).toBe(false);
     expect(wInfo.lfs).toBe(true);
     // Small files are named by their git blob sha1, LFS files by their sha256 (X-Linked-Etag, not the pointer ETag).
     expect((await fsp.lstat(cfg)).isSymbolicLink()).toBe(true);
     expect(await fsp.readlink(cfg)).toBe(`../../blobs/${cfgInfo.gitSha1}`);
     expect(await fsp.readlink(weights)).toBe(`../../blobs/${wInfo.sha256}`);
-    expect(await fsp.readlink(notes)).toBe(`../../../../blobs/${hub.file("org/tiny", C1, "sub/dir/notes.txt").gitSha1}`);
+    expect(await fsp.readlink(notes)).toBe(`../../../../blobs/${suite.hub.file("org/tiny", C1, "sub/dir/notes.txt").gitSha1}`);
     expect(await fsp.readFile(cfg, "utf8")).toBe(CONFIG_1);
     expect(await sha256File(weights)).toBe(wInfo.sha256);
     expect(await fsp.readFile(notes, "utf8")).toBe(NOTES);
@@ -158,12 +125,12 @@ describe("cache layout", () => {
     expect(blobs).toContain(cfgInfo.gitSha1);
 
     // The wire: HEAD with identity encoding; the LFS HEAD's 302 is read, not followed; the bytes come from the CDN.
-    const heads = hub.requests.filter((r) => r.method === "HEAD");
+    const heads = suite.hub.requests.filter((r) => r.method === "HEAD");
     expect(heads).toHaveLength(4);
     for (const h of heads) expect(h.headers["accept-encoding"]).toBe("identity");
     expect(heads[1].url).toBe("/org/tiny/resolve/main/model.safetensors");
     expect(heads[1].status).toBe(302);
-    const gets = hub.requests.filter((r) => r.method === "GET");
+    const gets = suite.hub.requests.filter((r) => r.method === "GET");
     expect(gets.map((g) => g.url)).toEqual([
       "/org/tiny/resolve/main/config.json",
       `/cdn/${wInfo.sha256}`,
@@ -179,18 +146,18 @@ describe("cache layout", () => {
   it("resolves refs/pr/N (URL-encoded) into refs/refs/pr/N and reuses blobs across commits", async () => {
     const cache = await freshCache();
     await hfHubDownload("org/tiny", "model.safetensors", opts(cache));
-    hub.clearRequests();
+    suite.hub.clearRequests();
     const cfg = await hfHubDownload("org/tiny", "config.json", opts(cache, { revision: "refs/pr/1" }));
     const w = await hfHubDownload("org/tiny", "model.safetensors", opts(cache, { revision: "refs/pr/1" }));
     const repoDir = path.join(cache, "models--org--tiny");
     expect(cfg).toBe(path.join(repoDir, "snapshots", C2, "config.json"));
     expect(await fsp.readFile(cfg, "utf8")).toBe(CONFIG_2);
     expect(await fsp.readFile(path.join(repoDir, "refs", "refs", "pr", "1"), "utf8")).toBe(C2);
-    expect(hub.requests[0].url).toBe("/org/tiny/resolve/refs%2Fpr%2F1/config.json");
+    expect(suite.hub.requests[0].url).toBe("/org/tiny/resolve/refs%2Fpr%2F1/config.json");
     // Same weights blob as main: only the HEAD, no second transfer.
     expect(w).toBe(path.join(repoDir, "snapshots", C2, "model.safetensors"));
     expect(await sha256File(w)).toBe(sha256Hex(WEIGHTS));
-    expect(cdnGets(hub)).toHaveLength(0);
+    expect(cdnGets(suite.hub)).toHaveLength(0);
   });
 
   it("uses the requested id for a renamed repo (relative 307 followed for metadata)", async () => {
@@ -198,27 +165,27 @@ describe("cache layout", () => {
     const p = await hfHubDownload("org/old-name", "config.json", opts(cache));
     expect(p).toBe(path.join(cache, "models--org--old-name", "snapshots", C1, "config.json"));
     expect(await fsp.readFile(p, "utf8")).toBe(CONFIG_1);
-    expect(hub.requests[0]).toMatchObject({ method: "HEAD", url: "/org/old-name/resolve/main/config.json", status: 307 });
-    expect(hub.requests[1]).toMatchObject({ method: "HEAD", url: "/org/tiny/resolve/main/config.json", status: 200 });
+    expect(suite.hub.requests[0]).toMatchObject({ method: "HEAD", url: "/org/old-name/resolve/main/config.json", status: 307 });
+    expect(suite.hub.requests[1]).toMatchObject({ method: "HEAD", url: "/org/tiny/resolve/main/config.json", status: 200 });
   });
 
   it("serves a second call from the cache: 0 requests for a commit, one HEAD for a branch", async () => {
     const cache = await freshCache();
     const first = await hfHubDownload("org/tiny", "model.safetensors", opts(cache, { revision: C1 }));
     expect(await exists(path.join(cache, "models--org--tiny", "refs"))).toBe(false); // no ref for a commit revision
-    hub.clearRequests();
+    suite.hub.clearRequests();
     expect(await hfHubDownload("org/tiny", "model.safetensors", opts(cache, { revision: C1 }))).toBe(first);
-    expect(hub.requests).toHaveLength(0);
+    expect(suite.hub.requests).toHaveLength(0);
     expect(await hfHubDownload("org/tiny", "model.safetensors", opts(cache))).toBe(first);
-    expect(hub.requests.map((r) => r.method)).toEqual(["HEAD"]);
+    expect(suite.hub.requests.map((r) => r.method)).toEqual(["HEAD"]);
   });
 
   it("forceDownload fetches again", async () => {
     const cache = await freshCache();
     await hfHubDownload("org/tiny", "model.safetensors", opts(cache, { revision: C1 }));
-    hub.clearRequests();
+    suite.hub.clearRequests();
     const p = await hfHubDownload("org/tiny", "model.safetensors", opts(cache, { revision: C1, forceDownload: true }));
-    expect(cdnGets(hub)).toHaveLength(1);
+    expect(cdnGets(suite.hub)).toHaveLength(1);
     expect(await sha256File(p)).toBe(sha256Hex(WEIGHTS));
   });
 });
@@ -227,26 +194,26 @@ describe("offline and unreachable", () => {
   it("offline: answers from the cache through refs/, or fails naming what is missing", async () => {
     const cache = await freshCache();
     const online = await hfHubDownload("org/tiny", "config.json", opts(cache));
-    hub.clearRequests();
+    suite.hub.clearRequests();
     expect(await hfHubDownload("org/tiny", "config.json", opts(cache, { offline: true }))).toBe(online);
-    expect(await hfHubDownload("org/tiny", "config.json", { ...opts(cache), env: { HOME: tmpRoot, HF_HUB_OFFLINE: "1" } })).toBe(online);
+    expect(await hfHubDownload("org/tiny", "config.json", { ...opts(cache), env: { HOME: suite.root, HF_HUB_OFFLINE: "1" } })).toBe(online);
 
-    const missFile = await catchErr(hfHubDownload("org/tiny", "model.safetensors", opts(cache, { offline: true })));
+    const missFile = await perceiverErrorOf(hfHubDownload("org/tiny", "model.safetensors", opts(cache, { offline: true })));
     expect(missFile.code).toBe("HUB_OFFLINE_MISS");
     expect(missFile.message).toContain("model.safetensors");
     expect(missFile.message).toContain(C1);
-    const missRev = await catchErr(hfHubDownload("org/tiny", "config.json", opts(cache, { offline: true, revision: "v1.0" })));
+    const missRev = await perceiverErrorOf(hfHubDownload("org/tiny", "config.json", opts(cache, { offline: true, revision: "v1.0" })));
     expect(missRev.code).toBe("HUB_OFFLINE_MISS");
     expect(missRev.message).toContain(path.join("refs", "v1.0"));
     expect(await hubFileExists("org/tiny", "config.json", opts(cache, { offline: true }))).toBe(true);
-    expect(hub.requests).toHaveLength(0);
+    expect(suite.hub.requests).toHaveLength(0);
   });
 
   it("connection refused: HUB_NETWORK with what to do, or the cached file when there is one", async () => {
     const cache = await freshCache();
     const endpoint = `http://127.0.0.1:${await closedPort()}`;
     const t0 = Date.now();
-    const e = await catchErr(hfHubDownload("org/tiny", "config.json", opts(cache, { endpoint })));
+    const e = await perceiverErrorOf(hfHubDownload("org/tiny", "config.json", opts(cache, { endpoint })));
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(e.code).toBe("HUB_NETWORK");
     expect(e.message).toContain("ECONNREFUSED");
@@ -262,9 +229,9 @@ describe("offline and unreachable", () => {
   it("a server error falls back to the cache like huggingface_hub, else HUB_HTTP", async () => {
     const cache = await freshCache();
     const cached = await hfHubDownload("org/tiny", "config.json", opts(cache));
-    hub.setFaults({ status: 500 });
+    suite.hub.setFaults({ status: 500 });
     expect(await hfHubDownload("org/tiny", "config.json", opts(cache))).toBe(cached);
-    const e = await catchErr(hfHubDownload("org/tiny", "sub/dir/notes.txt", opts(cache)));
+    const e = await perceiverErrorOf(hfHubDownload("org/tiny", "sub/dir/notes.txt", opts(cache)));
     expect(e.code).toBe("HUB_HTTP");
     expect(e.message).toContain("HTTP 500");
   });
@@ -273,8 +240,8 @@ describe("offline and unreachable", () => {
 describe("resume and integrity", () => {
   it("resumes an interrupted download with a Range request", async () => {
     const cache = await freshCache();
-    hub.setFaults({ dropAfterBytes: 7000, dropTimes: 1 });
-    const e = await catchErr(hfHubDownload("org/tiny", "model.safetensors", opts(cache, { maxRetries: 0 })));
+    suite.hub.setFaults({ dropAfterBytes: 7000, dropTimes: 1 });
+    const e = await perceiverErrorOf(hfHubDownload("org/tiny", "model.safetensors", opts(cache, { maxRetries: 0 })));
     expect(e.code).toBe("HUB_NETWORK");
     const sha = sha256Hex(WEIGHTS);
     const incomplete = path.join(cache, "models--org--tiny", "blobs", `${sha}.incomplete`);
@@ -283,9 +250,9 @@ describe("resume and integrity", () => {
     expect(partial).toBeLessThan(WEIGHTS.length);
     expect(await listTree(path.join(cache, "models--org--tiny", "snapshots"))).toEqual([]);
 
-    hub.clearRequests();
+    suite.hub.clearRequests();
     const p = await hfHubDownload("org/tiny", "model.safetensors", opts(cache));
-    const gets = cdnGets(hub);
+    const gets = cdnGets(suite.hub);
     expect(gets).toHaveLength(1);
     expect(gets[0].headers.range).toBe(`bytes=${partial}-`);
     expect(gets[0].status).toBe(206);
@@ -295,28 +262,28 @@ describe("resume and integrity", () => {
 
   it("retries a transfer cut short within one call, resuming each time", async () => {
     const cache = await freshCache();
-    hub.setFaults({ dropAfterBytes: 6000 }); // every response is cut after 6000 bytes
+    suite.hub.setFaults({ dropAfterBytes: 6000 }); // every response is cut after 6000 bytes
     const p = await hfHubDownload("org/tiny", "model.safetensors", opts(cache, { maxRetries: 1 }));
     expect(await sha256File(p)).toBe(sha256Hex(WEIGHTS));
-    expect(cdnGets(hub).map((r) => r.headers.range)).toEqual([undefined, "bytes=6000-", "bytes=12000-", "bytes=18000-"]);
+    expect(cdnGets(suite.hub).map((r) => r.headers.range)).toEqual([undefined, "bytes=6000-", "bytes=12000-", "bytes=18000-"]);
 
     // No progress at all: gives up after maxRetries.
     const cache2 = await freshCache();
-    hub.setFaults({ dropAfterBytes: 0 });
-    hub.clearRequests();
-    const e = await catchErr(hfHubDownload("org/tiny", "model.safetensors", opts(cache2, { maxRetries: 2 })));
+    suite.hub.setFaults({ dropAfterBytes: 0 });
+    suite.hub.clearRequests();
+    const e = await perceiverErrorOf(hfHubDownload("org/tiny", "model.safetensors", opts(cache2, { maxRetries: 2 })));
     expect(e.code).toBe("HUB_NETWORK");
-    expect(cdnGets(hub)).toHaveLength(3);
+    expect(cdnGets(suite.hub)).toHaveLength(3);
   });
 
   it("restarts from zero when the server answers 200 to a Range request", async () => {
     const cache = await freshCache();
-    hub.setFaults({ dropAfterBytes: 9000, dropTimes: 1 });
-    await catchErr(hfHubDownload("org/tiny", "model.safetensors", opts(cache, { maxRetries: 0 })));
-    hub.setFaults({ ignoreRange: true });
-    hub.clearRequests();
+    suite.hub.setFaults({ dropAfterBytes: 9000, dropTimes: 1 });
+    await perceiverErrorOf(hfHubDownload("org/tiny", "model.safetensors", opts(cache, { maxRetries: 0 })));
+    suite.hub.setFaults({ ignoreRange: true });
+    suite.hub.clearRequests();
     const p = await hfHubDownload("org/tiny", "model.safetensors", opts(cache));
-    const gets = cdnGets(hub);
+    const gets = cdnGets(suite.hub);
     expect(gets).toHaveLength(1);
     expect(gets[0].headers.range).toMatch(/^bytes=\d+-$/);
     expect(gets[0].status).toBe(200);
@@ -326,8 +293,8 @@ describe("resume and integrity", () => {
 
   it("a corrupted transfer is HUB_INTEGRITY and leaves nothing in blobs/ or snapshots/", async () => {
     const cache = await freshCache();
-    hub.setFaults({ corruptAt: 12_345 });
-    const e = await catchErr(hfHubDownload("org/tiny", "model.safetensors", opts(cache)));
+    suite.hub.setFaults({ corruptAt: 12_345 });
+    const e = await perceiverErrorOf(hfHubDownload("org/tiny", "model.safetensors", opts(cache)));
     expect(e.code).toBe("HUB_INTEGRITY");
     expect(e.message).toContain("sha256");
     expect(e.message).toContain("model.safetensors");
@@ -335,22 +302,22 @@ describe("resume and integrity", () => {
     expect(await listTree(path.join(repoDir, "snapshots"))).toEqual([]);
     expect(await listTree(path.join(repoDir, "blobs"))).toEqual([]);
     // The next, clean attempt works.
-    hub.setFaults({});
+    suite.hub.setFaults({});
     expect(await sha256File(await hfHubDownload("org/tiny", "model.safetensors", opts(cache)))).toBe(sha256Hex(WEIGHTS));
   });
 
   it("a wrong size is HUB_INTEGRITY (announced size, short Content-Length, more bytes than announced)", async () => {
     for (const faults of [{ linkedSizeDelta: 3 }, { linkedSizeDelta: -3 }]) {
       const cache = await freshCache();
-      hub.setFaults(faults);
-      const e = await catchErr(hfHubDownload("org/tiny", "model.safetensors", opts(cache)));
+      suite.hub.setFaults(faults);
+      const e = await perceiverErrorOf(hfHubDownload("org/tiny", "model.safetensors", opts(cache)));
       expect(e.code, JSON.stringify(faults)).toBe("HUB_INTEGRITY");
       expect(await listTree(path.join(cache, "models--org--tiny", "snapshots"))).toEqual([]);
     }
     // A small (non-LFS) file has no sha256 ETag: the size check alone catches a short body.
     const cache = await freshCache();
-    hub.setFaults({ contentLengthDelta: -5 });
-    const e = await catchErr(hfHubDownload("org/tiny", "config.json", opts(cache)));
+    suite.hub.setFaults({ contentLengthDelta: -5 });
+    const e = await perceiverErrorOf(hfHubDownload("org/tiny", "config.json", opts(cache)));
     expect(e.code).toBe("HUB_INTEGRITY");
     expect(e.message).toContain(`got ${CONFIG_1.length - 5} bytes`);
     expect(await listTree(path.join(cache, "models--org--tiny", "blobs"))).toEqual([]);
@@ -358,10 +325,10 @@ describe("resume and integrity", () => {
 
   it("an HTML page with status 200 is caught (content: integrity; metadata: not a hub)", async () => {
     const cache = await freshCache();
-    hub.setFaults({ htmlPage: "content" });
-    expect((await catchErr(hfHubDownload("org/tiny", "model.safetensors", opts(cache)))).code).toBe("HUB_INTEGRITY");
-    hub.setFaults({ htmlPage: "metadata" });
-    const e = await catchErr(hfHubDownload("org/tiny", "config.json", opts(cache)));
+    suite.hub.setFaults({ htmlPage: "content" });
+    expect((await perceiverErrorOf(hfHubDownload("org/tiny", "model.safetensors", opts(cache)))).code).toBe("HUB_INTEGRITY");
+    suite.hub.setFaults({ htmlPage: "metadata" });
+    const e = await perceiverErrorOf(hfHubDownload("org/tiny", "config.json", opts(cache)));
     expect(e.code).toBe("HUB_HTTP");
     expect(e.message).toContain("X-Repo-Commit");
     expect(e.message).toContain("HF_ENDPOINT");
@@ -372,20 +339,20 @@ describe("resume and integrity", () => {
 describe("HTTP errors", () => {
   it("401 on a private repo names HF_TOKEN; the token opens it", async () => {
     const cache = await freshCache();
-    const e = await catchErr(hfHubDownload("org/private", "config.json", opts(cache)));
+    const e = await perceiverErrorOf(hfHubDownload("org/private", "config.json", opts(cache)));
     expect(e.code).toBe("HUB_UNAUTHORIZED");
     expect(e.message).toContain("HF_TOKEN");
     expect(e.message).toMatch(/gated or private/);
-    const wrong = await catchErr(hfHubDownload("org/private", "config.json", opts(cache, { token: "hf_wrong" })));
+    const wrong = await perceiverErrorOf(hfHubDownload("org/private", "config.json", opts(cache, { token: "hf_wrong" })));
     expect(wrong.code).toBe("HUB_UNAUTHORIZED");
     expect(wrong.message).toContain("rejected");
 
-    hub.clearRequests();
-    const p = await hfHubDownload("org/private", "config.json", { ...opts(cache), env: { HOME: tmpRoot, HF_TOKEN: FAKE_HUB_TOKEN } });
+    suite.hub.clearRequests();
+    const p = await hfHubDownload("org/private", "config.json", { ...opts(cache), env: { HOME: suite.root, HF_TOKEN: FAKE_HUB_TOKEN } });
     expect(await fsp.readFile(p, "utf8")).toBe(CONFIG_1);
-    expect(hub.requests[0].headers.authorization).toBe(`Bearer ${FAKE_HUB_TOKEN}`);
+    expect(suite.hub.requests[0].headers.authorization).toBe(`Bearer ${FAKE_HUB_TOKEN}`);
 
-    const gated = await catchErr(hfHubDownload("org/gated", "config.json", opts(cache)));
+    const gated = await perceiverErrorOf(hfHubDownload("org/gated", "config.json", opts(cache)));
     expect(gated.code).toBe("HUB_UNAUTHORIZED");
     expect(gated.message).toContain("gated");
     expect(gated.message).toContain("HF_TOKEN");
@@ -393,21 +360,21 @@ describe("HTTP errors", () => {
 
   it("reads the token file under HF_HOME when HF_TOKEN is unset", async () => {
     const cache = await freshCache();
-    const home = await fsp.mkdtemp(path.join(tmpRoot, "hfhome-"));
+    const home = await fsp.mkdtemp(path.join(suite.root, "hfhome-"));
     await fsp.writeFile(path.join(home, "token"), `${FAKE_HUB_TOKEN}\n`);
-    const p = await hfHubDownload("org/private", "config.json", { ...opts(cache), env: { HOME: tmpRoot, HF_HOME: home } });
+    const p = await hfHubDownload("org/private", "config.json", { ...opts(cache), env: { HOME: suite.root, HF_HOME: home } });
     expect(await fsp.readFile(p, "utf8")).toBe(CONFIG_1);
   });
 
   it("404s say whether the repo, the revision or the file is missing", async () => {
     const cache = await freshCache();
-    const repo = await catchErr(hfHubDownload("org/nope", "config.json", opts(cache)));
+    const repo = await perceiverErrorOf(hfHubDownload("org/nope", "config.json", opts(cache)));
     expect(repo.code).toBe("HUB_NOT_FOUND");
     expect(repo.message).toContain("repository org/nope not found");
-    const rev = await catchErr(hfHubDownload("org/tiny", "config.json", opts(cache, { revision: "no-such-branch" })));
+    const rev = await perceiverErrorOf(hfHubDownload("org/tiny", "config.json", opts(cache, { revision: "no-such-branch" })));
     expect(rev.code).toBe("HUB_NOT_FOUND");
     expect(rev.message).toContain(`revision "no-such-branch" not found in org/tiny`);
-    const entry = await catchErr(hfHubDownload("org/tiny", "missing.json", opts(cache)));
+    const entry = await perceiverErrorOf(hfHubDownload("org/tiny", "missing.json", opts(cache)));
     expect(entry.code).toBe("HUB_NOT_FOUND");
     expect(entry.message).toContain("file missing.json not found in org/tiny at revision main");
     // Like huggingface_hub: the absence is remembered under .no_exist/{commit}/.
@@ -419,22 +386,22 @@ describe("HTTP errors", () => {
     expect(await hubFileExists("org/tiny", "model.safetensors", opts(cache))).toBe(true);
     expect(await hubFileExists("org/tiny", "pytorch_model.bin", opts(cache))).toBe(false);
     expect(await hubFileExists("org/tiny", "pytorch_model.bin", opts(cache, { offline: true }))).toBe(false); // .no_exist
-    expect((await catchErr(hubFileExists("org/nope", "config.json", opts(cache)))).code).toBe("HUB_NOT_FOUND");
-    expect(hub.requests.every((r) => r.method === "HEAD")).toBe(true);
+    expect((await perceiverErrorOf(hubFileExists("org/nope", "config.json", opts(cache)))).code).toBe("HUB_NOT_FOUND");
+    expect(suite.hub.requests.every((r) => r.method === "HEAD")).toBe(true);
   });
 
   it("a stalled server is HUB_TIMEOUT, not a hang", async () => {
     const cache = await freshCache();
-    hub.setFaults({ stall: "metadata" });
+    suite.hub.setFaults({ stall: "metadata" });
     let t0 = Date.now();
-    const meta = await catchErr(hfHubDownload("org/tiny", "config.json", opts(cache, { fetchTimeoutMs: 300 })));
+    const meta = await perceiverErrorOf(hfHubDownload("org/tiny", "config.json", opts(cache, { fetchTimeoutMs: 300 })));
     expect(meta.code).toBe("HUB_TIMEOUT");
     expect(meta.message).toContain("--model <folder>");
     expect(Date.now() - t0).toBeLessThan(3000);
 
-    hub.setFaults({ stall: "content", stallAfterBytes: 4096 });
+    suite.hub.setFaults({ stall: "content", stallAfterBytes: 4096 });
     t0 = Date.now();
-    const content = await catchErr(
+    const content = await perceiverErrorOf(
       hfHubDownload("org/tiny", "model.safetensors", opts(cache, { downloadTimeoutMs: 300, maxRetries: 0 })),
     );
     expect(content.code).toBe("HUB_TIMEOUT");
@@ -486,21 +453,21 @@ describe("redirects and Authorization", () => {
 describe("concurrency and locks", () => {
   it("two concurrent downloads in one process end with one intact blob and one transfer", async () => {
     const cache = await freshCache();
-    hub.setFaults({ throttle: { chunkBytes: 4000, delayMs: 40 } });
+    suite.hub.setFaults({ throttle: { chunkBytes: 4000, delayMs: 40 } });
     const [a, b] = await Promise.all([
       hfHubDownload("org/tiny", "model.safetensors", opts(cache)),
       hfHubDownload("org/tiny", "model.safetensors", opts(cache)),
     ]);
     expect(a).toBe(b);
     expect(await sha256File(a)).toBe(sha256Hex(WEIGHTS));
-    expect(cdnGets(hub)).toHaveLength(1);
+    expect(cdnGets(suite.hub)).toHaveLength(1);
     expect(await listTree(path.join(cache, "models--org--tiny", "blobs"))).toEqual([sha256Hex(WEIGHTS)]);
   });
 
   it("two processes at once end with one intact blob", async () => {
     const cache = await freshCache();
-    hub.setFaults({ throttle: { chunkBytes: 2000, delayMs: 80 } }); // ~0.8 s transfer, so the two overlap
-    const script = path.join(tmpRoot, "child-download.mts");
+    suite.hub.setFaults({ throttle: { chunkBytes: 2000, delayMs: 80 } }); // ~0.8 s transfer, so the two overlap
+    const script = path.join(suite.root, "child-download.mts");
     await fsp.writeFile(
       script,
       `import { hfHubDownload } from ${JSON.stringify(pathToFileURL(path.join(ROOT, "src/io/hub/hub.ts")).href)};\n` +
@@ -509,7 +476,7 @@ describe("concurrency and locks", () => {
     );
     const run = () =>
       new Promise<string>((resolve, reject) => {
-        const child = spawn(path.join(ROOT, "node_modules/.bin/tsx"), [script, hub.endpoint, cache, tmpRoot], { stdio: ["ignore", "pipe", "pipe"] });
+        const child = spawn(path.join(ROOT, "node_modules/.bin/tsx"), [script, suite.hub.endpoint, cache, suite.root], { stdio: ["ignore", "pipe", "pipe"] });
         let out = "";
         let err = "";
         child.stdout.on("data", (d) => (out += d));
@@ -521,7 +488,7 @@ describe("concurrency and locks", () => {
     expect(a).toBe(path.join(cache, "models--org--tiny", "snapshots", C1, "model.safetensors"));
     expect(b).toBe(a);
     expect(await sha256File(a)).toBe(sha256Hex(WEIGHTS));
-    expect(cdnGets(hub)).toHaveLength(1);
+    expect(cdnGets(suite.hub)).toHaveLength(1);
     expect(await listTree(path.join(cache, "models--org--tiny", "blobs"))).toEqual([sha256Hex(WEIGHTS)]);
   });
 
@@ -563,19 +530,19 @@ describe("inputs and paths", () => {
   it("rejects bad repo ids, file names and revisions before any request", async () => {
     const cache = await freshCache();
     for (const id of ["", "a/b/c", "-org/name", "org/name-", "org/na--me", "org/na..me", "org/name.git", "org/ná"]) {
-      const e = await catchErr(hfHubDownload(id, "config.json", opts(cache)));
+      const e = await perceiverErrorOf(hfHubDownload(id, "config.json", opts(cache)));
       expect(e.code, id).toBe("USAGE");
       expect(e.message).toContain("repo id");
     }
     for (const f of ["", "../config.json", "a/../../b", "/etc/passwd", "a//b", "a\\b", "C:x"]) {
-      const e = await catchErr(hfHubDownload("org/tiny", f, opts(cache)));
+      const e = await perceiverErrorOf(hfHubDownload("org/tiny", f, opts(cache)));
       expect(e.code, f).toBe("USAGE");
       expect(e.message).toContain("file name");
     }
     for (const r of ["", "../x", "refs/../../x"]) {
-      expect((await catchErr(hfHubDownload("org/tiny", "config.json", opts(cache, { revision: r })))).code, r).toBe("USAGE");
+      expect((await perceiverErrorOf(hfHubDownload("org/tiny", "config.json", opts(cache, { revision: r })))).code, r).toBe("USAGE");
     }
-    expect(hub.requests).toHaveLength(0);
+    expect(suite.hub.requests).toHaveLength(0);
     expect(repoFolderName("deepmind/vision-perceiver-conv")).toBe("models--deepmind--vision-perceiver-conv");
     expect(repoFolderName("gpt2")).toBe("models--gpt2");
   });
@@ -591,16 +558,16 @@ describe("inputs and paths", () => {
   });
 
   it("a cache that cannot be written is HUB_DISK naming the path", async () => {
-    const file = path.join(tmpRoot, "not-a-dir");
+    const file = path.join(suite.root, "not-a-dir");
     await fsp.writeFile(file, "x");
-    const e = await catchErr(hfHubDownload("org/tiny", "config.json", opts(path.join(file, "cache"))));
+    const e = await perceiverErrorOf(hfHubDownload("org/tiny", "config.json", opts(path.join(file, "cache"))));
     expect(e.code).toBe("HUB_DISK");
     expect(e.message).toContain(path.join(file, "cache"));
   });
 
   it("throttles progress reports to about 10 per second", async () => {
     const cache = await freshCache();
-    hub.setFaults({ throttle: { chunkBytes: 500, delayMs: 10 } }); // 40 chunks over ~0.5 s
+    suite.hub.setFaults({ throttle: { chunkBytes: 500, delayMs: 10 } }); // 40 chunks over ~0.5 s
     const calls: number[] = [];
     const t0 = Date.now();
     await hfHubDownload("org/tiny", "model.safetensors", opts(cache, { onProgress: () => calls.push(Date.now()) }));
