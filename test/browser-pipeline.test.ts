@@ -14,22 +14,17 @@
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { build, type Plugin } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PerceiverForImageClassification, preprocessBatch, topK, type ProgressInfo } from "../src/index.js";
 import { loadImageFile } from "../src/node.js";
 import { ROOT } from "./helpers/cli.js";
 import { fakeCommit, startFakeHub, type FakeHub } from "./helpers/fake-hub.js";
-import { startCorsProxy, startStaticServer, type LocalServer } from "./helpers/static-server.js";
+import { CHROMIUM, startBrowserRig, type BrowserRig } from "./helpers/browser-rig.js";
 
-const CHROMIUM = process.env.PERCEIVER_CHROMIUM ?? "/usr/bin/chromium";
 const CI = process.env.CI === "true";
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync",
-];
 const TINY = join(ROOT, "test/fixtures/tiny-conv");
 const REPO = "deepmind/tiny-conv";
 const SHA = fakeCommit("browser pipeline tiny-conv pytorch_model.bin");
@@ -59,10 +54,7 @@ interface PageRun {
 describe.skipIf(!HAVE_CHROMIUM && !CI)("pipeline and fromPretrained in headless Chromium", () => {
   let outDir = "";
   let hub: FakeHub;
-  let proxy: LocalServer;
-  let site: LocalServer;
-  let isolatedSite: LocalServer;
-  let browser: Browser;
+  let rig: BrowserRig;
   let expected: { label: string; score: number }[][];
   const pageErrors: string[] = [];
 
@@ -83,10 +75,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)("pipeline and fromPretrained in headless 
       "pytorch_model.bin": readFileSync(join(ROOT, "test/fixtures/pickle/tiny-conv.pytorch_model.bin")),
     };
     hub = await startFakeHub({ repos: { [REPO]: { commits: { [SHA]: { files } }, refs: { main: SHA } } } });
-    proxy = await startCorsProxy(hub.endpoint);
-    site = await startStaticServer(outDir);
-    isolatedSite = await startStaticServer(outDir, { crossOriginIsolated: true });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
+    rig = await startBrowserRig(hub.endpoint, outDir);
 
     // The reference: the class API in Node with the same preprocessor settings, images decoded by the library.
     const model = await PerceiverForImageClassification.fromPretrained(TINY);
@@ -102,10 +91,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)("pipeline and fromPretrained in headless 
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await site?.close();
-    await isolatedSite?.close();
-    await proxy?.close();
+    await rig?.close();
     await hub?.close();
     if (outDir) rmSync(outDir, { recursive: true, force: true });
   });
@@ -136,7 +122,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)("pipeline and fromPretrained in headless 
       const proc = classify.model.imageProcessorConfig;
       await classify.dispose();
       return { lists, events, proc };
-    }, { endpoint: proxy.url, repo: REPO, revision: SHA });
+    }, { endpoint: rig.proxy.url, repo: REPO, revision: SHA });
   }
 
   function expectSameAsNode(lists: PageRun["lists"]): void {
@@ -148,11 +134,11 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)("pipeline and fromPretrained in headless 
   }
 
   it("classifies mixed inputs per image like Node, and a reload loads the model from the cache with no network request", async () => {
-    const context = await browser.newContext();
+    const context = await rig.browser.newContext();
     const page = await context.newPage();
     page.setDefaultTimeout(60_000);
     page.on("pageerror", (e) => pageErrors.push(`pageerror: ${e.message}`));
-    await page.goto(`${site.url}/`);
+    await page.goto(`${rig.site.url}/`);
 
     hub.clearRequests();
     const first = await run(page);
@@ -192,7 +178,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)("pipeline and fromPretrained in headless 
       } catch (e) {
         return { code: (e as { code?: string }).code, message: (e as Error).message };
       }
-    }, { endpoint: proxy.url, repo: REPO, revision: SHA });
+    }, { endpoint: rig.proxy.url, repo: REPO, revision: SHA });
     expect(refused).toMatchObject({ code: "CONFIG_UNSUPPORTED", message: expect.stringMatching(/SharedArrayBuffer|Web Worker/) });
     expect(hub.requests).toEqual([]); // that load came from the cache too
     expect(pageErrors).toEqual([]);
@@ -201,15 +187,15 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)("pipeline and fromPretrained in headless 
   });
 
   it("in a Web Worker of a cross-origin isolated page, a pipeline runs on 2 threads and its dispose() stops them", async () => {
-    const page = await browser.newPage();
+    const page = await rig.browser.newPage();
     page.setDefaultTimeout(60_000);
-    await page.goto(`${isolatedSite.url}/`);
+    await page.goto(`${rig.isolatedSite.url}/`);
     await page.waitForFunction(() => document.body.dataset.ready === "1");
     expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
     const r = (await page.evaluate(async ({ endpoint, repo, revision }) => {
       const image = await (await fetch("./astronaut.png")).blob();
       return (globalThis as unknown as { runInWorker: (q: unknown) => Promise<unknown> }).runInWorker({ endpoint, repo, revision, image });
-    }, { endpoint: proxy.url, repo: REPO, revision: SHA })) as { lists?: PageRun["lists"]; during?: number; after?: number; error?: string };
+    }, { endpoint: rig.proxy.url, repo: REPO, revision: SHA })) as { lists?: PageRun["lists"]; during?: number; after?: number; error?: string };
     expect(r.error).toBeUndefined();
     expect(r.during).toBe(2);
     expect(r.after).toBe(1); // the last live pipeline stopped the worker threads

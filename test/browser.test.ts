@@ -17,7 +17,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -30,15 +30,10 @@ import { cropAndResize } from "../src/io/image/image-processor.js";
 import { ROOT } from "./helpers/cli.js";
 import { fakeCommit, startFakeHub, type FakeHub } from "./helpers/fake-hub.js";
 import { overflow, resultsInView } from "./helpers/page-layout.js";
-import { startCorsProxy, startStaticServer, type LocalServer } from "./helpers/static-server.js";
+import { CHROMIUM, startBrowserRig, type BrowserRig } from "./helpers/browser-rig.js";
 
-const CHROMIUM = process.env.PERCEIVER_CHROMIUM ?? "/usr/bin/chromium";
 const NO_CHROMIUM = !existsSync(CHROMIUM) && process.env.CI !== "true";
 const SKIP = process.env.PERCEIVER_SKIP_BROWSER === "1" || NO_CHROMIUM;
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync",
-];
 const TINY = join(ROOT, "test/fixtures/tiny-conv");
 const CAT = join(ROOT, "samples/cat.png");
 const REPO = "deepmind/tiny-conv";
@@ -68,10 +63,7 @@ else if (SKIP) console.warn("test/browser.test.ts: SKIPPED (PERCEIVER_SKIP_BROWS
 describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
   let outDir = "";
   let hub: FakeHub;
-  let proxy: LocalServer;
-  let site: LocalServer;
-  let isolatedSite: LocalServer;
-  let browser: Browser;
+  let rig: BrowserRig;
   let expected: {
     top: Prediction[]; logits: Float32Array; crop: Uint8Array; map: Float64Array; overlay: Uint8Array; overlayHeight: number; layers: number;
   };
@@ -104,10 +96,7 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
         },
       },
     });
-    proxy = await startCorsProxy(hub.endpoint);
-    site = await startStaticServer(outDir);
-    isolatedSite = await startStaticServer(outDir, { crossOriginIsolated: true });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
+    rig = await startBrowserRig(hub.endpoint, outDir);
     const tLaunch = performance.now();
 
     // The reference: the library in Node, the PNG decoded by pngjs.
@@ -139,17 +128,14 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await site?.close();
-    await isolatedSite?.close();
-    await proxy?.close();
+    await rig?.close();
     await hub?.close();
     if (outDir) rmSync(outDir, { recursive: true, force: true });
   });
 
-  async function openPage(query: Record<string, string>, base = site.url, viewport = { width: 1000, height: 1150 }): Promise<Page> {
+  async function openPage(query: Record<string, string>, base = rig.site.url, viewport = { width: 1000, height: 1150 }): Promise<Page> {
     pageErrors.length = 0;
-    const page = await browser.newPage({ viewport });
+    const page = await rig.browser.newPage({ viewport });
     page.setDefaultTimeout(20_000);
     page.on("pageerror", (e) => pageErrors.push(`pageerror: ${e.message}`));
     page.on("console", (m) => {
@@ -201,7 +187,7 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
   }
 
   it("on a cross-origin isolated page (COOP/COEP) the worker runs the products on Web Worker threads, same results", async () => {
-    const page = await openPage({ endpoint: proxy.url, repo: REPO, revision: SHA_SAFETENSORS }, isolatedSite.url);
+    const page = await openPage({ endpoint: rig.proxy.url, repo: REPO, revision: SHA_SAFETENSORS }, rig.isolatedSite.url);
     const env = await page.evaluate(() => ({ isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency }));
     expect(env.isolated).toBe(true);
     const r = await classifyCat(page);
@@ -216,7 +202,7 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
 
   it("classifies samples/cat.png like the library does in Node, with progress and the attention overlay", async () => {
     const t0 = performance.now();
-    const page = await openPage({ endpoint: proxy.url, repo: REPO, revision: SHA_SAFETENSORS });
+    const page = await openPage({ endpoint: rig.proxy.url, repo: REPO, revision: SHA_SAFETENSORS });
     const r = await classifyCat(page);
     const seconds = (performance.now() - t0) / 1000;
 
@@ -297,7 +283,7 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
   });
 
   it("falls back to pytorch_model.bin, and loads local files from the file picker", async () => {
-    const page = await openPage({ endpoint: proxy.url, repo: REPO, revision: SHA_BIN });
+    const page = await openPage({ endpoint: rig.proxy.url, repo: REPO, revision: SHA_BIN });
     const fromBin = await classifyCat(page);
     expectSameAsNode(fromBin);
     expect(fromBin.model?.weightsFile).toBe("pytorch_model.bin");
@@ -313,7 +299,7 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
   });
 
   it("shows clear errors: unknown repo, no weights, not an image, missing config, unreachable hub, stalled download", async () => {
-    const page = await openPage({ endpoint: proxy.url, repo: "deepmind/no-such-model", revision: "main" });
+    const page = await openPage({ endpoint: rig.proxy.url, repo: "deepmind/no-such-model", revision: "main" });
     await page.click("#load-hub");
     expect(await waitForStatus(page, "error")).toMatch(/config\.json: HTTP 404 .*repository not found/);
     expect(await page.textContent("#model-status")).toBe("No model loaded.");
@@ -351,7 +337,7 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
     // A download that starts and then stalls ends in a timeout message, not a hang.
     hub.setFaults({ stall: "content", stallAfterBytes: 1000 });
     try {
-      const stalled = await openPage({ endpoint: proxy.url, repo: REPO, revision: SHA_SAFETENSORS, timeout: "1" });
+      const stalled = await openPage({ endpoint: rig.proxy.url, repo: REPO, revision: SHA_SAFETENSORS, timeout: "1" });
       await stalled.click("#load-hub");
       expect(await waitForStatus(stalled, "error")).toMatch(/config\.json: no data from .* for 1 s.*\[HUB_TIMEOUT\]/);
       await stalled.close();
@@ -362,7 +348,7 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
   it("puts the results in view after a run, at 1280x900 and at 390 px wide, with nothing wider than the screen", async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     for (const viewport of [{ width: 1280, height: 900 }, { width: 390, height: 844 }]) {
-      const page = await openPage({ endpoint: proxy.url, repo: REPO, revision: SHA_SAFETENSORS }, site.url, viewport);
+      const page = await openPage({ endpoint: rig.proxy.url, repo: REPO, revision: SHA_SAFETENSORS }, rig.site.url, viewport);
       const name = `${viewport.width}x${viewport.height}`;
       await page.screenshot({ path: join(ARTIFACTS, `demo-${name}-start.png`) });
       // short labels stay on one line (a narrow grid column once broke "Download" into "Downloa / d")
@@ -397,7 +383,7 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
   });
 
   it("offers the revision in words, says Open files and Read for local files, and the thread count in words", async () => {
-    const page = await openPage({ endpoint: proxy.url, repo: REPO });
+    const page = await openPage({ endpoint: rig.proxy.url, repo: REPO });
     const menu = await page.evaluate(() => {
       const s = document.getElementById("revision-choice") as HTMLSelectElement;
       return { value: s.value, shown: s.selectedOptions[0].textContent ?? "", options: [...s.options].map((o) => o.textContent ?? "") };
@@ -434,7 +420,7 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
     expect(await page.isVisible("#threads")).toBe(true);
     await page.close();
 
-    const isolated = await openPage({ endpoint: proxy.url, repo: REPO, revision: SHA_SAFETENSORS }, isolatedSite.url);
+    const isolated = await openPage({ endpoint: rig.proxy.url, repo: REPO, revision: SHA_SAFETENSORS }, rig.isolatedSite.url);
     await classifyCat(isolated);
     const cores = await isolated.evaluate(() => navigator.hardwareConcurrency);
     expect(await isolated.textContent("#threads")).toBe(
@@ -444,7 +430,7 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
   });
 
   it("an error clears the previous results, and a failed load keeps the model that was loaded", async () => {
-    const page = await openPage({ endpoint: proxy.url, repo: REPO, revision: SHA_SAFETENSORS });
+    const page = await openPage({ endpoint: rig.proxy.url, repo: REPO, revision: SHA_SAFETENSORS });
     const first = await classifyCat(page);
     expect(await page.isVisible("#results")).toBe(true);
 
@@ -471,7 +457,7 @@ describe.skipIf(SKIP)("browser demo in headless Chromium", () => {
   });
 
   it("after a reload the weights come from the browser's cache, and the page says so", async () => {
-    const page = await openPage({ endpoint: proxy.url, repo: REPO, revision: SHA_SAFETENSORS });
+    const page = await openPage({ endpoint: rig.proxy.url, repo: REPO, revision: SHA_SAFETENSORS });
     await page.click("#load-hub");
     await waitForStatus(page, "ready");
     expect(await page.textContent("#download-text")).toMatch(/^model\.safetensors: [\d.]+ MiB of [\d.]+ MiB$/);
