@@ -1,14 +1,12 @@
 /** `perceiver classify <image|dir|glob...>`: top-k ImageNet labels for each image. */
 import { PerceiverError } from "../errors.js";
-import { topK } from "../perceiver/labels.js";
 import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
 import { parseCommandArgs } from "./args.js";
 import { applyComputeOptions, positiveInt, printable } from "./common.js";
 import { terminalJson, terminalText } from "./terminal-text.js";
 import type { JsonRecord } from "./dataset/jsonl.js";
-import {
-  batchMemoryCheck, DATASET_HELP, DATASET_OPTIONS, describePlan, loadDatasetModel, planDataset, runPlan, summaryLine,
-} from "./dataset/session.js";
+import { classifyBatches } from "./dataset/classify-batch.js";
+import { DATASET_HELP, DATASET_OPTIONS, describePlan, loadDatasetModel, planDataset, runPlan, summaryLine } from "./dataset/session.js";
 
 export const CLASSIFY_HELP = `Usage: perceiver classify <image|dir|glob...> [options]
 
@@ -55,23 +53,15 @@ export async function classify(argv: string[]): Promise<number> {
   describePlan(plan, values.quiet);
 
   const { model, processorConfig } = await loadDatasetModel(plan, values, !values.quiet && !values.json);
-  const checkBatch = batchMemoryCheck("classify", model, processorConfig, plan);
-
-  const n = model.config.numLabels;
+  const forward = classifyBatches("classify", model, processorConfig, plan, topKCount);
   const result = await runPlan(plan, {
     label: "classify",
     processorConfig,
     values,
     async compute(pixels, files, onLayer) {
-      checkBatch(pixels.shape);
-      const b = pixels.shape[0];
-      const t = performance.now();
-      const { logits } = await model.forward(pixels, { onProgress: onLayer });
-      const perImage = (performance.now() - t) / 1000 / b;
-      return files.map((file, i) => {
-        const row = logits.data.subarray(i * n, (i + 1) * n);
-        const rec: JsonRecord = { file, seconds: Number(perImage.toFixed(3)), batch: b, top_k: topK(row, topKCount, model.config.id2label) };
-        if (values.logits) rec.logits = Array.from(row);
+      return (await forward(pixels, onLayer)).map(({ seconds, batch, top_k, logits }, i) => {
+        const rec: JsonRecord = { file: files[i], seconds, batch, top_k };
+        if (values.logits) rec.logits = Array.from(logits);
         return rec;
       });
     },

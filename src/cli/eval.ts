@@ -1,14 +1,12 @@
 /** `perceiver eval <dir...>`: top-1 / top-5 accuracy of the model on a labelled image folder. */
 import { PerceiverError } from "../errors.js";
 import { DEFAULT_MODEL } from "../io/hub/hub-model.js";
-import { topK } from "../perceiver/labels.js";
 import { parseCommandArgs } from "./args.js";
 import { applyComputeOptions, positiveInt } from "./common.js";
 import { EvalTally, mergeEvalOutputs, outcomeOf, summaryText } from "./dataset/accuracy.js";
 import type { JsonRecord } from "./dataset/jsonl.js";
-import {
-  batchMemoryCheck, DATASET_HELP, DATASET_OPTIONS, describePlan, loadDatasetModel, planDataset, runPlan, summaryLine,
-} from "./dataset/session.js";
+import { classifyBatches } from "./dataset/classify-batch.js";
+import { DATASET_HELP, DATASET_OPTIONS, describePlan, loadDatasetModel, planDataset, runPlan, summaryLine } from "./dataset/session.js";
 import { directoryInputs, trueLabels } from "./dataset/true-labels.js";
 
 export const EVAL_HELP = `Usage: perceiver eval <dir...> [options]
@@ -66,24 +64,17 @@ export async function evaluate(argv: string[]): Promise<number> {
     const m = truth.matched;
     console.error(`class folders: ${m.byName} by label, ${m.bySynset} by synset id, ${m.byMap} by --label-map`);
   }
-  const checkBatch = batchMemoryCheck("eval", model, processorConfig, plan);
-
-  const n = model.config.numLabels;
+  const forward = classifyBatches("eval", model, processorConfig, plan, topKCount);
   const result = await runPlan(plan, {
     label: "eval",
     processorConfig,
     values,
     prefail: truth.missing,
     async compute(pixels, files, onLayer) {
-      checkBatch(pixels.shape);
-      const b = pixels.shape[0];
-      const t = performance.now();
-      const { logits } = await model.forward(pixels, { onProgress: onLayer });
-      const perImage = (performance.now() - t) / 1000 / b;
-      return files.map((file, i): JsonRecord => {
+      return (await forward(pixels, onLayer)).map(({ seconds, batch, top_k }, i): JsonRecord => {
+        const file = files[i];
         const label = truth.labels.get(file)!;
-        const top_k = topK(logits.data.subarray(i * n, (i + 1) * n), topKCount, model.config.id2label);
-        return { file, true_label: { index: label, label: model.config.id2label[label] ?? `LABEL_${label}` }, seconds: Number(perImage.toFixed(3)), batch: b, top_k };
+        return { file, true_label: { index: label, label: model.config.id2label[label] ?? `LABEL_${label}` }, seconds, batch, top_k };
       });
     },
     onRecord: (rec) => tally.add(rec.file, rec.error === undefined ? outcomeOf(rec) : null),

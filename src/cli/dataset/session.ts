@@ -1,11 +1,10 @@
 /**
  * What classify, embed and eval share around their own logic: the options, expanding and checking the inputs and
- * the --out file before the model is loaded, --shard and --resume, loading the model, the memory check before
- * decoding, the run (decode pool, --out, progress bar, error lines), and the summary line.
+ * the --out file before the model is loaded, --shard and --resume, loading the model, the run (decode pool, --out,
+ * progress bar, error lines), and the summary line. classify-batch.ts: the forward pass classify and eval share.
  */
 import { PerceiverError } from "../../errors.js";
-import { defaultImageProcessorConfig, type ImageProcessorConfig } from "../../io/image/image-processor.js";
-import { checkForwardMemory } from "../../perceiver/memory.js";
+import type { ImageProcessorConfig } from "../../io/image/image-processor.js";
 import type { PerceiverForImageClassification } from "../../perceiver/model.js";
 import { COMPUTE_HELP, IMAGE_HELP, loadCliModel, MODEL_COMMAND_OPTIONS, positiveInt, printable } from "../common.js";
 import { progressEnabled } from "../progress.js";
@@ -149,26 +148,6 @@ export async function loadDatasetModel(
   const { model, processorConfig, seconds } = await loadCliModel({ model: values.model, revision: values.revision, showProgress: plan.showProgress });
   if (log) console.error(`model loaded in ${seconds.toFixed(1)} s`);
   return { model, processorConfig };
-}
-
-/**
- * Refuses a batch that cannot fit before any image is decoded (when images are resized to one size), and returns
- * the check the command repeats on each batch's pixels [B, 3, H, W]; both name --batch-size as the way out.
- */
-export function batchMemoryCheck(
-  command: string,
-  model: PerceiverForImageClassification,
-  processorConfig: Partial<ImageProcessorConfig>,
-  plan: DatasetPlan,
-): (shape: readonly number[]) => void {
-  const memoryOpts = { where: command, hint: "use a smaller --batch-size" };
-  if (processorConfig.doResize ?? defaultImageProcessorConfig.doResize) {
-    const { height, width } = processorConfig.size ?? defaultImageProcessorConfig.size;
-    checkForwardMemory(model.config, { batch: Math.max(1, Math.min(plan.batchSize, plan.todo.length)), height, width }, memoryOpts);
-  }
-  return ([b, , h, w]) => {
-    checkForwardMemory(model.config, { batch: b, height: h, width: w }, memoryOpts);
-  };
 }
 
 export interface PlanRunOptions {
