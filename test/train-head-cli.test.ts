@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { main } from "../src/cli/main.js";
 import { readImageFolder } from "../src/cli/dataset/image-folder.js";
+import { imageFilesUnder } from "../src/cli/dataset/inputs.js";
 import { fixture } from "./helpers/golden.js";
 
 const TINY = fixture("tiny-conv");
@@ -151,6 +152,11 @@ describe("readImageFolder (the ImageFolder reader of train-head and eval)", () =
     expect(folder.classes).toEqual(["a", "b"]);
     expect(folder.images.map((im) => [im.relPath, im.label])).toEqual([["a/UPPER.PNG", 0], ["a/no-extension", 0], ["b/sub/z.png", 1], ["b/y.png", 1]]);
     expect(folder.images[0].path).toBe(join(root, "a", "UPPER.PNG"));
+  });
+
+  it("the walk's image cap (MAX_DATASET_IMAGES for a dataset) is an INPUT_INVALID error one image past it", async () => {
+    expect(await imageFilesUnder(join(dir, "data"), { max: 6 })).toHaveLength(6);
+    await expect(imageFilesUnder(join(dir, "data"), { max: 5 })).rejects.toMatchObject({ code: "INPUT_INVALID", message: expect.stringMatching(/more than 5 images/) });
   });
 });
 
