@@ -327,7 +327,7 @@ cli.push(
   { args: ["classify", small, "--model", ok, "--quiet"], exit: 0, message: "cat", why: "control: the micro model classifies" },
   { args: ["classify", small, "--model", "{bad}/checkpoints/escape-labels", "--quiet", "--top-k", "2"], exit: 0, message: "\\u001b]0;pwned\\u0007", absent: "\u001b", why: "labels from config.json cannot send terminal escapes" },
   { args: ["classify", "{bad}/images/truncated.png", "--model", ok, "--quiet"], exit: 1, message: "truncated.png: PNG is truncated", why: "a truncated image" },
-  { args: ["classify", "{bad}/checkpoints/ok", "--model", ok, "--quiet"], exit: 1, message: "holds no PNG or JPEG image", why: "a directory with no image in it" },
+  { args: ["classify", "{bad}/checkpoints/ok", "--model", ok, "--quiet"], exit: 1, message: "holds no image", why: "a directory with no image in it" },
   { args: ["classify", "{bad}/images/no-such.png", "--model", ok, "--quiet"], exit: 1, message: "no such file", why: "a missing image" },
   { args: ["classify", "{bad}/images/one-by-one.png", "--model", ok, "--quiet"], exit: 1, message: "too small", why: "a 1x1 image" },
   { args: ["classify", "{bad}/images/html-page.jpg", "--model", ok, "--quiet"], exit: 1, message: "html-page.jpg: not a PNG, JPEG, WebP, GIF or BMP", why: "an HTML page" },

@@ -51,7 +51,7 @@ describe("expandInputs", () => {
       expect(await expandInputs(["d/b/2.png"], { command: "t", filesFrom: "-", stdin })).toEqual(["d/b/2.png", "d/a/x.png", "d/b/1.JPG"]);
       await expect(expandInputs(["d/nope.png"], { command: "t" })).rejects.toThrow(/d\/nope\.png: no such file/);
       await expect(expandInputs(["d/*.gif"], { command: "t" })).rejects.toThrow(/d\/\*\.gif: the pattern matches no file/);
-      await expect(expandInputs(["e"], { command: "t" })).rejects.toThrow(/e: the directory holds no PNG or JPEG image/);
+      await expect(expandInputs(["e"], { command: "t" })).rejects.toThrow(/e: the directory holds no image \(PNG, JPEG, WebP, GIF or BMP\)/);
       await writeFile("bad-list.txt", "d/a/x.png\nmissing.png\n");
       await expect(expandInputs([], { command: "t", filesFrom: "bad-list.txt" })).rejects.toThrow(/bad-list\.txt.*missing\.png/);
       await expect(expandInputs([], { command: "t" })).rejects.toMatchObject({ code: "USAGE" });

@@ -10,7 +10,7 @@ import { DATASET_HELP, DATASET_OPTIONS, describePlan, loadDatasetModel, planData
 
 export const CLASSIFY_HELP = `Usage: perceiver classify <image|dir|glob...> [options]
 
-Classify PNG or JPEG images with a Perceiver IO ImageNet model and print the top-k labels.
+Classify images (PNG, JPEG, WebP, GIF, BMP) with a Perceiver IO ImageNet model and print the top-k labels.
 
 Options:
   --model <repo|folder|file>  hub repo id, local folder (config.json + model.safetensors or

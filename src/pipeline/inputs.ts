@@ -3,7 +3,7 @@
  *
  *   string       Node: a file path, or an http(s)/data/blob URL; browser: a URL (relative to the page)
  *   URL          fetched
- *   bytes        Uint8Array / ArrayBuffer / any ArrayBufferView of a PNG or JPEG file
+ *   bytes        Uint8Array / ArrayBuffer / any ArrayBufferView of an image file (PNG, JPEG, WebP, GIF or BMP)
  *   Blob / File  its bytes
  *   pixels       ImageData or any {width, height, data} with RGBA (4 bytes per pixel) or RGB (3) data
  *   browser      ImageBitmap, HTMLImageElement, HTMLCanvasElement, OffscreenCanvas, VideoFrame: drawn on a canvas

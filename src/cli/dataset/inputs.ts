@@ -163,7 +163,7 @@ export async function expandInputs(args: readonly string[], opts: ExpandInputsOp
     if (!(s instanceof Error)) {
       if (s.isDirectory()) {
         const files = await walk(arg, walked);
-        if (files.length === 0) throw new PerceiverError("INPUT_INVALID", `${arg}: the directory holds no PNG or JPEG image`);
+        if (files.length === 0) throw new PerceiverError("INPUT_INVALID", `${arg}: the directory holds no image (PNG, JPEG, WebP, GIF or BMP)`);
         files.forEach(add);
       } else {
         try {
