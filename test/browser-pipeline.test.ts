@@ -6,7 +6,8 @@
  * and must get the labels
  * the library computes in Node, per image. Then the page is reloaded: the model comes from the Cache API, and the hub
  * sees no request at all. Last, in a Web Worker of a cross-origin isolated page, a pipeline runs on 2 worker threads
- * and its dispose() stops them.
+ * and its dispose() stops them. And trainDecoder trains a 2-class head in the page on latents the page computed
+ * (extractFeatures), like Node does on the same latents with the same seed and backend.
  *
  * Needs Chromium (/usr/bin/chromium, or PERCEIVER_CHROMIUM). Without it the file is skipped with one line, except
  * under CI=true, where a missing browser fails.
@@ -17,7 +18,9 @@ import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { build, type Plugin } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PerceiverForImageClassification, preprocessBatch, topK, type ProgressInfo } from "../src/index.js";
+import {
+  PerceiverForImageClassification, getBackend, preprocessBatch, setBackend, topK, trainDecoder, type ProgressInfo,
+} from "../src/index.js";
 import { loadImageFile } from "../src/node.js";
 import { ROOT } from "./helpers/cli.js";
 import { fakeCommit, startFakeHub, type FakeHub } from "./helpers/fake-hub.js";
@@ -35,6 +38,23 @@ const IMAGES = {
 };
 /** Probabilities, browser vs Node: the same kernels in another JavaScript engine build, float32 throughout. */
 const PROB_TOL = 1e-6;
+/**
+ * trainDecoder, browser vs Node, relative to the largest magnitude compared (latents, losses, parameters): the same
+ * float32 code in another engine build (here the latents and parameters come out bit-identical, the losses within
+ * a float64 rounding).
+ */
+const TRAIN_TOL = 1e-5;
+/** the training set of the trainDecoder test: cat (0) and astronaut (1), 2 classes */
+const TRAIN_SET = [["cat.png", 0], ["chelsea.jpg", 0], ["astronaut.png", 1]] as const;
+const TRAIN_OPTIONS = { numLabels: 2, epochs: 12, lr: 1e-2, batchSize: 3, seed: 7, valSplit: 0 };
+
+/** max |a - b| / max |b|: 0 for equal arrays */
+function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let d = 0, m = 0;
+  for (let i = 0; i < b.length; i++) [d, m] = [Math.max(d, Math.abs(a[i] - b[i])), Math.max(m, Math.abs(b[i]))];
+  return m === 0 ? d : d / m;
+}
 
 if (!HAVE_CHROMIUM && !CI) console.warn(`test/browser-pipeline.test.ts: SKIPPED: no Chromium at ${CHROMIUM} (apt-get install chromium, or set PERCEIVER_CHROMIUM)`);
 
@@ -201,6 +221,61 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)("pipeline and fromPretrained in headless 
     expect(r.after).toBe(1); // the last live pipeline stopped the worker threads
     expect(r.lists![0].map((p) => p.label)).toEqual(expected[1].map((p) => p.label));
     r.lists![0].forEach((p, i) => expect(Math.abs(p.score - expected[1][i].score)).toBeLessThanOrEqual(PROB_TOL));
+    await page.close();
+  });
+
+  it("trains a decoder head with trainDecoder on latents computed in the page, like Node on the same latents", async () => {
+    const page = await rig.browser.newPage();
+    page.setDefaultTimeout(60_000);
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(`${rig.site.url}/`);
+    await page.waitForFunction(() => document.body.dataset.ready === "1");
+    // in the page: the model from the hub, each image decoded by the library, its latents, then 12 epochs of training
+    const web = await page.evaluate(async ({ endpoint, repo, revision, set, proc, options }) => {
+      const { pipeline, preprocessBatch, decodeImageAsync, setBackend, getBackend, trainDecoder } =
+        (globalThis as unknown as { perceiver: typeof import("../src/index.js") }).perceiver;
+      setBackend("wasm");
+      const classify = await pipeline("image-classification", repo, { endpoint, revision });
+      const examples = [];
+      for (const [name, label] of set) {
+        const image = await decodeImageAsync(new Uint8Array(await (await fetch(`./${name}`)).arrayBuffer()));
+        const { latents } = await classify.model.extractFeatures(preprocessBatch([image], proc));
+        examples.push({ latents: latents.data, label });
+      }
+      const raw = examples.map((e) => Array.from(e.latents)); // trainDecoder copies before normalizing
+      const r = await trainDecoder(classify.model, examples, options);
+      await classify.dispose();
+      return {
+        backend: getBackend(), latents: raw, history: r.history.map(({ trainLoss, trainAccuracy }) => ({ trainLoss, trainAccuracy })),
+        bestEpoch: r.bestEpoch, params: Object.fromEntries(Object.entries(r.params).map(([k, v]) => [k, Array.from(v)])),
+      };
+    }, { endpoint: rig.proxy.url, repo: REPO, revision: SHA, set: TRAIN_SET, proc: { cropSize: PROC.crop_size, size: PROC.size }, options: TRAIN_OPTIONS });
+    expect(errors).toEqual([]);
+    expect(web.backend).toBe("wasm");
+
+    // in Node, same backend: the latents of the same images, then the same training run on the page's latents
+    const before = getBackend();
+    setBackend("wasm");
+    try {
+      const model = await PerceiverForImageClassification.fromPretrained(TINY);
+      for (const [i, [name]] of TRAIN_SET.entries()) {
+        const { latents } = await model.extractFeatures(preprocessBatch([await loadImageFile(IMAGES[name])], { cropSize: PROC.crop_size, size: PROC.size }));
+        expect(relDiff(web.latents[i], latents.data), `latents of ${name}`).toBeLessThanOrEqual(TRAIN_TOL);
+      }
+      const node = await trainDecoder(model, web.latents.map((l, i) => ({ latents: Float32Array.from(l), label: TRAIN_SET[i][1] })), TRAIN_OPTIONS);
+      expect(web.history).toHaveLength(TRAIN_OPTIONS.epochs);
+      expect(web.bestEpoch).toBe(node.bestEpoch);
+      expect(web.history.map((h) => h.trainAccuracy)).toEqual(node.history.map((h) => h.trainAccuracy));
+      expect(relDiff(web.history.map((h) => h.trainLoss), node.history.map((h) => h.trainLoss)), "losses").toBeLessThanOrEqual(TRAIN_TOL);
+      expect(Object.keys(web.params).sort()).toEqual(Object.keys(node.params).sort());
+      for (const [name, p] of Object.entries(node.params)) expect(relDiff(web.params[name], p), name).toBeLessThanOrEqual(TRAIN_TOL);
+      // the run learned: the loss fell and the last epoch classifies the 3 training images right
+      expect(node.history.at(-1)!.trainLoss).toBeLessThan(node.history[0].trainLoss);
+      expect(node.history.at(-1)!.trainAccuracy).toBe(1);
+    } finally {
+      setBackend(before);
+    }
     await page.close();
   });
 });
