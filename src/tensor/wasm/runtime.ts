@@ -84,18 +84,21 @@ export function wasmGemmSupported(): boolean {
  */
 export function wasmGemmKernel(): "fma" | "mul-add" | null {
   if (!wasmGemmSupported()) return null;
-  fma ??= validates({ fma: true }) || enableRelaxedSimdInNode();
+  fma ??= !fmaTurnedOff() && (validates({ fma: true }) || enableRelaxedSimdInNode());
   return fma ? "fma" : "mul-add";
+}
+
+/** PERCEIVER_WASM_FMA=0 keeps the plain mul-add kernel on every runtime (with or without Relaxed SIMD). */
+function fmaTurnedOff(): boolean {
+  return typeof process !== "undefined" && process.env?.PERCEIVER_WASM_FMA === "0";
 }
 
 /**
  * Some engines implement Relaxed SIMD behind a flag (Node 20's). Turn the flag on (node:v8 setFlagsFromString,
- * before our module is compiled) so they get the fused kernel too. PERCEIVER_WASM_FMA=0 keeps the plain mul-add
- * kernel. Returns whether the fma module now validates.
+ * before our module is compiled) so they get the fused kernel too. Returns whether the fma module now validates.
  */
 function enableRelaxedSimdInNode(): boolean {
   if (typeof process === "undefined" || typeof process.getBuiltinModule !== "function") return false;
-  if (process.env?.PERCEIVER_WASM_FMA === "0") return false;
   try {
     const v8 = process.getBuiltinModule("node:v8") as typeof import("node:v8") | undefined;
     v8?.setFlagsFromString("--experimental-wasm-relaxed-simd");
