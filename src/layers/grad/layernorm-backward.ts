@@ -6,6 +6,7 @@
  *   dx = r·(g - mean(g) - x̂·mean(g⊙x̂))
  * layerNormBackwardRef sums the Jacobian element by element (O(D²) per row); layerNormBackward uses the closed form.
  */
+import { rowMeanRstd } from "../../tensor/reference/layernorm.js";
 
 // x [rows, dim] -> out [rows, dim] = γ⊙x̂ + β, xhat [rows, dim], rstd [rows]
 export function layerNormForward(
@@ -14,15 +15,7 @@ export function layerNormForward(
 ): void {
   for (let r = 0; r < rows; r++) {
     const o = r * dim;
-    let sum = 0;
-    for (let i = 0; i < dim; i++) sum += x[o + i];
-    const mean = sum / dim;
-    let sq = 0;
-    for (let i = 0; i < dim; i++) {
-      const d = x[o + i] - mean;
-      sq += d * d;
-    }
-    const inv = 1 / Math.sqrt(sq / dim + eps);
+    const { mean, rstd: inv } = rowMeanRstd(x, o, dim, eps);
     rstd[r] = inv;
     for (let i = 0; i < dim; i++) {
       const h = (x[o + i] - mean) * inv;

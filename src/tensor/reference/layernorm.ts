@@ -5,12 +5,17 @@ export function layerNorm(
 ): void {
   for (let r = 0; r < rows; r++) {
     const o = r * dim;
-    let sum = 0;
-    for (let i = 0; i < dim; i++) sum += x[o + i];
-    const mean = sum / dim;
-    let sq = 0;
-    for (let i = 0; i < dim; i++) sq += (x[o + i] - mean) * (x[o + i] - mean);
-    const inv = 1 / Math.sqrt(sq / dim + eps);
-    for (let i = 0; i < dim; i++) out[o + i] = (x[o + i] - mean) * inv * weight[i] + bias[i];
+    const { mean, rstd } = rowMeanRstd(x, o, dim, eps);
+    for (let i = 0; i < dim; i++) out[o + i] = (x[o + i] - mean) * rstd * weight[i] + bias[i];
   }
+}
+
+// x[o .. o+dim) -> its mean and rstd = 1 / √(var + eps), var = Σ(x - mean)² / dim (biased), two passes in double
+export function rowMeanRstd(x: Float32Array, o: number, dim: number, eps: number): { mean: number; rstd: number } {
+  let sum = 0;
+  for (let i = 0; i < dim; i++) sum += x[o + i];
+  const mean = sum / dim;
+  let sq = 0;
+  for (let i = 0; i < dim; i++) sq += (x[o + i] - mean) * (x[o + i] - mean);
+  return { mean, rstd: 1 / Math.sqrt(sq / dim + eps) };
 }
